@@ -1,0 +1,167 @@
+//! The `keytrail` command: parse flags, resolve them once into a `Config`, run, map the result to
+//! an exit code (0 clean, 1 incomplete evidence or unreadable objects, 2 usage or fatal error).
+
+use clap::{Parser, Subcommand, ValueEnum};
+use keytrail::config::{BackfillScope, Config};
+use keytrail::synth::{self, Preset, SynthOptions};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(
+    name = "keytrail",
+    version,
+    about = "Prove whether AWS KMS keys were ever used: GetKeyLastUsage + the CloudTrail archive, as Athena-ready Parquet"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Classify every key, backfill pre-tracking usage from the CloudTrail archive, write the report.
+    Run {
+        /// Usage snapshot: JSON Lines of GetKeyLastUsage responses (optionally with KeyMetadata, Aliases).
+        #[arg(long)]
+        usage: PathBuf,
+        /// CloudTrail archive: a local directory with the bucket's layout ([prefix/]AWSLogs/...).
+        #[arg(long)]
+        logs: PathBuf,
+        /// Report directory (created; must not exist or be empty unless --overwrite).
+        #[arg(long)]
+        out: PathBuf,
+        /// Which keys get a backfill: those unknown before tracking (default) or all.
+        #[arg(long, value_enum, default_value_t = Backfill::Unknown)]
+        backfill: Backfill,
+        /// Start every backfill window no earlier than this (YYYY-MM-DD or ISO-8601, UTC).
+        #[arg(long)]
+        since: Option<String>,
+        /// Worker threads for decompression and parsing (default: all cores).
+        #[arg(long)]
+        threads: Option<usize>,
+        /// Replace an existing report in --out.
+        #[arg(long)]
+        overwrite: bool,
+        /// Print nothing but errors.
+        #[arg(long, short)]
+        quiet: bool,
+    },
+    /// Generate a deterministic synthetic archive, usage snapshot and ground truth.
+    Synth {
+        #[arg(long)]
+        out: PathBuf,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        #[arg(long, value_enum, default_value_t = PresetArg::Small)]
+        preset: PresetArg,
+        /// Organization-trail layout: AWSLogs/<org-id>/<account>/...
+        #[arg(long)]
+        org_id: Option<String>,
+        /// Key prefix before AWSLogs/.
+        #[arg(long)]
+        prefix: Option<String>,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Backfill {
+    Unknown,
+    All,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum PresetArg {
+    Small,
+    Large,
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
+        }
+    };
+    match cli.command {
+        Command::Run {
+            usage,
+            logs,
+            out,
+            backfill,
+            since,
+            threads,
+            overwrite,
+            quiet,
+        } => {
+            let since = match since
+                .as_deref()
+                .map(|s| (s, keytrail::model::parse_since(s)))
+            {
+                None => None,
+                Some((_, Some(t))) => Some(t),
+                Some((s, None)) => {
+                    return fail(format!(
+                        "--since {s}: expected YYYY-MM-DD or an ISO-8601 timestamp"
+                    ))
+                }
+            };
+            if threads == Some(0) {
+                return fail("--threads must be at least 1".into());
+            }
+            let cfg = Config {
+                usage,
+                logs,
+                out,
+                backfill: match backfill {
+                    Backfill::Unknown => BackfillScope::Unknown,
+                    Backfill::All => BackfillScope::All,
+                },
+                since,
+                threads: threads.unwrap_or(0),
+                overwrite,
+                arguments: std::env::args().collect(),
+            };
+            match keytrail::run(&cfg) {
+                Ok(outcome) => {
+                    if !quiet {
+                        print!("{}", outcome.summary.render());
+                        println!("report: {}", cfg.out.display());
+                    }
+                    ExitCode::from(if outcome.summary.incomplete() { 1 } else { 0 })
+                }
+                Err(e) => fail(format!("{e:#}")),
+            }
+        }
+        Command::Synth {
+            out,
+            seed,
+            preset,
+            org_id,
+            prefix,
+        } => {
+            let opts = SynthOptions {
+                seed,
+                preset: match preset {
+                    PresetArg::Small => Preset::Small,
+                    PresetArg::Large => Preset::Large,
+                },
+                org_id,
+                prefix,
+            };
+            match synth::generate(&out, &opts) {
+                Ok(s) => {
+                    println!("{s}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => fail(format!("{e:#}")),
+            }
+        }
+    }
+}
+
+fn fail(msg: String) -> ExitCode {
+    eprintln!("keytrail: error: {msg}");
+    ExitCode::from(2)
+}

@@ -1,0 +1,343 @@
+//! plan: which log objects must be read. A pure function of the keys, the archive's extent and
+//! the run's settings: for every key that needs a backfill, its account, region and the days of
+//! its window plus one delivery-slack day; for every key with a recorded last use, the day of that
+//! event plus one (to join it). It lists only those account/region/day prefixes, never the whole
+//! archive. It does no I/O: the archive's extent (`ArchiveStarts`) is discovered by `scan::list`.
+
+use crate::config::BackfillScope;
+use crate::inventory::Key;
+use crate::model::{day_of, days, iso, last_day_before, start_of, Instant, KeyArn};
+use crate::tracking::{classify, TrackingStatus};
+use chrono::NaiveDate;
+use std::collections::{BTreeMap, BTreeSet};
+
+/// One folder of the archive: `.../<account>/CloudTrail/<region>/YYYY/MM/DD/`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct DayPrefix {
+    pub account: String,
+    pub region: String,
+    pub day: NaiveDate,
+}
+
+/// The first delivery day present in the archive, per (account, region).
+pub type ArchiveStarts = BTreeMap<(String, String), NaiveDate>;
+
+/// A key's backfill window, half-open: `[start, end)`, never empty.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Window {
+    pub start: Instant,
+    pub end: Instant,
+}
+
+impl Window {
+    pub fn first_day(&self) -> NaiveDate {
+        day_of(self.start)
+    }
+    pub fn last_day(&self) -> NaiveDate {
+        last_day_before(self.end)
+    }
+    /// The day after the window, read because records are filed by delivery time.
+    pub fn slack_day(&self) -> NaiveDate {
+        self.last_day().succ_opt().expect("date in range")
+    }
+    pub fn days(&self) -> impl Iterator<Item = NaiveDate> {
+        days(self.first_day(), self.last_day())
+    }
+    pub fn day_count(&self) -> i64 {
+        (self.last_day() - self.first_day()).num_days() + 1
+    }
+    pub fn contains(&self, t: Instant) -> bool {
+        self.start <= t && t < self.end
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct KeyPlan {
+    pub arn: KeyArn,
+    pub status: TrackingStatus,
+    /// Whether this key is in the backfill scope of the run.
+    pub backfill: bool,
+    pub window: Option<Window>,
+    /// Why the evidence cannot be complete before any object is read: the window does not start
+    /// at key creation, or there is no window at all. `None` when the window starts at creation.
+    pub limits: Vec<String>,
+    /// The delivery days read to join the last use's event ID (`None` when there is no last use).
+    pub join_days: Option<(NaiveDate, NaiveDate)>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Plan {
+    pub keys: Vec<KeyPlan>,
+    pub prefixes: BTreeSet<DayPrefix>,
+}
+
+pub fn plan(
+    keys: &[Key],
+    starts: &ArchiveStarts,
+    scope: BackfillScope,
+    since: Option<Instant>,
+) -> Plan {
+    let mut out = Plan::default();
+    for key in keys {
+        let status = classify(key);
+        let account = key.arn.account().to_string();
+        let region = key.arn.region().to_string();
+        let backfill = match scope {
+            BackfillScope::Unknown => status == TrackingStatus::UnknownBeforeTracking,
+            BackfillScope::All => status != TrackingStatus::Error,
+        };
+        let archive_start = starts.get(&(account.clone(), region.clone())).copied();
+        let (window, limits) = match (backfill, key.creation, key.tracking_start) {
+            (true, Some(created), Some(end)) => {
+                window_for(created, end, since, archive_start, &account, &region)
+            }
+            _ => (None, Vec::new()),
+        };
+        let mut add = |day: NaiveDate| {
+            out.prefixes.insert(DayPrefix {
+                account: account.clone(),
+                region: region.clone(),
+                day,
+            });
+        };
+        if let Some(w) = window {
+            w.days().for_each(&mut add);
+            add(w.slack_day());
+        }
+        let join_days = key.last_usage.as_ref().map(|u| {
+            let d = day_of(u.timestamp);
+            (d, d.succ_opt().expect("date in range"))
+        });
+        if let Some((d, slack)) = join_days {
+            add(d);
+            add(slack);
+        }
+        out.keys.push(KeyPlan {
+            arn: key.arn.clone(),
+            status,
+            backfill,
+            window,
+            limits,
+            join_days,
+        });
+    }
+    out
+}
+
+/// `[max(creation, --since, archive start), tracking start)`, and what keeps it from starting at
+/// creation.
+fn window_for(
+    created: Instant,
+    end: Instant,
+    since: Option<Instant>,
+    archive_start: Option<NaiveDate>,
+    account: &str,
+    region: &str,
+) -> (Option<Window>, Vec<String>) {
+    if created >= end {
+        return (None, Vec::new());
+    }
+    let mut start = created;
+    let mut limits = Vec::new();
+    if let Some(s) = since.filter(|s| *s > created) {
+        start = s;
+        limits.push(format!(
+            "--since {} is after key creation {}",
+            iso(s),
+            iso(created)
+        ));
+    }
+    match archive_start {
+        Some(d) if start_of(d) > start => {
+            start = start_of(d);
+            limits.push(format!(
+                "archive for {account}/{region} starts {d}, after key creation {}",
+                iso(created)
+            ));
+        }
+        Some(_) => {}
+        None => limits.push(format!(
+            "no CloudTrail logs for {account}/{region} in the archive"
+        )),
+    }
+    if start >= end {
+        limits.push(format!(
+            "no part of the pre-tracking period (before {}) is covered",
+            iso(end)
+        ));
+        return (None, limits);
+    }
+    (Some(Window { start, end }), limits)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::inventory::parse_line;
+    use crate::model::parse_iso;
+
+    const ARN: &str = "arn:aws:kms:us-east-1:111122223333:key/k1";
+
+    fn key(creation: &str, tracking: &str, last: Option<&str>) -> Key {
+        let last = last.map_or("{}".to_string(), |t| {
+            format!(r#"{{"Timestamp":"{t}","CloudTrailEventId":"e"}}"#)
+        });
+        parse_line(&format!(
+            r#"{{"KeyId":"{ARN}","KeyLastUsage":{last},"TrackingStartDate":"{tracking}","KeyCreationDate":"{creation}"}}"#
+        ))
+        .unwrap()
+    }
+
+    fn starts(day: &str) -> ArchiveStarts {
+        [(
+            ("111122223333".to_string(), "us-east-1".to_string()),
+            day.parse().unwrap(),
+        )]
+        .into()
+    }
+
+    fn day_list(p: &Plan) -> Vec<String> {
+        p.prefixes.iter().map(|d| d.day.to_string()).collect()
+    }
+
+    #[test]
+    fn window_days_plus_slack_and_join_days() {
+        struct Case {
+            name: &'static str,
+            key: Key,
+            scope: BackfillScope,
+            since: Option<&'static str>,
+            archive: &'static str,
+            days: &'static [&'static str],
+            limited: bool,
+        }
+        let cases = [
+            Case {
+                name: "window ends at midnight: slack is the tracking-start day",
+                key: key("2026-03-02T10:00:00Z", "2026-03-04T00:00:00Z", None),
+                scope: BackfillScope::Unknown,
+                since: None,
+                archive: "2026-01-01",
+                days: &["2026-03-02", "2026-03-03", "2026-03-04"],
+                limited: false,
+            },
+            Case {
+                name: "window ends mid-day",
+                key: key("2026-03-02T10:00:00Z", "2026-03-03T08:00:00Z", None),
+                scope: BackfillScope::Unknown,
+                since: None,
+                archive: "2026-01-01",
+                days: &["2026-03-02", "2026-03-03", "2026-03-04"],
+                limited: false,
+            },
+            Case {
+                name: "archive starts after creation",
+                key: key("2025-01-01T00:00:00Z", "2026-03-03T08:00:00Z", None),
+                scope: BackfillScope::Unknown,
+                since: None,
+                archive: "2026-03-02",
+                days: &["2026-03-02", "2026-03-03", "2026-03-04"],
+                limited: true,
+            },
+            Case {
+                name: "--since after creation",
+                key: key("2025-01-01T00:00:00Z", "2026-03-03T08:00:00Z", None),
+                scope: BackfillScope::Unknown,
+                since: Some("2026-03-03"),
+                archive: "2024-01-01",
+                days: &["2026-03-03", "2026-03-04"],
+                limited: true,
+            },
+            Case {
+                name: "used key out of default scope: only its join days",
+                key: key(
+                    "2025-01-01T00:00:00Z",
+                    "2026-03-03T08:00:00Z",
+                    Some("2026-03-10T23:59:59Z"),
+                ),
+                scope: BackfillScope::Unknown,
+                since: None,
+                archive: "2026-03-02",
+                days: &["2026-03-10", "2026-03-11"],
+                limited: false,
+            },
+            Case {
+                name: "used key with --backfill all: window, slack and join days",
+                key: key(
+                    "2026-03-01T12:00:00Z",
+                    "2026-03-02T08:00:00Z",
+                    Some("2026-03-10T01:00:00Z"),
+                ),
+                scope: BackfillScope::All,
+                since: None,
+                archive: "2026-01-01",
+                days: &[
+                    "2026-03-01",
+                    "2026-03-02",
+                    "2026-03-03",
+                    "2026-03-10",
+                    "2026-03-11",
+                ],
+                limited: false,
+            },
+            Case {
+                name: "created after tracking start: nothing to read",
+                key: key("2026-03-05T00:00:00Z", "2026-03-05T00:00:00Z", None),
+                scope: BackfillScope::All,
+                since: None,
+                archive: "2026-01-01",
+                days: &[],
+                limited: false,
+            },
+        ];
+        for c in cases {
+            let p = plan(
+                &[c.key],
+                &starts(c.archive),
+                c.scope,
+                c.since.map(|s| crate::model::parse_since(s).unwrap()),
+            );
+            assert_eq!(day_list(&p), c.days, "case {}", c.name);
+            assert_eq!(
+                !p.keys[0].limits.is_empty(),
+                c.limited,
+                "case {}: {:?}",
+                c.name,
+                p.keys[0].limits
+            );
+        }
+    }
+
+    #[test]
+    fn archive_starting_after_tracking_leaves_no_window_and_says_so() {
+        let p = plan(
+            &[key("2025-01-01T00:00:00Z", "2026-03-03T08:00:00Z", None)],
+            &starts("2026-04-01"),
+            BackfillScope::Unknown,
+            None,
+        );
+        assert!(p.keys[0].window.is_none());
+        assert!(p.prefixes.is_empty());
+        assert!(
+            p.keys[0]
+                .limits
+                .iter()
+                .any(|l| l.contains("no part of the pre-tracking period")),
+            "{:?}",
+            p.keys[0].limits
+        );
+    }
+
+    #[test]
+    fn window_membership_is_half_open() {
+        let w = Window {
+            start: parse_iso("2026-03-01T10:00:00Z").unwrap(),
+            end: parse_iso("2026-03-02T00:00:00Z").unwrap(),
+        };
+        assert!(w.contains(parse_iso("2026-03-01T10:00:00Z").unwrap()));
+        assert!(w.contains(parse_iso("2026-03-01T23:59:59Z").unwrap()));
+        assert!(!w.contains(parse_iso("2026-03-02T00:00:00Z").unwrap()));
+        assert!(!w.contains(parse_iso("2026-03-01T09:59:59Z").unwrap()));
+        assert_eq!(w.day_count(), 1);
+    }
+}

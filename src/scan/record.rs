@@ -1,0 +1,534 @@
+//! record: one CloudTrail record and the rules that decide whether it is a use of a KMS key, and
+//! of which key. Pure. These rules are the product's definition of "use"; each one comes from
+//! PRODUCT.md "What counts as a use" and FACTS.md "CloudTrail record fields for KMS".
+
+use crate::model::{parse_iso, Instant, KeyArn};
+use serde::Deserialize;
+use serde_json::value::RawValue;
+use std::borrow::Cow;
+use std::collections::HashMap;
+
+pub const KMS_EVENT_SOURCE: &str = "kms.amazonaws.com";
+
+/// The 14 operations `GetKeyLastUsage` tracks; only successful calls to these are uses.
+pub const TRACKED_OPERATIONS: [&str; 14] = [
+    "Decapsulate",
+    "Decrypt",
+    "DeriveSharedSecret",
+    "Encapsulate",
+    "Encrypt",
+    "GenerateDataKey",
+    "GenerateDataKeyPair",
+    "GenerateDataKeyPairWithoutPlaintext",
+    "GenerateDataKeyWithoutPlaintext",
+    "GenerateMac",
+    "ReEncrypt",
+    "Sign",
+    "Verify",
+    "VerifyMac",
+];
+
+pub fn is_tracked_operation(name: &str) -> bool {
+    TRACKED_OPERATIONS.contains(&name)
+}
+
+/// The fields of a CloudTrail record that keytrail reads; everything else is ignored unparsed.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Record<'a> {
+    #[serde(borrow)]
+    pub event_time: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    pub event_source: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    pub event_name: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    pub aws_region: Option<Cow<'a, str>>,
+    #[serde(rename = "sourceIPAddress")]
+    pub source_ip_address: Option<String>,
+    pub user_agent: Option<String>,
+    /// Any JSON: only its presence matters (present and not null means the call failed).
+    #[serde(borrow)]
+    pub error_code: Option<&'a RawValue>,
+    #[serde(rename = "eventID")]
+    pub event_id: Option<String>,
+    #[serde(rename = "sharedEventID")]
+    pub shared_event_id: Option<String>,
+    pub recipient_account_id: Option<String>,
+    pub user_identity: Option<UserIdentity>,
+    #[serde(borrow)]
+    pub request_parameters: Option<RequestParameters<'a>>,
+    pub resources: Option<Vec<Resource>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UserIdentity {
+    #[serde(rename = "type")]
+    pub kind: Option<String>,
+    pub arn: Option<String>,
+    pub account_id: Option<String>,
+    pub invoked_by: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RequestParameters<'a> {
+    pub key_id: Option<String>,
+    pub destination_key_id: Option<String>,
+    #[serde(borrow)]
+    pub encryption_context: Option<&'a RawValue>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct Resource {
+    #[serde(rename = "ARN")]
+    pub arn: Option<String>,
+    #[serde(rename = "accountId")]
+    pub account_id: Option<String>,
+    #[serde(rename = "type")]
+    pub kind: Option<String>,
+}
+
+/// What a use is called in `kms_events.key_role`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum KeyRole {
+    Key,
+    Source,
+    Destination,
+}
+
+impl KeyRole {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KeyRole::Key => "key",
+            KeyRole::Source => "source",
+            KeyRole::Destination => "destination",
+        }
+    }
+}
+
+/// The keys a run cares about, and how to resolve the names a caller may have passed.
+#[derive(Debug, Default)]
+pub struct KeyIndex {
+    arns: HashMap<String, KeyArn>,
+    /// (account, region, alias name) -> key. Aliases are per account and region.
+    aliases: HashMap<(String, String, String), KeyArn>,
+    /// (account, region, key id) -> key.
+    ids: HashMap<(String, String, String), KeyArn>,
+}
+
+impl KeyIndex {
+    pub fn new<'k>(keys: impl IntoIterator<Item = (&'k KeyArn, &'k [String])>) -> KeyIndex {
+        let mut index = KeyIndex::default();
+        for (arn, aliases) in keys {
+            let (acct, region) = (arn.account().to_string(), arn.region().to_string());
+            index.arns.insert(arn.as_str().to_string(), arn.clone());
+            index.ids.insert(
+                (acct.clone(), region.clone(), arn.key_id().to_string()),
+                arn.clone(),
+            );
+            for alias in aliases {
+                index
+                    .aliases
+                    .insert((acct.clone(), region.clone(), alias.clone()), arn.clone());
+            }
+        }
+        index
+    }
+
+    pub fn get(&self, arn: &str) -> Option<&KeyArn> {
+        self.arns.get(arn)
+    }
+
+    /// Resolves `requestParameters.keyId` as KMS would for a caller in `account`/`region`: a key
+    /// ARN; an alias name or alias ARN through the inventory's aliases; a bare key id (which KMS
+    /// only accepts for keys in the caller's own account and region).
+    pub fn resolve(&self, key_id: &str, account: &str, region: &str) -> Option<&KeyArn> {
+        if let Some(rest) = key_id.strip_prefix("arn:") {
+            // arn:<partition>:kms:<region>:<account>:alias/<name>
+            let parts: Vec<&str> = rest.splitn(5, ':').collect();
+            if let [_, "kms", r, a, res] = parts[..] {
+                if res.starts_with("alias/") {
+                    return self
+                        .aliases
+                        .get(&(a.to_string(), r.to_string(), res.to_string()));
+                }
+            }
+            return self.arns.get(key_id);
+        }
+        let k = (account.to_string(), region.to_string(), key_id.to_string());
+        if key_id.starts_with("alias/") {
+            self.aliases.get(&k)
+        } else {
+            self.ids.get(&k)
+        }
+    }
+}
+
+/// Why a KMS record was not attributed to any in-scope key (counted, never silently dropped).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Attribution {
+    /// A successful tracked call; these keys were used, with these roles.
+    Uses,
+    /// Not a use: failed call, non-cryptographic operation, not KMS.
+    NotAUse,
+    /// A successful tracked call that names no key at all (no resources, no keyId).
+    Unattributable,
+}
+
+/// Decides whether `r` is a use, and of which in-scope keys.
+///
+/// - only `kms.amazonaws.com`, one of the 14 tracked operations, and no `errorCode`;
+/// - the key is `resources[].ARN` (its `type` may be absent); ReEncrypt lists source then
+///   destination;
+/// - only when `resources` names no key: `requestParameters.keyId` (and for ReEncrypt
+///   `destinationKeyId`), resolved in the recipient account and the record's region.
+pub fn attribute(
+    r: &Record<'_>,
+    index: &KeyIndex,
+    out: &mut Vec<(KeyArn, KeyRole)>,
+) -> Attribution {
+    out.clear();
+    let tracked = r.event_source.as_deref() == Some(KMS_EVENT_SOURCE)
+        && r.event_name.as_deref().is_some_and(is_tracked_operation);
+    if !tracked || r.error_code.is_some() {
+        return Attribution::NotAUse;
+    }
+    let reencrypt = r.event_name.as_deref() == Some("ReEncrypt");
+    let role_at = |i: usize| match (reencrypt, i) {
+        (false, _) => KeyRole::Key,
+        (true, 0) => KeyRole::Source,
+        (true, _) => KeyRole::Destination,
+    };
+    let named: Vec<&str> = r
+        .resources
+        .iter()
+        .flatten()
+        .filter(|res| res.kind.as_deref().is_none_or(|t| t == "AWS::KMS::Key"))
+        .filter_map(|res| res.arn.as_deref())
+        .filter(|arn| arn.contains(":key/"))
+        .collect();
+    if !named.is_empty() {
+        for (i, arn) in named.iter().enumerate() {
+            if let Some(k) = index.get(arn) {
+                out.push((k.clone(), role_at(i)));
+            }
+        }
+        return Attribution::Uses;
+    }
+    let account = r.recipient_account_id.as_deref().unwrap_or_default();
+    let region = r.aws_region.as_deref().unwrap_or_default();
+    let params = r.request_parameters.as_ref();
+    let passed: Vec<(Option<&str>, KeyRole)> = if reencrypt {
+        // ReEncrypt carries the destination but not the source key id.
+        vec![(
+            params.and_then(|p| p.destination_key_id.as_deref()),
+            KeyRole::Destination,
+        )]
+    } else {
+        vec![(params.and_then(|p| p.key_id.as_deref()), KeyRole::Key)]
+    };
+    if passed.iter().all(|(id, _)| id.is_none()) {
+        return Attribution::Unattributable;
+    }
+    for (id, role) in passed {
+        if let Some(k) = id.and_then(|id| index.resolve(id, account, region)) {
+            out.push((k.clone(), role));
+        }
+    }
+    Attribution::Uses
+}
+
+/// One delivered copy of a use, with the fields the report needs, owned.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UseCopy {
+    pub key: KeyArn,
+    pub role: KeyRole,
+    pub event_id: String,
+    pub shared_event_id: Option<String>,
+    pub event_time: Instant,
+    pub operation: String,
+    pub principal_arn: Option<String>,
+    pub principal_type: Option<String>,
+    pub principal_account: Option<String>,
+    pub invoked_by: Option<String>,
+    pub source_ip: Option<String>,
+    pub user_agent: Option<String>,
+    pub encryption_context: Option<String>,
+    pub recipient_account_id: Option<String>,
+    pub log_object: String,
+}
+
+impl UseCopy {
+    /// The copy delivered to the key owner's account (the one whose `eventID` KMS reports).
+    pub fn is_owner_copy(&self) -> bool {
+        self.recipient_account_id.as_deref() == Some(self.key.account())
+    }
+}
+
+/// The owned copies of a use, one per attributed key; `Err` names why the record is malformed.
+pub fn use_copies(
+    r: &Record<'_>,
+    keys: &[(KeyArn, KeyRole)],
+    log_object: &str,
+) -> Result<Vec<UseCopy>, &'static str> {
+    if keys.is_empty() {
+        return Ok(Vec::new());
+    }
+    let event_time = r
+        .event_time
+        .as_deref()
+        .and_then(parse_iso)
+        .ok_or("eventTime missing or not ISO-8601")?;
+    let event_id = r.event_id.clone().ok_or("eventID missing")?;
+    let ui = r.user_identity.as_ref();
+    Ok(keys
+        .iter()
+        .map(|(key, role)| UseCopy {
+            key: key.clone(),
+            role: *role,
+            event_id: event_id.clone(),
+            shared_event_id: r.shared_event_id.clone(),
+            event_time,
+            operation: r.event_name.as_deref().unwrap_or_default().to_string(),
+            principal_arn: ui.and_then(|u| u.arn.clone()),
+            principal_type: ui.and_then(|u| u.kind.clone()),
+            principal_account: ui.and_then(|u| u.account_id.clone()),
+            invoked_by: ui.and_then(|u| u.invoked_by.clone()),
+            source_ip: r.source_ip_address.clone(),
+            user_agent: r.user_agent.clone(),
+            encryption_context: r
+                .request_parameters
+                .as_ref()
+                .and_then(|p| p.encryption_context)
+                .map(|raw| compact_json(raw.get())),
+            recipient_account_id: r.recipient_account_id.clone(),
+            log_object: log_object.to_string(),
+        })
+        .collect())
+}
+
+/// Re-serialises a JSON fragment without insignificant whitespace.
+fn compact_json(raw: &str) -> String {
+    serde_json::from_str::<serde_json::Value>(raw)
+        .map_or_else(|_| raw.to_string(), |v| v.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const A: &str = "111122223333";
+    const K1: &str = "arn:aws:kms:us-east-1:111122223333:key/k1";
+    const K2: &str = "arn:aws:kms:us-east-1:111122223333:key/k2";
+    const OTHER: &str = "arn:aws:kms:us-east-1:999999999999:key/zz";
+
+    fn index() -> KeyIndex {
+        let k1 = KeyArn::parse(K1).unwrap();
+        let k2 = KeyArn::parse(K2).unwrap();
+        let a1 = vec!["alias/app".to_string()];
+        let none: Vec<String> = vec![];
+        KeyIndex::new([(&k1, a1.as_slice()), (&k2, none.as_slice())])
+    }
+
+    /// `check(record JSON, expected attribution, expected (key, role) pairs)`.
+    fn check(name: &str, json: &str, want: Attribution, keys: &[(&str, KeyRole)]) {
+        let r: Record = serde_json::from_str(json).unwrap_or_else(|e| panic!("case {name}: {e}"));
+        let mut out = Vec::new();
+        let got = attribute(&r, &index(), &mut out);
+        assert_eq!(got, want, "case {name}");
+        let got: Vec<(&str, KeyRole)> = out.iter().map(|(k, r)| (k.as_str(), *r)).collect();
+        assert_eq!(got, keys, "case {name}");
+    }
+
+    fn rec(name: &str, extra: &str) -> String {
+        format!(
+            r#"{{"eventSource":"kms.amazonaws.com","eventName":"{name}","awsRegion":"us-east-1","recipientAccountId":"{A}","eventID":"e"{extra}}}"#
+        )
+    }
+
+    #[test]
+    fn what_counts_as_a_use() {
+        use Attribution::*;
+        use KeyRole::*;
+        let res1 =
+            format!(r#","resources":[{{"ARN":"{K1}","accountId":"{A}","type":"AWS::KMS::Key"}}]"#);
+        let res1_untyped = format!(r#","resources":[{{"ARN":"{K1}","accountId":"{A}"}}]"#);
+        check(
+            "decrypt with resources",
+            &rec("Decrypt", &res1),
+            Uses,
+            &[(K1, Key)],
+        );
+        check(
+            "resources without type",
+            &rec("Sign", &res1_untyped),
+            Uses,
+            &[(K1, Key)],
+        );
+        check(
+            "failed call",
+            &rec("Decrypt", &format!(r#","errorCode":"AccessDenied"{res1}"#)),
+            NotAUse,
+            &[],
+        );
+        check(
+            "errorCode null is no error",
+            &rec("Decrypt", &format!(r#","errorCode":null{res1}"#)),
+            Uses,
+            &[(K1, Key)],
+        );
+        for op in [
+            "DescribeKey",
+            "GetPublicKey",
+            "GenerateRandom",
+            "CreateGrant",
+            "GetKeyPolicy",
+            "ListAliases",
+        ] {
+            check(op, &rec(op, &res1), NotAUse, &[]);
+        }
+        check(
+            "not KMS",
+            &format!(
+                r#"{{"eventSource":"s3.amazonaws.com","eventName":"Decrypt","eventID":"e"{res1}}}"#
+            ),
+            NotAUse,
+            &[],
+        );
+        for op in TRACKED_OPERATIONS.iter().filter(|o| **o != "ReEncrypt") {
+            check(op, &rec(op, &res1), Uses, &[(K1, Key)]);
+        }
+        check(
+            "keyId is an alias but resources win",
+            &rec(
+                "Encrypt",
+                &format!(r#","requestParameters":{{"keyId":"alias/other"}}{res1}"#),
+            ),
+            Uses,
+            &[(K1, Key)],
+        );
+        check(
+            "ReEncrypt: source then destination",
+            &rec(
+                "ReEncrypt",
+                &format!(r#","resources":[{{"ARN":"{K2}"}},{{"ARN":"{K1}"}}]"#),
+            ),
+            Uses,
+            &[(K2, Source), (K1, Destination)],
+        );
+        check(
+            "ReEncrypt whose source is outside the inventory",
+            &rec(
+                "ReEncrypt",
+                &format!(r#","resources":[{{"ARN":"{OTHER}"}},{{"ARN":"{K1}"}}]"#),
+            ),
+            Uses,
+            &[(K1, Destination)],
+        );
+        check(
+            "key outside the inventory",
+            &rec("Decrypt", &format!(r#","resources":[{{"ARN":"{OTHER}"}}]"#)),
+            Uses,
+            &[],
+        );
+        check(
+            "no resources: alias name",
+            &rec(
+                "GenerateDataKey",
+                r#","requestParameters":{"keyId":"alias/app"}"#,
+            ),
+            Uses,
+            &[(K1, Key)],
+        );
+        check(
+            "no resources: alias ARN",
+            &rec(
+                "GenerateDataKey",
+                &format!(
+                    r#","requestParameters":{{"keyId":"arn:aws:kms:us-east-1:{A}:alias/app"}}"#
+                ),
+            ),
+            Uses,
+            &[(K1, Key)],
+        );
+        check(
+            "no resources: alias of another region does not resolve",
+            &rec(
+                "GenerateDataKey",
+                r#","awsRegion":"eu-west-1","requestParameters":{"keyId":"alias/app"}"#,
+            )
+            .replace(r#""awsRegion":"us-east-1","#, ""),
+            Uses,
+            &[],
+        );
+        check(
+            "no resources: key ARN",
+            &rec(
+                "Encrypt",
+                &format!(r#","requestParameters":{{"keyId":"{K2}"}}"#),
+            ),
+            Uses,
+            &[(K2, Key)],
+        );
+        check(
+            "no resources: bare key id",
+            &rec("Encrypt", r#","requestParameters":{"keyId":"k2"}"#),
+            Uses,
+            &[(K2, Key)],
+        );
+        check(
+            "no resources: ReEncrypt destination only",
+            &rec(
+                "ReEncrypt",
+                &format!(r#","requestParameters":{{"destinationKeyId":"{K1}"}}"#),
+            ),
+            Uses,
+            &[(K1, Destination)],
+        );
+        check(
+            "no resources, no keyId (symmetric Decrypt)",
+            &rec("Decrypt", ""),
+            Unattributable,
+            &[],
+        );
+        check(
+            "empty resources, no keyId",
+            &rec("Decrypt", r#","resources":[]"#),
+            Unattributable,
+            &[],
+        );
+    }
+
+    #[test]
+    fn cross_account_owner_copy_is_recognised() {
+        let json = format!(
+            r#"{{"eventTime":"2026-03-01T00:00:00Z","eventSource":"kms.amazonaws.com","eventName":"Decrypt","recipientAccountId":"{A}","eventID":"owner","sharedEventID":"s",
+            "userIdentity":{{"type":"AWSAccount","accountId":"444455556666"}},"resources":[{{"ARN":"{K1}"}}],"requestParameters":{{"encryptionContext": {{ "a" : "b" }} }}}}"#
+        );
+        let r: Record = serde_json::from_str(&json).unwrap();
+        let mut keys = Vec::new();
+        attribute(&r, &index(), &mut keys);
+        let copies = use_copies(&r, &keys, "obj").unwrap();
+        assert_eq!(copies.len(), 1);
+        assert!(copies[0].is_owner_copy());
+        assert_eq!(copies[0].principal_account.as_deref(), Some("444455556666"));
+        assert_eq!(
+            copies[0].encryption_context.as_deref(),
+            Some(r#"{"a":"b"}"#)
+        );
+    }
+
+    #[test]
+    fn a_use_without_event_time_is_malformed() {
+        let json = rec("Decrypt", &format!(r#","resources":[{{"ARN":"{K1}"}}]"#));
+        let r: Record = serde_json::from_str(&json).unwrap();
+        let mut keys = Vec::new();
+        attribute(&r, &index(), &mut keys);
+        assert_eq!(
+            use_copies(&r, &keys, "o").unwrap_err(),
+            "eventTime missing or not ISO-8601"
+        );
+    }
+}

@@ -1,0 +1,298 @@
+//! truth: what KMS would report for each synthetic key (the usage snapshot), and what a correct
+//! keytrail run with default settings must conclude (the ground truth). Both come from the
+//! generator's own calls and from where it put each delivered copy; nothing here parses logs or
+//! calls keytrail's plan or correlate, so the truth is a second, independent implementation of
+//! the rules in PRODUCT.md.
+
+use super::{Calendar, Call, CopyKind, Obj, ObjKind, Scenario, SynthKey};
+use crate::model::{day_of, days, start_of, Instant};
+use chrono::{Duration, NaiveDate, SecondsFormat};
+use serde_json::{json, Value};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+
+fn iso(t: Instant) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+fn epoch(t: Instant) -> Value {
+    json!(t.timestamp_millis() as f64 / 1000.0)
+}
+
+/// `TrackingStartDate` of a key: the later of "KMS began recording" and key creation.
+fn tracking_start(k: &SynthKey, cal: &Calendar) -> Instant {
+    k.created.max(cal.tracking_start)
+}
+
+/// The key's last use that KMS reported (tracked, successful, at or after its tracking start);
+/// nothing when `GetKeyLastUsage` failed for the key.
+fn last_use<'c>(ki: usize, k: &SynthKey, calls: &'c [Call], cal: &Calendar) -> Option<&'c Call> {
+    if k.error.is_some() {
+        return None;
+    }
+    calls
+        .iter()
+        .filter(|c| {
+            c.uses.iter().any(|(i, _)| *i == ki)
+                && c.time >= tracking_start(k, cal)
+                && c.time < cal.snapshot_time
+        })
+        .max_by_key(|c| (c.time, c.id))
+}
+
+/// KMS's timestamp has sub-second precision; CloudTrail's `eventTime` is truncated to the second.
+fn kms_time(c: &Call) -> Instant {
+    c.time + Duration::milliseconds(123 + (c.id as i64 % 700))
+}
+
+/// The usage snapshot: one `GetKeyLastUsage` response per key, half with wire-form (epoch number)
+/// timestamps and half with CLI-form (ISO-8601) ones, some keyed by bare id with `KeyMetadata`.
+pub fn snapshot_lines(keys: &[SynthKey], calls: &[Call], cal: &Calendar) -> Vec<String> {
+    keys.iter()
+        .enumerate()
+        .map(|(i, k)| {
+            let ts = |t: Instant| if i % 2 == 0 { epoch(t) } else { json!(iso(t)) };
+            let meta = json!({
+                "AWSAccountId": k.account, "KeyId": k.id, "Arn": k.arn, "CreationDate": ts(k.created),
+                "Enabled": true, "KeyState": "Enabled", "KeyManager": k.manager, "KeySpec": "SYMMETRIC_DEFAULT",
+                "KeyUsage": "ENCRYPT_DECRYPT", "Origin": "AWS_KMS", "MultiRegion": k.multi_region,
+            });
+            let key_id = if i % 3 == 0 { k.id.clone() } else { k.arn.clone() };
+            let mut line = json!({"KeyId": key_id, "KeyMetadata": meta, "Aliases": k.aliases});
+            let o = line.as_object_mut().expect("object");
+            if let Some(err) = &k.error {
+                o.insert("Error".into(), json!(err));
+                return line.to_string();
+            }
+            let usage = match last_use(i, k, calls, cal) {
+                Some(c) => json!({
+                    "Operation": c.op, "Timestamp": ts(kms_time(c)),
+                    "CloudTrailEventId": c.owner_event_id, "KmsRequestId": c.request_id,
+                }),
+                None => json!({}),
+            };
+            o.insert("KeyLastUsage".into(), usage);
+            o.insert("TrackingStartDate".into(), ts(tracking_start(k, cal)));
+            o.insert("KeyCreationDate".into(), ts(k.created));
+            line.to_string()
+        })
+        .collect()
+}
+
+type Prefix = (String, String, NaiveDate);
+
+/// What a default run (`--backfill unknown`, no `--since`) must report, per key, plus the objects
+/// and prefixes it must consider.
+pub fn truth(keys: &[SynthKey], calls: &[Call], objects: &[Obj], cal: &Calendar) -> Value {
+    let mut archive_start: BTreeMap<(String, String), NaiveDate> = BTreeMap::new();
+    for o in objects {
+        let e = archive_start
+            .entry((o.account.clone(), o.region.clone()))
+            .or_insert(o.day);
+        *e = (*e).min(o.day);
+    }
+    let status = |i: usize, k: &SynthKey| -> &'static str {
+        if k.error.is_some() {
+            "error"
+        } else if last_use(i, k, calls, cal).is_some() {
+            "used_since_tracking"
+        } else if k.created >= tracking_start(k, cal) {
+            "unused_since_creation"
+        } else {
+            "unknown_before_tracking"
+        }
+    };
+    // Windows and the day folders a run must read.
+    let mut planned: BTreeSet<Prefix> = BTreeSet::new();
+    let mut windows: HashMap<usize, (Instant, Instant, bool)> = HashMap::new();
+    for (i, k) in keys.iter().enumerate() {
+        let p = |d: NaiveDate| (k.account.clone(), k.region.clone(), d);
+        if status(i, k) == "unknown_before_tracking" {
+            let first = archive_start
+                .get(&(k.account.clone(), k.region.clone()))
+                .copied();
+            let start = first.map_or(k.created, |d| k.created.max(start_of(d)));
+            let end = tracking_start(k, cal);
+            if start < end {
+                windows.insert(i, (start, end, start == k.created));
+                let last = day_of(end - Duration::milliseconds(1));
+                for d in days(day_of(start), last.succ_opt().expect("in range")) {
+                    planned.insert(p(d));
+                }
+            }
+        }
+        if let Some(c) = last_use(i, k, calls, cal) {
+            let d = day_of(kms_time(c));
+            planned.insert(p(d));
+            planned.insert(p(d.succ_opt().expect("in range")));
+        }
+    }
+    // Which delivered copies a run will see.
+    let mut seen: HashSet<(usize, CopyKind)> = HashSet::new();
+    let mut read_days: HashMap<Prefix, u64> = HashMap::new();
+    let mut unreadable_days: HashMap<Prefix, u64> = HashMap::new();
+    let mut unattributable_days: HashMap<Prefix, u64> = HashMap::new();
+    let mut considered = Vec::new();
+    for o in objects {
+        let p = (o.account.clone(), o.region.clone(), o.day);
+        if !planned.contains(&p) {
+            continue;
+        }
+        let status = match o.kind {
+            ObjKind::Log => "read",
+            ObjKind::Stray => "skipped",
+            ObjKind::Corrupt(_) => "unreadable",
+        };
+        considered.push(
+            json!({"object": o.key, "status": status, "corruption": match o.kind {
+            ObjKind::Corrupt(c) => json!(format!("{c:?}")), _ => Value::Null }}),
+        );
+        match o.kind {
+            ObjKind::Log => {
+                *read_days.entry(p.clone()).or_default() += 1;
+                for (id, kind) in &o.copies {
+                    seen.insert((*id, *kind));
+                    if calls[*id].unattributable {
+                        *unattributable_days.entry(p.clone()).or_default() += 1;
+                    }
+                }
+            }
+            ObjKind::Corrupt(_) => *unreadable_days.entry(p.clone()).or_default() += 1,
+            ObjKind::Stray => {}
+        }
+    }
+    // One use as a run reports it: (time, event id, operation, principal), if any copy was seen.
+    let seen_use = |c: &Call| -> Option<(Instant, String, &'static str, String)> {
+        let owner = seen.contains(&(c.id, CopyKind::Owner));
+        let caller = seen.contains(&(c.id, CopyKind::Caller));
+        if !owner && !caller {
+            return None;
+        }
+        let event_id = c.event_id(if owner {
+            CopyKind::Owner
+        } else {
+            CopyKind::Caller
+        });
+        let cross = c.cross_account();
+        let principal = if cross && !caller {
+            c.caller.account().unwrap_or_default().to_string()
+        } else {
+            c.caller.principal()
+        };
+        Some((c.time, event_id, c.op, principal))
+    };
+    let other_account = |c: &Call| {
+        c.caller
+            .account()
+            .filter(|_| c.cross_account())
+            .map(str::to_string)
+    };
+    let mut out_keys = Vec::new();
+    for (i, k) in keys.iter().enumerate() {
+        let st = status(i, k);
+        let mut v = json!({"key_arn": k.arn, "scenario": format!("{:?}", k.scenario), "tracking_status": st});
+        let o = v.as_object_mut().expect("object");
+        let lu = last_use(i, k, calls, cal);
+        let lu_seen = lu.and_then(|c| {
+            seen.contains(&(c.id, CopyKind::Owner))
+                .then(|| seen_use(c))
+                .flatten()
+        });
+        o.insert("last_usage_event_found".into(), json!(lu_seen.is_some()));
+        o.insert(
+            "last_usage_principal".into(),
+            json!(lu_seen.as_ref().map(|u| u.3.clone())),
+        );
+        let mut uses: Vec<(Instant, String, &'static str, String)> = Vec::new();
+        // Accounts other than the key's that called it, in the rows `kms_events` holds for it.
+        let mut callers: BTreeSet<String> = BTreeSet::new();
+        if lu_seen.is_some() {
+            callers.extend(lu.and_then(other_account));
+        }
+        let (mut expected, mut read, mut unreadable, mut unattributable) = (0i64, 0i64, 0u64, 0u64);
+        let mut missing = 0;
+        let mut slack_read = false;
+        let window = windows.get(&i).copied();
+        if let Some((start, end, _)) = window {
+            for c in calls.iter().filter(|c| c.uses.iter().any(|(j, _)| *j == i)) {
+                if c.time >= start && c.time < end {
+                    if let Some(u) = seen_use(c) {
+                        uses.push(u);
+                        callers.extend(other_account(c));
+                    }
+                }
+            }
+            let last = day_of(end - Duration::milliseconds(1));
+            for d in days(day_of(start), last) {
+                let p = (k.account.clone(), k.region.clone(), d);
+                expected += 1;
+                if read_days.get(&p).copied().unwrap_or(0) > 0 {
+                    read += 1;
+                } else {
+                    missing += 1;
+                }
+                unreadable += unreadable_days.get(&p).copied().unwrap_or(0);
+                unattributable += unattributable_days.get(&p).copied().unwrap_or(0);
+            }
+            let slack = (
+                k.account.clone(),
+                k.region.clone(),
+                last.succ_opt().expect("in range"),
+            );
+            slack_read = read_days.get(&slack).copied().unwrap_or(0) > 0;
+            unreadable += unreadable_days.get(&slack).copied().unwrap_or(0);
+            unattributable += unattributable_days.get(&slack).copied().unwrap_or(0);
+        }
+        uses.sort();
+        let last = uses.last().cloned();
+        let principals: BTreeSet<String> = uses.iter().map(|u| u.3.clone()).collect();
+        let complete = window.is_some_and(|w| w.2)
+            && missing == 0
+            && slack_read
+            && unreadable == 0
+            && unattributable == 0;
+        let verdict = match st {
+            "error" => "inconclusive",
+            "used_since_tracking" => "in_use",
+            "unused_since_creation" => "never_used",
+            _ if !uses.is_empty() => "used_before_tracking",
+            _ if complete => "no_use_found",
+            _ => "inconclusive",
+        };
+        o.insert("verdict".into(), json!(verdict));
+        o.insert("pre_tracking_use_count".into(), json!(uses.len()));
+        o.insert(
+            "pre_tracking_first_use".into(),
+            json!(uses.first().map(|u| iso(u.0))),
+        );
+        o.insert(
+            "pre_tracking_last_use".into(),
+            json!(last.as_ref().map(|u| iso(u.0))),
+        );
+        o.insert(
+            "pre_tracking_last_operation".into(),
+            json!(last.as_ref().map(|u| u.2)),
+        );
+        o.insert(
+            "pre_tracking_last_event_id".into(),
+            json!(last.as_ref().map(|u| u.1.clone())),
+        );
+        o.insert("pre_tracking_principals".into(), json!(principals));
+        o.insert("other_account_callers".into(), json!(callers));
+        o.insert("coverage_days_expected".into(), json!(expected));
+        o.insert("coverage_days_read".into(), json!(read));
+        o.insert("unreadable_objects".into(), json!(unreadable));
+        out_keys.push(v);
+    }
+    let scenario_check: Vec<&str> = keys
+        .iter()
+        .filter(|k| k.scenario == Scenario::Errored)
+        .map(|k| k.arn.as_str())
+        .collect();
+    json!({
+        "note": "ground truth of a default run (--backfill unknown, no --since); generated by keytrail synth",
+        "errored_keys": scenario_check,
+        "keys": out_keys,
+        "planned_prefixes": planned.iter().map(|(a, r, d)| format!("{a}/{r}/{d}")).collect::<Vec<_>>(),
+        "objects": considered,
+    })
+}

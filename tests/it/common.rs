@@ -1,0 +1,105 @@
+//! Helpers shared by the integration tests.
+
+use polars::prelude::*;
+use serde_json::{json, Value};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+pub fn keytrail(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_keytrail"))
+        .args(args)
+        .output()
+        .expect("keytrail runs")
+}
+
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Generates a synthetic archive into `dir` and returns its truth.
+pub fn synth(dir: &Path, extra: &[&str]) -> Value {
+    let mut args = vec!["synth", "--out", dir.to_str().unwrap()];
+    args.extend_from_slice(extra);
+    let out = keytrail(&args);
+    assert!(
+        out.status.success(),
+        "synth failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_str(&std::fs::read_to_string(dir.join("truth.json")).unwrap()).unwrap()
+}
+
+/// Runs `keytrail run` and returns the exit code and the combined output.
+pub fn run(usage: &Path, logs: &Path, out: &Path, extra: &[&str]) -> (i32, String) {
+    let mut args = vec![
+        "run",
+        "--usage",
+        usage.to_str().unwrap(),
+        "--logs",
+        logs.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    let o = keytrail(&args);
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    (o.status.code().unwrap_or(-1), text)
+}
+
+/// Reads every Parquet file under `dir` (recursively) as JSON rows; timestamps become ISO-8601
+/// strings with milliseconds, dates `YYYY-MM-DD`.
+pub fn read_table(dir: &Path) -> Vec<Value> {
+    let mut files = Vec::new();
+    collect_parquet(dir, &mut files);
+    files.sort();
+    let mut rows = Vec::new();
+    for f in files {
+        let df = ParquetReader::new(std::fs::File::open(&f).unwrap())
+            .finish()
+            .unwrap();
+        for i in 0..df.height() {
+            let mut row = serde_json::Map::new();
+            for c in df.columns() {
+                row.insert(c.name().to_string(), any_to_json(c.get(i).unwrap()));
+            }
+            rows.push(Value::Object(row));
+        }
+    }
+    rows
+}
+
+fn collect_parquet(dir: &Path, out: &mut Vec<PathBuf>) {
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            collect_parquet(&p, out);
+        } else if p.extension().is_some_and(|x| x == "parquet") {
+            out.push(p);
+        }
+    }
+}
+
+fn any_to_json(v: AnyValue) -> Value {
+    match v {
+        AnyValue::Null => Value::Null,
+        AnyValue::Boolean(b) => json!(b),
+        AnyValue::String(s) => json!(s),
+        AnyValue::StringOwned(s) => json!(s.as_str()),
+        AnyValue::Int64(n) => json!(n),
+        AnyValue::Int32(n) => json!(n),
+        AnyValue::Datetime(ms, TimeUnit::Milliseconds, _)
+        | AnyValue::DatetimeOwned(ms, TimeUnit::Milliseconds, _) => {
+            let t = chrono::DateTime::from_timestamp_millis(ms).unwrap();
+            json!(t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+        }
+        AnyValue::Date(d) => json!((chrono::NaiveDate::from_ymd_opt(1970, 1, 1).unwrap()
+            + chrono::Duration::days(d as i64))
+        .to_string()),
+        AnyValue::List(s) => Value::Array(s.iter().map(any_to_json).collect()),
+        other => panic!("unexpected Parquet value {other:?}"),
+    }
+}

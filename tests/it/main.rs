@@ -1,0 +1,8 @@
+//! keytrail's integration tests: one binary, so linking happens once. They drive the real
+//! `keytrail` binary on synthetic archives and check its report against the generator's ground
+//! truth and against an independent engine (DuckDB / pyarrow).
+
+mod cli;
+mod common;
+mod report_check;
+mod truth;

@@ -1,0 +1,127 @@
+"""Checks a keytrail report with engines independent of keytrail (pyarrow, DuckDB).
+
+usage: report_check.py REPORT_DIR TRUTH_JSON QUERIES_DIR
+
+1. Parquet schema: every table's column names, in order, are those of its Athena DDL, and each
+   column's type matches the DDL type (timestamps as INT64 TIMESTAMP(MILLIS, UTC-adjusted)).
+2. Every investigation query in QUERIES_DIR runs on DuckDB over the report, and its answer
+   matches the generator's ground truth (TRUTH_JSON), which is computed without keytrail.
+Prints one line per check and a closing 'N passed, N failed'; exits 1 on any failure.
+"""
+import glob
+import json
+import os
+import re
+import sys
+
+import duckdb
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+report, truth_path, queries = sys.argv[1:4]
+truth = json.load(open(truth_path))
+results = []
+
+
+def check(name, ok, detail=""):
+    results.append(ok)
+    print(("ok     " if ok else "FAILED ") + name + ("" if ok else ": " + detail))
+
+
+def ddl_columns(path):
+    """(name, type) of the columns of a CREATE EXTERNAL TABLE, partition columns last."""
+    text = open(path).read()
+    body = re.search(r"\((.*?)\)\s*(PARTITIONED|STORED)", text, re.S).group(1)
+    cols = re.findall(r"^\s*(\w+)\s+([\w<>]+)\s*,?\s*$", body, re.M)
+    part = re.search(r"PARTITIONED BY \((.*?)\)", text, re.S)
+    parts = re.findall(r"(\w+)\s+(\w+)", part.group(1)) if part else []
+    return cols, parts
+
+
+def arrow_matches(ddl_type, t):
+    if ddl_type == "string":
+        return pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_string_view(t)
+    if ddl_type == "bigint":
+        return t == pa.int64()
+    if ddl_type == "boolean":
+        return t == pa.bool_()
+    if ddl_type == "date":
+        return t == pa.date32()
+    if ddl_type == "timestamp":
+        return pa.types.is_timestamp(t) and t.unit == "ms" and t.tz in ("UTC", "+00:00")
+    if ddl_type == "array<string>":
+        return (pa.types.is_list(t) or pa.types.is_large_list(t)) and arrow_matches("string", t.value_type)
+    return False
+
+
+for table in ["key_usage", "kms_events", "scan_manifest"]:
+    files = sorted(glob.glob(f"{report}/{table}/**/*.parquet", recursive=True))
+    check(f"{table}: has Parquet files", bool(files), "none found")
+    cols, parts = ddl_columns(os.path.join(queries, "ddl", f"{table}.sql"))
+    for f in files:
+        schema = pq.read_schema(f)
+        names = [n for n in schema.names]
+        rel = os.path.relpath(f, report)
+        check(f"{rel}: columns are the DDL's", names == [c for c, _ in cols], f"{names} vs {[c for c, _ in cols]}")
+        bad = [(c, d, str(schema.field(c).type)) for c, d in cols if c in names and not arrow_matches(d, schema.field(c).type)]
+        check(f"{rel}: types are the DDL's", not bad, str(bad))
+        pschema = pq.ParquetFile(f).schema
+        for i in range(len(pschema)):
+            col = pschema.column(i)
+            if dict(cols).get(col.name) == "timestamp":
+                logical = str(col.logical_type)
+                ok = col.physical_type == "INT64" and "isAdjustedToUTC=true" in logical and "milliseconds" in logical
+                check(f"{rel}: {col.name} is INT64 TIMESTAMP(MILLIS, UTC)", ok, f"{col.physical_type} {logical}")
+        if parts:
+            folders = re.findall(r"(\w+)=", rel)
+            check(f"{rel}: Hive partitions are the DDL's", folders == [p for p, _ in parts], str(folders))
+
+con = duckdb.connect()
+con.execute(f"CREATE VIEW key_usage AS SELECT * FROM read_parquet('{report}/key_usage/*.parquet')")
+con.execute(
+    f"CREATE VIEW kms_events AS SELECT * FROM read_parquet('{report}/kms_events/*/*/*.parquet', "
+    "hive_partitioning = true, hive_types_autocast = false)"
+)
+con.execute(f"CREATE VIEW scan_manifest AS SELECT * FROM read_parquet('{report}/scan_manifest/*.parquet')")
+
+
+def run(name, params=()):
+    sql = open(os.path.join(queries, name)).read()
+    cur = con.execute(sql, list(params))
+    cols = [d[0] for d in cur.description]
+    return [dict(zip(cols, r)) for r in cur.fetchall()]
+
+
+def iso(t):
+    return None if t is None else t.astimezone(__import__("datetime").timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+keys = truth["keys"]
+
+got = sorted(r["key_arn"] for r in run("keys_safe_to_retire.sql"))
+want = sorted(k["key_arn"] for k in keys if k["verdict"] in ("never_used", "no_use_found"))
+check("keys_safe_to_retire.sql", got == want, f"{got} vs {want}")
+
+got = sorted(r["key_arn"] for r in run("keys_with_incomplete_evidence.sql"))
+want = sorted(k["key_arn"] for k in keys if k["verdict"] == "inconclusive")
+check("keys_with_incomplete_evidence.sql", got == want, f"{got} vs {want}")
+
+used = [k for k in keys if k["verdict"] == "used_before_tracking"]
+check("who_used_key_before_tracking.sql: the truth has used keys", bool(used))
+for k in used:
+    rows = run("who_used_key_before_tracking.sql", [k["key_arn"]])
+    got = (sorted(r["principal"] for r in rows), max(iso(r["last_use"]) for r in rows), min(iso(r["first_use"]) for r in rows))
+    want = (sorted(k["pre_tracking_principals"]), k["pre_tracking_last_use"], k["pre_tracking_first_use"])
+    check(f"who_used_key_before_tracking.sql {k['key_arn']}", got == want, f"{got} vs {want}")
+
+got = sorted((r["key_arn"], r["caller_account"]) for r in run("keys_used_from_other_accounts.sql"))
+want = sorted((k["key_arn"], a) for k in keys for a in k["other_account_callers"])
+check("keys_used_from_other_accounts.sql", got == want and bool(want), f"{got} vs {want}")
+
+got = sorted(r["object"] for r in run("unreadable_log_objects.sql"))
+want = sorted(o["object"] for o in truth["objects"] if o["status"] == "unreadable")
+check("unreadable_log_objects.sql", got == want and bool(want), f"{got} vs {want}")
+
+passed, failed = results.count(True), results.count(False)
+print(f"{passed} passed, {failed} failed")
+sys.exit(1 if failed else 0)
