@@ -675,4 +675,53 @@ mod tests {
             "2026-03-01..2026-03-03, 2026-03-05"
         );
     }
+
+    mod props {
+        use super::*;
+        use proptest::prelude::*;
+
+        /// Copies drawn from a small pool of calls, so duplicates and cross-account pairs abound.
+        fn copies() -> impl Strategy<Value = Vec<UseCopy>> {
+            proptest::collection::vec((0u8..6, any::<bool>(), 0u8..3), 0..24).prop_map(|v| {
+                v.into_iter()
+                    .map(|(call, caller_side, obj)| {
+                        // Calls 0..3 are cross-account (two copies), the others are not.
+                        let cross = call < 3;
+                        let caller_side = cross && caller_side;
+                        let shared = cross.then(|| format!("s{call}"));
+                        let (id, recipient) = match (cross, caller_side) {
+                            (true, true) => (format!("c{call}"), B),
+                            _ => (format!("e{call}"), A),
+                        };
+                        let arn =
+                            caller_side.then_some("arn:aws:sts::444455556666:assumed-role/r/s");
+                        copy(
+                            &id,
+                            shared.as_deref(),
+                            recipient,
+                            arn,
+                            if cross { B } else { A },
+                            &format!("o{obj}"),
+                        )
+                    })
+                    .collect()
+            })
+        }
+
+        proptest! {
+            /// Deduplication does not depend on delivery order or on copies delivered again.
+            #[test]
+            fn dedupe_is_idempotent_and_order_independent(v in copies(), seed in any::<u64>()) {
+                let once = dedupe(v.clone());
+                let mut again = v.clone();
+                again.extend(v.iter().cloned());
+                let n = again.len().max(1);
+                again.rotate_left((seed as usize) % n);
+                again.reverse();
+                prop_assert_eq!(dedupe(again), once.clone());
+                let calls: BTreeSet<String> = v.iter().map(|c| c.shared_event_id.clone().unwrap_or(c.event_id.clone())).collect();
+                prop_assert_eq!(once.len(), calls.len());
+            }
+        }
+    }
 }

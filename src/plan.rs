@@ -340,4 +340,58 @@ mod tests {
         assert!(!w.contains(parse_iso("2026-03-01T09:59:59Z").unwrap()));
         assert_eq!(w.day_count(), 1);
     }
+
+    mod props {
+        use super::*;
+        use chrono::TimeZone;
+        use proptest::prelude::*;
+
+        fn at(secs: i64) -> Instant {
+            chrono::Utc.timestamp_opt(1_767_225_600 + secs, 0).unwrap() // 2026-01-01 + secs
+        }
+
+        proptest! {
+            /// Every window day and its slack day are planned; every planned prefix is there for a
+            /// window, a slack day or a join; and the prefixes are a set (each listed once).
+            #[test]
+            fn plan_covers_every_window_day_and_nothing_else(
+                keys in proptest::collection::vec((0i64..90 * 86_400, 0i64..40 * 86_400, proptest::option::of(0i64..20 * 86_400)), 1..6),
+                archive_day in 0i64..60,
+                all in any::<bool>(),
+            ) {
+                let mut ks = Vec::new();
+                for (i, (created, len, last)) in keys.iter().enumerate() {
+                    let arn = format!("arn:aws:kms:us-east-1:111122223333:key/k{i}");
+                    let tracking = at(created + len);
+                    let last = last.map(|l| format!(r#"{{"Timestamp":{}}}"#, (tracking + chrono::Duration::seconds(l)).timestamp()));
+                    ks.push(parse_line(&format!(
+                        r#"{{"KeyId":"{arn}","KeyLastUsage":{},"TrackingStartDate":{},"KeyCreationDate":{}}}"#,
+                        last.unwrap_or("{}".into()), tracking.timestamp(), at(*created).timestamp()
+                    )).unwrap());
+                }
+                let starts = starts(&day_of(at(archive_day * 86_400)).to_string());
+                let scope = if all { BackfillScope::All } else { BackfillScope::Unknown };
+                let p = plan(&ks, &starts, scope, None);
+                let mut justified = BTreeSet::new();
+                for kp in &p.keys {
+                    if let Some(w) = kp.window {
+                        prop_assert!(kp.backfill);
+                        prop_assert!(w.start < w.end);
+                        for d in w.days().chain(std::iter::once(w.slack_day())) {
+                            prop_assert!(p.prefixes.iter().any(|x| x.day == d), "day {} of {} not planned", d, kp.arn);
+                            justified.insert(d);
+                        }
+                        prop_assert_eq!(w.days().count() as i64, w.day_count());
+                    }
+                    if let Some((d, s)) = kp.join_days {
+                        justified.insert(d);
+                        justified.insert(s);
+                    }
+                }
+                let planned: BTreeSet<NaiveDate> = p.prefixes.iter().map(|x| x.day).collect();
+                prop_assert_eq!(planned.len(), p.prefixes.len());
+                prop_assert_eq!(planned, justified);
+            }
+        }
+    }
 }
