@@ -44,24 +44,20 @@ impl Verdict {
 /// One use after deduplication: a row of `kms_events/`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Use {
-    pub key: KeyArn,
-    pub role: KeyRole,
-    /// The key owner's copy's `eventID` where it was read, else the caller's.
-    pub event_id: String,
-    pub shared_event_id: Option<String>,
+    /// The merged record: the key owner's copy where it was read, else the caller's (so
+    /// `event_id` is the owner's `eventID` whenever it can be), with the caller's identity
+    /// wherever the caller's copy was read.
+    pub merged: UseCopy,
     /// The caller's copy's `eventID`, for a cross-account call whose caller copy was read.
     pub caller_event_id: Option<String>,
-    pub event_time: Instant,
-    pub operation: String,
-    pub principal_arn: Option<String>,
-    pub principal_type: Option<String>,
-    pub principal_account: Option<String>,
-    pub invoked_by: Option<String>,
-    pub source_ip: Option<String>,
-    pub user_agent: Option<String>,
-    pub encryption_context: Option<String>,
-    pub recipient_account_id: Option<String>,
-    pub log_object: String,
+}
+
+/// A use reads as its merged record.
+impl std::ops::Deref for Use {
+    type Target = UseCopy;
+    fn deref(&self) -> &UseCopy {
+        &self.merged
+    }
 }
 
 impl Use {
@@ -147,35 +143,28 @@ fn merge(copies: Vec<UseCopy>) -> Use {
     // The caller's own copy knows who called; the owner's copy of a cross-account call only
     // knows the caller's account.
     let who = caller.unwrap_or(base);
+    let mut merged = base.clone();
+    merged.shared_event_id = base
+        .shared_event_id
+        .clone()
+        .or_else(|| who.shared_event_id.clone());
+    merged.principal_arn = who
+        .principal_arn
+        .clone()
+        .or_else(|| base.principal_arn.clone());
+    merged.principal_type = who.principal_type.clone();
+    merged.principal_account = who
+        .principal_account
+        .clone()
+        .or_else(|| base.principal_account.clone());
+    merged.invoked_by = who.invoked_by.clone().or_else(|| base.invoked_by.clone());
+    merged.encryption_context = base
+        .encryption_context
+        .clone()
+        .or_else(|| who.encryption_context.clone());
     Use {
-        key: base.key.clone(),
-        role: base.role,
-        event_id: base.event_id.clone(),
-        shared_event_id: base
-            .shared_event_id
-            .clone()
-            .or_else(|| who.shared_event_id.clone()),
+        merged,
         caller_event_id: caller.map(|c| c.event_id.clone()),
-        event_time: base.event_time,
-        operation: base.operation.clone(),
-        principal_arn: who
-            .principal_arn
-            .clone()
-            .or_else(|| base.principal_arn.clone()),
-        principal_type: who.principal_type.clone(),
-        principal_account: who
-            .principal_account
-            .clone()
-            .or_else(|| base.principal_account.clone()),
-        invoked_by: who.invoked_by.clone().or_else(|| base.invoked_by.clone()),
-        source_ip: base.source_ip.clone(),
-        user_agent: base.user_agent.clone(),
-        encryption_context: base
-            .encryption_context
-            .clone()
-            .or_else(|| who.encryption_context.clone()),
-        recipient_account_id: base.recipient_account_id.clone(),
-        log_object: base.log_object.clone(),
     }
 }
 
