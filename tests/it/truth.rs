@@ -22,14 +22,26 @@ const FIELDS: &[&str] = &[
     "unreadable_objects",
 ];
 
-fn check_layout(seed: &str, layout: &[&str]) {
+/// Synthesises an archive with `seed` and `layout` flags, runs keytrail with `run_flags`, and
+/// compares the report with the part of the truth those flags select.
+fn check_layout(seed: &str, layout: &[&str], run_flags: &[&str]) {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("synth");
     let mut args = vec!["--seed", seed];
     args.extend_from_slice(layout);
-    let truth = synth(&data, &args);
+    let all_truth = synth(&data, &args);
+    let truth = if run_flags.contains(&"all") {
+        &all_truth["backfill_all"]
+    } else {
+        &all_truth
+    };
     let out = tmp.path().join("report");
-    let (code, text) = run(&data.join("usage.jsonl"), &data.join("logs"), &out, &[]);
+    let (code, text) = run(
+        &data.join("usage.jsonl"),
+        &data.join("logs"),
+        &out,
+        run_flags,
+    );
     // The synth archive has corrupt objects by design: exit 1, "finished with incomplete evidence".
     assert_eq!(code, 1, "{text}");
 
@@ -115,7 +127,7 @@ fn check_layout(seed: &str, layout: &[&str]) {
 
 #[test]
 fn single_account_layout_reproduces_the_truth() {
-    check_layout("4242", &[]);
+    check_layout("4242", &[], &[]);
 }
 
 #[test]
@@ -123,5 +135,11 @@ fn org_trail_with_prefix_reproduces_the_truth() {
     check_layout(
         "777",
         &["--org-id", "o-exampleorg1", "--prefix", "audit/cloudtrail"],
+        &[],
     );
+}
+
+#[test]
+fn backfill_all_reproduces_the_truth() {
+    check_layout("31337", &[], &["--backfill", "all", "--threads", "1"]);
 }
