@@ -22,17 +22,100 @@ impl BackfillScope {
     }
 }
 
+/// Where the CloudTrail archive is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Logs {
+    /// A local directory with the bucket's layout (an S3 sync).
+    Local(PathBuf),
+    /// `s3://bucket[/prefix]`; `prefix` is empty or ends with `/`.
+    S3 { bucket: String, prefix: String },
+}
+
+impl Logs {
+    /// `s3://bucket[/prefix]` or a local path.
+    pub fn parse(s: &str) -> Result<Logs, String> {
+        let Some(rest) = s.strip_prefix("s3://") else {
+            return Ok(Logs::Local(PathBuf::from(s)));
+        };
+        let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+        let valid = (3..=63).contains(&bucket.len())
+            && bucket
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.');
+        if !valid {
+            return Err(format!("--logs {s}: `{bucket}` is not an S3 bucket name"));
+        }
+        let prefix = prefix.trim_matches('/');
+        let prefix = if prefix.is_empty() {
+            String::new()
+        } else {
+            format!("{prefix}/")
+        };
+        Ok(Logs::S3 {
+            bucket: bucket.to_string(),
+            prefix,
+        })
+    }
+}
+
+impl std::fmt::Display for Logs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Logs::Local(p) => write!(f, "{}", p.display()),
+            Logs::S3 { bucket, prefix } => write!(f, "s3://{bucket}/{prefix}"),
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Config {
     pub usage: PathBuf,
-    pub logs: PathBuf,
+    pub logs: Logs,
     pub out: PathBuf,
     pub backfill: BackfillScope,
     /// Lower bound of every backfill window (`--since`).
     pub since: Option<Instant>,
     pub threads: usize,
+    /// S3 objects fetched or being decoded at once.
+    pub concurrency: usize,
+    /// AWS profile and region (`--profile`, `--region`); the SDK's defaults when `None`.
+    pub profile: Option<String>,
+    pub region: Option<String>,
     /// Replace an existing, non-empty `--out`.
     pub overwrite: bool,
     /// The command line, recorded in `summary.json`.
     pub arguments: Vec<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn logs_locations() {
+        let s3 = |b: &str, p: &str| {
+            Ok(Logs::S3 {
+                bucket: b.into(),
+                prefix: p.into(),
+            })
+        };
+        assert_eq!(Logs::parse("s3://org-trail"), s3("org-trail", ""));
+        assert_eq!(Logs::parse("s3://org-trail/"), s3("org-trail", ""));
+        assert_eq!(
+            Logs::parse("s3://org-trail/audit/ct/"),
+            s3("org-trail", "audit/ct/")
+        );
+        assert_eq!(
+            Logs::parse("s3://org-trail/audit"),
+            s3("org-trail", "audit/")
+        );
+        assert_eq!(
+            Logs::parse("/data/logs"),
+            Ok(Logs::Local("/data/logs".into()))
+        );
+        assert!(Logs::parse("s3://Bad_Bucket/x")
+            .unwrap_err()
+            .contains("not an S3 bucket name"));
+        assert!(Logs::parse("s3://").is_err());
+    }
 }

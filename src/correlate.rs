@@ -107,6 +107,7 @@ pub struct Correlated {
 struct DayEvidence {
     read: u64,
     unreadable: u64,
+    archived: u64,
     unattributable: u64,
 }
 
@@ -188,6 +189,7 @@ pub fn correlate(
             ObjectStatus::Unreadable => e.unreadable += 1,
             ObjectStatus::Skipped => {}
         }
+        e.archived += u64::from(row.archived);
         e.unattributable += row.unattributable_uses;
     }
     let uses = dedupe(copies);
@@ -303,6 +305,7 @@ fn finding_for(
         f.coverage_days_expected = w.day_count();
         let mut missing = Vec::new();
         let mut unattributable = 0;
+        let mut archived = 0;
         for d in w.days() {
             let e = day(d);
             if e.read > 0 {
@@ -312,10 +315,12 @@ fn finding_for(
             }
             f.unreadable_objects += e.unreadable as i64;
             unattributable += e.unattributable;
+            archived += e.archived;
         }
         let slack = day(w.slack_day());
         f.unreadable_objects += slack.unreadable as i64;
         unattributable += slack.unattributable;
+        archived += slack.archived;
         if !missing.is_empty() {
             gaps.push(format!(
                 "no readable logs on {} of {} days ({})",
@@ -334,6 +339,11 @@ fn finding_for(
             gaps.push(format!(
                 "{} unreadable log object(s) in the window",
                 f.unreadable_objects
+            ));
+        }
+        if archived > 0 {
+            gaps.push(format!(
+                "{archived} log object(s) in the window are archived (GLACIER/DEEP_ARCHIVE) and must be restored"
             ));
         }
         if unattributable > 0 {
@@ -539,6 +549,7 @@ mod tests {
             account_id: A.into(),
             region: "us-east-1".into(),
             delivery_date: day.parse().unwrap(),
+            archived: false,
         }
     }
 
@@ -617,6 +628,16 @@ mod tests {
         assert_eq!((v, exp), (Verdict::Inconclusive, 2));
         assert!(
             reason.contains("starts 2026-03-02, after key creation"),
+            "{reason}"
+        );
+
+        let mut archived = full.clone();
+        archived.push(row("2026-03-02", Skipped));
+        archived.last_mut().unwrap().archived = true;
+        let (v, reason, _, read, unr) = verdict_of(&archived, vec![], "2026-01-01");
+        assert_eq!((v, read, unr), (Verdict::Inconclusive, 3, 0), "{reason}");
+        assert!(
+            reason.contains("1 log object(s) in the window are archived"),
             "{reason}"
         );
 

@@ -6,6 +6,7 @@
 //! read the archive; only `report` writes files. `synth` generates test archives with their
 //! ground truth.
 
+pub mod aws;
 pub mod config;
 pub mod correlate;
 pub mod inventory;
@@ -16,9 +17,13 @@ pub mod scan;
 pub mod synth;
 pub mod tracking;
 
-use config::Config;
+use config::{Config, Logs};
 use report::{Staging, Summary};
+use scan::list::ObjectRef;
 use scan::record::KeyIndex;
+use scan::s3::S3Store;
+use scan::store::{LocalStore, Store};
+use std::sync::Arc;
 
 /// The result of a finished run.
 #[derive(Debug)]
@@ -30,17 +35,37 @@ pub struct RunOutcome {
 /// but shows in the outcome.
 pub fn run(cfg: &Config) -> anyhow::Result<RunOutcome> {
     let started = std::time::Instant::now();
-    let archive = scan::list::open(&cfg.logs)?;
+    if let Logs::Local(dir) = &cfg.logs {
+        anyhow::ensure!(dir.is_dir(), "--logs {}: no such directory", dir.display());
+    }
     let keys = inventory::read_snapshot(&cfg.usage)?;
     let staging = Staging::create(&cfg.out, cfg.overwrite)?;
-    let starts = scan::list::archive_starts(&archive)?;
-    let plan = plan::plan(&keys, &starts, cfg.backfill, cfg.since);
-    let objects = scan::list::list(&archive, &plan.prefixes)?;
-    let index = KeyIndex::new(keys.iter().map(|k| (&k.arn, k.aliases.as_slice())));
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(cfg.threads)
         .build()?;
-    let scanned = pool.install(|| scan::scan(&objects, &index));
+    let index = Arc::new(KeyIndex::new(
+        keys.iter().map(|k| (&k.arn, k.aliases.as_slice())),
+    ));
+    let (plan, scanned) = match &cfg.logs {
+        Logs::Local(dir) => {
+            let store = LocalStore { root: dir.clone() };
+            let (plan, objects) = rt.block_on(locate(&store, "", &keys, cfg))?;
+            let scanned = pool.install(|| scan::scan_local(&store, &objects, &index));
+            (plan, scanned)
+        }
+        Logs::S3 { bucket, prefix } => rt.block_on(async {
+            let aws = aws::load(cfg.profile.as_deref(), cfg.region.as_deref()).await;
+            let store = S3Store::connect(&aws, bucket).await?;
+            let (plan, objects) = locate(&store, prefix, &keys, cfg).await?;
+            let scanned =
+                scan::s3::scan(&store, &objects, index.clone(), &pool, cfg.concurrency).await;
+            anyhow::Ok((plan, scanned))
+        })?,
+    };
     let correlated = correlate::correlate(&keys, &plan, scanned.uses, &scanned.manifest);
     let mut summary = Summary::new(
         &correlated.findings,
@@ -56,4 +81,19 @@ pub fn run(cfg: &Config) -> anyhow::Result<RunOutcome> {
     report::write(staging.path(), &correlated, &scanned.manifest, &summary)?;
     staging.commit()?;
     Ok(RunOutcome { summary })
+}
+
+/// Finds the archive's trail folders and extent in `store` below `start`, plans, and lists the
+/// planned day folders.
+async fn locate<S: Store>(
+    store: &S,
+    start: &str,
+    keys: &[inventory::Key],
+    cfg: &Config,
+) -> anyhow::Result<(plan::Plan, Vec<ObjectRef>)> {
+    let archive = scan::list::discover(store, start).await?;
+    let starts = scan::list::archive_starts(store, &archive).await?;
+    let plan = plan::plan(keys, &starts, cfg.backfill, cfg.since);
+    let objects = scan::list::list(store, &archive, &plan.prefixes).await?;
+    Ok((plan, objects))
 }

@@ -2,7 +2,7 @@
 //! an exit code (0 clean, 1 incomplete evidence or unreadable objects, 2 usage or fatal error).
 
 use clap::{Parser, Subcommand, ValueEnum};
-use keytrail::config::{BackfillScope, Config};
+use keytrail::config::{BackfillScope, Config, Logs};
 use keytrail::synth::{self, Preset, SynthOptions};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -25,9 +25,9 @@ enum Command {
         /// Usage snapshot: JSON Lines of GetKeyLastUsage responses (optionally with KeyMetadata, Aliases).
         #[arg(long)]
         usage: PathBuf,
-        /// CloudTrail archive: a local directory with the bucket's layout ([prefix/]AWSLogs/...).
+        /// CloudTrail archive: s3://bucket[/prefix], or a local directory with the bucket's layout.
         #[arg(long)]
-        logs: PathBuf,
+        logs: String,
         /// Report directory (created; must not exist or be empty unless --overwrite).
         #[arg(long)]
         out: PathBuf,
@@ -40,6 +40,15 @@ enum Command {
         /// Worker threads for decompression and parsing (default: all cores).
         #[arg(long)]
         threads: Option<usize>,
+        /// S3 objects fetched at once (s3:// archives).
+        #[arg(long, default_value_t = 32)]
+        concurrency: usize,
+        /// AWS profile (default: the SDK's standard chain).
+        #[arg(long)]
+        profile: Option<String>,
+        /// AWS region for the clients (default: the SDK's; an S3 bucket's own region is found by itself).
+        #[arg(long)]
+        region: Option<String>,
         /// Replace an existing report in --out.
         #[arg(long)]
         overwrite: bool,
@@ -92,6 +101,9 @@ fn main() -> ExitCode {
             backfill,
             since,
             threads,
+            concurrency,
+            profile,
+            region,
             overwrite,
             quiet,
         } => {
@@ -110,6 +122,10 @@ fn main() -> ExitCode {
             if threads == Some(0) {
                 return fail("--threads must be at least 1".into());
             }
+            let logs = match Logs::parse(&logs) {
+                Ok(l) => l,
+                Err(e) => return fail(e),
+            };
             let cfg = Config {
                 usage,
                 logs,
@@ -120,6 +136,9 @@ fn main() -> ExitCode {
                 },
                 since,
                 threads: threads.unwrap_or(0),
+                concurrency,
+                profile,
+                region,
                 overwrite,
                 arguments: std::env::args().collect(),
             };

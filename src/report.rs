@@ -168,6 +168,13 @@ impl Summary {
                 stats.objects_unreadable
             ));
         }
+        if stats.objects_archived > 0 {
+            warnings.push(format!(
+                "{} log object(s) ({:.1} MB) are archived in GLACIER/DEEP_ARCHIVE and were not read; restore them and run again",
+                stats.objects_archived,
+                stats.bytes_archived as f64 / 1e6
+            ));
+        }
         if stats.malformed_records > 0 {
             warnings.push(format!(
                 "{} malformed record(s) were skipped; see scan_manifest.malformed_records",
@@ -228,6 +235,8 @@ impl Summary {
                 "read": s.objects_read,
                 "skipped": s.objects_skipped,
                 "unreadable": s.objects_unreadable,
+                "archived": s.objects_archived,
+                "bytes_archived": s.bytes_archived,
                 "bytes_read": s.bytes_read,
             },
             "records": s.records,

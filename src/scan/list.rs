@@ -1,151 +1,126 @@
-//! list: where the log objects of a local CloudTrail archive are. It finds the
+//! list: where the log objects of a CloudTrail archive are. It finds the
 //! `[prefix/]AWSLogs/[o-orgid/]<account>/CloudTrail/` folders, how far back each account and
 //! region goes, and the objects of the planned day folders — only those folders, never a walk of
-//! the whole archive. Which objects are log files is decided here too, by name.
+//! the whole archive. Which objects are log files is decided here too, by name. It works on any
+//! `Store` (a local directory or an S3 bucket), through folder listings only.
 
+use super::store::{folder_name, Store, StoreError};
 use crate::model::is_account_id;
 use crate::plan::{ArchiveStarts, DayPrefix};
 use chrono::NaiveDate;
+use futures::stream::{self, StreamExt, TryStreamExt};
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
 
 /// One `.../<account>/CloudTrail/` folder.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub struct TrailDir {
     pub account: String,
-    pub path: PathBuf,
-    /// The object-key prefix of this folder relative to the archive root, with a trailing slash.
+    /// The folder's key, with a trailing slash.
     pub key_prefix: String,
 }
 
 #[derive(Debug, Clone)]
 pub struct Archive {
-    pub root: PathBuf,
     pub trails: Vec<TrailDir>,
 }
 
 /// An object found under a planned day prefix.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub struct ObjectRef {
-    /// The object key relative to the archive root (`/`-separated), as it is in S3.
+    /// The object key relative to the store's root (`/`-separated), as it is in S3.
     pub key: String,
-    pub path: PathBuf,
     pub size: u64,
+    pub storage_class: Option<String>,
     pub prefix: DayPrefix,
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum ListError {
-    #[error("--logs {0}: no such directory")]
-    Missing(PathBuf),
     #[error("--logs {0}: no CloudTrail logs found (expected [prefix/]AWSLogs/<account>/CloudTrail/<region>/YYYY/MM/DD/ or AWSLogs/<o-orgid>/<account>/CloudTrail/...)")]
-    NoLogs(PathBuf),
-    #[error("cannot list {path}: {source}")]
-    Io {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    NoLogs(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
 }
 
 /// How deep a prefix before `AWSLogs/` may go.
 const MAX_PREFIX_DEPTH: usize = 4;
+/// Folder listings in flight at once.
+const LIST_CONCURRENCY: usize = 16;
 
-pub fn open(root: &Path) -> Result<Archive, ListError> {
-    if !root.is_dir() {
-        return Err(ListError::Missing(root.to_path_buf()));
-    }
+/// Finds the trail folders below `start` (empty, or a prefix ending with `/`).
+pub async fn discover<S: Store>(store: &S, start: &str) -> Result<Archive, ListError> {
     let mut aws_logs = Vec::new();
-    find_aws_logs(root, "", 0, &mut aws_logs)?;
+    let mut level = vec![start.to_string()];
+    for depth in 0..=MAX_PREFIX_DEPTH {
+        let mut next = Vec::new();
+        for folder in &level {
+            if folder_name(folder) == "AWSLogs" {
+                aws_logs.push(folder.clone());
+                continue;
+            }
+            for sub in store.list(folder).await?.folders {
+                let name = folder_name(&sub);
+                if name == "AWSLogs" {
+                    aws_logs.push(sub);
+                } else if depth < MAX_PREFIX_DEPTH && !name.starts_with('.') {
+                    next.push(sub);
+                }
+            }
+        }
+        level = next;
+    }
     let mut trails = Vec::new();
-    for (dir, rel) in aws_logs {
-        for (name, path) in subdirs(&dir)? {
-            if is_account_id(&name) {
-                push_trail(&mut trails, &name, &path, format!("{rel}{name}/"));
+    for logs in aws_logs {
+        for sub in store.list(&logs).await?.folders {
+            let name = folder_name(&sub);
+            if is_account_id(name) {
+                push_trail(store, &mut trails, name, &sub).await?;
             } else if name.starts_with("o-") {
-                for (acct, apath) in subdirs(&path)? {
-                    if is_account_id(&acct) {
-                        push_trail(&mut trails, &acct, &apath, format!("{rel}{name}/{acct}/"));
+                for acct in store.list(&sub).await?.folders {
+                    if is_account_id(folder_name(&acct)) {
+                        push_trail(store, &mut trails, folder_name(&acct), &acct).await?;
                     }
                 }
             }
         }
     }
     if trails.is_empty() {
-        return Err(ListError::NoLogs(root.to_path_buf()));
+        return Err(ListError::NoLogs(store.describe()));
     }
     trails.sort();
-    Ok(Archive {
-        root: root.to_path_buf(),
-        trails,
-    })
+    trails.dedup();
+    Ok(Archive { trails })
 }
 
-fn push_trail(trails: &mut Vec<TrailDir>, account: &str, account_dir: &Path, rel: String) {
-    let path = account_dir.join("CloudTrail");
-    if path.is_dir() {
+async fn push_trail<S: Store>(
+    store: &S,
+    trails: &mut Vec<TrailDir>,
+    account: &str,
+    account_dir: &str,
+) -> Result<(), ListError> {
+    let ct = format!("{account_dir}CloudTrail/");
+    if store.list(account_dir).await?.folders.contains(&ct) {
         trails.push(TrailDir {
             account: account.to_string(),
-            path,
-            key_prefix: format!("{rel}CloudTrail/"),
+            key_prefix: ct,
         });
-    }
-}
-
-fn find_aws_logs(
-    dir: &Path,
-    rel: &str,
-    depth: usize,
-    out: &mut Vec<(PathBuf, String)>,
-) -> Result<(), ListError> {
-    for (name, path) in subdirs(dir)? {
-        if name == "AWSLogs" {
-            out.push((path, format!("{rel}AWSLogs/")));
-        } else if depth < MAX_PREFIX_DEPTH && !name.starts_with('.') {
-            find_aws_logs(&path, &format!("{rel}{name}/"), depth + 1, out)?;
-        }
     }
     Ok(())
 }
 
-/// The sub-folders of `dir`, sorted by name; a missing folder has none.
-fn subdirs(dir: &Path) -> Result<Vec<(String, PathBuf)>, ListError> {
-    Ok(entries(dir)?
-        .into_iter()
-        .filter(|(_, _, is_dir, _)| *is_dir)
-        .map(|(n, p, _, _)| (n, p))
-        .collect())
-}
-
-/// `(name, path, is_dir, size)` of every entry of `dir`, sorted by name; a missing folder is empty.
-fn entries(dir: &Path) -> Result<Vec<(String, PathBuf, bool, u64)>, ListError> {
-    let io = |source| ListError::Io {
-        path: dir.to_path_buf(),
-        source,
-    };
-    let rd = match std::fs::read_dir(dir) {
-        Ok(rd) => rd,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(io(e)),
-    };
-    let mut out = Vec::new();
-    for entry in rd {
-        let entry = entry.map_err(io)?;
-        let meta = entry.metadata().map_err(io)?;
-        let name = entry.file_name().to_string_lossy().into_owned();
-        out.push((name, entry.path(), meta.is_dir(), meta.len()));
-    }
-    out.sort();
-    Ok(out)
-}
-
 /// The first delivery day holding any object, per account and region. Walks only the year, month
 /// and day folder names, earliest first, stopping at the first non-empty day.
-pub fn archive_starts(archive: &Archive) -> Result<ArchiveStarts, ListError> {
+pub async fn archive_starts<S: Store>(
+    store: &S,
+    archive: &Archive,
+) -> Result<ArchiveStarts, ListError> {
     let mut starts = ArchiveStarts::new();
     for trail in &archive.trails {
-        for (region, rpath) in subdirs(&trail.path)? {
-            if let Some(day) = first_day(&rpath)? {
-                let e = starts.entry((trail.account.clone(), region)).or_insert(day);
+        for region_dir in store.list(&trail.key_prefix).await?.folders {
+            if let Some(day) = first_day(store, &region_dir).await? {
+                let e = starts
+                    .entry((trail.account.clone(), folder_name(&region_dir).to_string()))
+                    .or_insert(day);
                 *e = (*e).min(day);
             }
         }
@@ -153,14 +128,21 @@ pub fn archive_starts(archive: &Archive) -> Result<ArchiveStarts, ListError> {
     Ok(starts)
 }
 
-fn first_day(region_dir: &Path) -> Result<Option<NaiveDate>, ListError> {
-    for (y, ypath) in subdirs(region_dir)? {
-        for (m, mpath) in subdirs(&ypath)? {
-            for (d, dpath) in subdirs(&mpath)? {
-                let Ok(day) = NaiveDate::parse_from_str(&format!("{y}-{m}-{d}"), "%Y-%m-%d") else {
+async fn first_day<S: Store>(store: &S, region_dir: &str) -> Result<Option<NaiveDate>, ListError> {
+    for y in store.list(region_dir).await?.folders {
+        for m in store.list(&y).await?.folders {
+            for d in store.list(&m).await?.folders {
+                let ymd = format!(
+                    "{}-{}-{}",
+                    folder_name(&y),
+                    folder_name(&m),
+                    folder_name(&d)
+                );
+                let Ok(day) = NaiveDate::parse_from_str(&ymd, "%Y-%m-%d") else {
                     continue;
                 };
-                if !entries(&dpath)?.is_empty() {
+                let l = store.list(&d).await?;
+                if !l.objects.is_empty() || !l.folders.is_empty() {
                     return Ok(Some(day));
                 }
             }
@@ -169,29 +151,43 @@ fn first_day(region_dir: &Path) -> Result<Option<NaiveDate>, ListError> {
     Ok(None)
 }
 
-/// Every object in the planned day folders, sorted by key. Sub-folders are not descended into.
-pub fn list(
+/// Every object directly in the planned day folders, sorted by key; folders are listed
+/// concurrently. Sub-folders are not descended into.
+pub async fn list<S: Store>(
+    store: &S,
     archive: &Archive,
     prefixes: &BTreeSet<DayPrefix>,
 ) -> Result<Vec<ObjectRef>, ListError> {
-    let mut out = Vec::new();
-    for p in prefixes {
-        let day_rel = format!("{}/{}", p.region, p.day.format("%Y/%m/%d"));
-        for trail in archive.trails.iter().filter(|t| t.account == p.account) {
-            let dir = trail.path.join(&day_rel);
-            for (name, path, is_dir, size) in entries(&dir)? {
-                if !is_dir {
-                    let key = format!("{}{day_rel}/{name}", trail.key_prefix);
-                    out.push(ObjectRef {
-                        key,
-                        path,
-                        size,
+    let folders: Vec<(String, &DayPrefix)> = prefixes
+        .iter()
+        .flat_map(|p| {
+            let day_rel = format!("{}/{}/", p.region, p.day.format("%Y/%m/%d"));
+            archive
+                .trails
+                .iter()
+                .filter(move |t| t.account == p.account)
+                .map(move |t| (format!("{}{day_rel}", t.key_prefix), p))
+        })
+        .collect();
+    let listings: Vec<Vec<ObjectRef>> = stream::iter(folders)
+        .map(|(folder, p)| async move {
+            let l = store.list(&folder).await?;
+            Ok::<_, ListError>(
+                l.objects
+                    .into_iter()
+                    .map(|e| ObjectRef {
+                        key: e.key,
+                        size: e.size,
+                        storage_class: e.storage_class,
                         prefix: p.clone(),
-                    });
-                }
-            }
-        }
-    }
+                    })
+                    .collect(),
+            )
+        })
+        .buffered(LIST_CONCURRENCY)
+        .try_collect()
+        .await?;
+    let mut out: Vec<ObjectRef> = listings.into_iter().flatten().collect();
     out.sort();
     Ok(out)
 }
@@ -240,6 +236,14 @@ pub fn check_log_name(name: &str, account: &str, region: &str) -> Result<(), Str
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::scan::store::LocalStore;
+
+    fn block_on<F: std::future::Future>(f: F) -> F::Output {
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap()
+            .block_on(f)
+    }
 
     #[test]
     fn log_names() {
@@ -298,10 +302,14 @@ mod tests {
         };
         touch("AWSLogs/111122223333/CloudTrail/us-east-1/2026/03/02/a.json.gz");
         touch("AWSLogs/111122223333/CloudTrail/us-east-1/2026/03/03/b.json.gz");
+        touch("AWSLogs/111122223333/CloudTrail/us-east-1/2026/03/03/sub/c.json.gz");
         touch("AWSLogs/111122223333/CloudTrail-Digest/us-east-1/2026/03/01/d.json.gz");
         touch("logs/x/AWSLogs/o-abc123/444455556666/CloudTrail/eu-west-1/2026/02/28/c.json.gz");
         touch("AWSLogs/111122223333/Config/ConfigWritabilityCheckFile");
-        let a = open(root).unwrap();
+        let store = LocalStore {
+            root: root.to_path_buf(),
+        };
+        let a = block_on(discover(&store, "")).unwrap();
         let prefixes: Vec<&str> = a.trails.iter().map(|t| t.key_prefix.as_str()).collect();
         assert_eq!(
             prefixes,
@@ -310,7 +318,7 @@ mod tests {
                 "logs/x/AWSLogs/o-abc123/444455556666/CloudTrail/"
             ]
         );
-        let starts = archive_starts(&a).unwrap();
+        let starts = block_on(archive_starts(&store, &a)).unwrap();
         assert_eq!(
             starts[&("111122223333".into(), "us-east-1".into())].to_string(),
             "2026-03-02"
@@ -325,19 +333,21 @@ mod tests {
             day: "2026-03-03".parse().unwrap(),
         }]
         .into();
-        let objs = list(&a, &want).unwrap();
+        let objs = block_on(list(&store, &a, &want)).unwrap();
         assert_eq!(objs.len(), 1);
         assert_eq!(
             objs[0].key,
             "AWSLogs/111122223333/CloudTrail/us-east-1/2026/03/03/b.json.gz"
         );
+        let nothing = LocalStore {
+            root: root.join("logs/x/AWSLogs/o-abc123/444455556666/CloudTrail"),
+        };
         assert!(matches!(
-            open(&root.join("nope")),
-            Err(ListError::Missing(_))
-        ));
-        assert!(matches!(
-            open(&root.join("logs/x/AWSLogs/o-abc123/444455556666/CloudTrail")),
+            block_on(discover(&nothing, "")),
             Err(ListError::NoLogs(_))
         ));
+        // A prefix given by the user is where the search starts.
+        let a = block_on(discover(&store, "logs/")).unwrap();
+        assert_eq!(a.trails.len(), 1);
     }
 }

@@ -1,18 +1,21 @@
 //! scan: read the planned log objects in parallel and keep only what matters — the uses of
 //! in-scope keys — while giving every object considered exactly one manifest row (read, skipped
 //! and why, or unreadable and why). `list` finds objects, `fetch` gets bytes, `decode` turns bytes
-//! into records, `record` holds the rules of what a use is.
+//! into records, `record` holds the rules of what a use is; `store` is where objects live.
 
 pub mod decode;
 pub mod fetch;
 pub mod list;
 pub mod record;
+pub mod s3;
+pub mod store;
 
 use chrono::NaiveDate;
 use list::{check_log_name, ObjectRef};
 use rayon::prelude::*;
 use record::{KeyIndex, UseCopy};
 use std::ops::AddAssign;
+use store::LocalStore;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ObjectStatus {
@@ -46,6 +49,8 @@ pub struct ManifestRow {
     pub account_id: String,
     pub region: String,
     pub delivery_date: NaiveDate,
+    /// Skipped because its storage class needs a restore first (its evidence is missing).
+    pub archived: bool,
 }
 
 /// Counters of a scan, summed across workers.
@@ -54,6 +59,9 @@ pub struct ScanStats {
     pub objects_read: u64,
     pub objects_skipped: u64,
     pub objects_unreadable: u64,
+    /// Objects skipped because they must be restored from GLACIER / DEEP_ARCHIVE first.
+    pub objects_archived: u64,
+    pub bytes_archived: u64,
     /// Bytes of the objects read (as stored, compressed).
     pub bytes_read: u64,
     pub records: u64,
@@ -69,6 +77,8 @@ impl AddAssign for ScanStats {
         self.objects_read += o.objects_read;
         self.objects_skipped += o.objects_skipped;
         self.objects_unreadable += o.objects_unreadable;
+        self.objects_archived += o.objects_archived;
+        self.bytes_archived += o.bytes_archived;
         self.bytes_read += o.bytes_read;
         self.records += o.records;
         self.kms_records += o.kms_records;
@@ -86,10 +96,26 @@ pub struct ScanOutput {
     pub stats: ScanStats,
 }
 
-/// Scans `objects` on the current rayon pool.
-pub fn scan(objects: &[ObjectRef], index: &KeyIndex) -> ScanOutput {
-    let results: Vec<(ManifestRow, Vec<UseCopy>, ScanStats)> =
-        objects.par_iter().map(|obj| scan_one(obj, index)).collect();
+/// The result of considering one object.
+pub type Scanned = (ManifestRow, Vec<UseCopy>, ScanStats);
+
+/// Storage classes whose objects must be restored before they can be read.
+const ARCHIVED_CLASSES: [&str; 2] = ["GLACIER", "DEEP_ARCHIVE"];
+
+/// Scans local `objects` on the current rayon pool.
+pub fn scan_local(store: &LocalStore, objects: &[ObjectRef], index: &KeyIndex) -> ScanOutput {
+    let results: Vec<Scanned> = objects
+        .par_iter()
+        .map(|obj| match skip_reason(obj) {
+            Some(reason) => skipped(obj, reason),
+            None => finish(obj, fetch::read_local(store, obj), index),
+        })
+        .collect();
+    merge(results)
+}
+
+/// Merges per-object results, in the order given.
+pub fn merge(results: Vec<Scanned>) -> ScanOutput {
     let mut out = ScanOutput::default();
     for (row, uses, stats) in results {
         out.manifest.push(row);
@@ -99,12 +125,12 @@ pub fn scan(objects: &[ObjectRef], index: &KeyIndex) -> ScanOutput {
     out
 }
 
-fn scan_one(obj: &ObjectRef, index: &KeyIndex) -> (ManifestRow, Vec<UseCopy>, ScanStats) {
-    let mut row = ManifestRow {
+fn row(obj: &ObjectRef, status: ObjectStatus, reason: Option<String>) -> ManifestRow {
+    ManifestRow {
         object: obj.key.clone(),
         size_bytes: obj.size,
-        status: ObjectStatus::Read,
-        reason: None,
+        status,
+        reason,
         records: 0,
         kms_records: 0,
         malformed_records: 0,
@@ -112,35 +138,67 @@ fn scan_one(obj: &ObjectRef, index: &KeyIndex) -> (ManifestRow, Vec<UseCopy>, Sc
         account_id: obj.prefix.account.clone(),
         region: obj.prefix.region.clone(),
         delivery_date: obj.prefix.day,
-    };
-    let mut stats = ScanStats::default();
+        archived: false,
+    }
+}
+
+/// Why an object is not read at all, decided from its listing: not a log file by name, or in a
+/// storage class that needs a restore.
+pub fn skip_reason(obj: &ObjectRef) -> Option<String> {
     let name = obj.key.rsplit('/').next().unwrap_or_default();
     if let Err(reason) = check_log_name(name, &obj.prefix.account, &obj.prefix.region) {
-        row.status = ObjectStatus::Skipped;
-        row.reason = Some(reason);
-        stats.objects_skipped = 1;
-        return (row, Vec::new(), stats);
+        return Some(reason);
     }
-    match fetch::fetch(obj).and_then(|bytes| decode::decode(&bytes, index, &obj.key)) {
+    obj.storage_class
+        .as_deref()
+        .filter(|c| ARCHIVED_CLASSES.contains(c))
+        .map(|c| format!("archived: storage class {c}; restore it before it can be read"))
+}
+
+pub fn skipped(obj: &ObjectRef, reason: String) -> Scanned {
+    let archived = reason.starts_with("archived");
+    let mut r = row(obj, ObjectStatus::Skipped, Some(reason));
+    r.archived = archived;
+    let stats = ScanStats {
+        objects_skipped: 1,
+        objects_archived: u64::from(archived),
+        bytes_archived: if archived { obj.size } else { 0 },
+        ..ScanStats::default()
+    };
+    (r, Vec::new(), stats)
+}
+
+/// Decodes a fetched object (or records why it could not be fetched).
+pub fn finish(obj: &ObjectRef, fetched: Result<Vec<u8>, String>, index: &KeyIndex) -> Scanned {
+    match fetched.and_then(|bytes| decode::decode(&bytes, index, &obj.key)) {
         Ok(d) => {
-            row.records = d.records;
-            row.kms_records = d.kms_records;
-            row.malformed_records = d.malformed_records;
-            row.unattributable_uses = d.unattributable;
-            stats.objects_read = 1;
-            stats.bytes_read = obj.size;
-            stats.records = d.records;
-            stats.kms_records = d.kms_records;
-            stats.malformed_records = d.malformed_records;
-            stats.unattributable_uses = d.unattributable;
-            stats.use_copies = d.uses.len() as u64;
-            (row, d.uses, stats)
+            let mut r = row(obj, ObjectStatus::Read, None);
+            r.records = d.records;
+            r.kms_records = d.kms_records;
+            r.malformed_records = d.malformed_records;
+            r.unattributable_uses = d.unattributable;
+            let stats = ScanStats {
+                objects_read: 1,
+                bytes_read: obj.size,
+                records: d.records,
+                kms_records: d.kms_records,
+                malformed_records: d.malformed_records,
+                unattributable_uses: d.unattributable,
+                use_copies: d.uses.len() as u64,
+                ..ScanStats::default()
+            };
+            (r, d.uses, stats)
         }
         Err(reason) => {
-            row.status = ObjectStatus::Unreadable;
-            row.reason = Some(reason);
-            stats.objects_unreadable = 1;
-            (row, Vec::new(), stats)
+            let stats = ScanStats {
+                objects_unreadable: 1,
+                ..ScanStats::default()
+            };
+            (
+                row(obj, ObjectStatus::Unreadable, Some(reason)),
+                Vec::new(),
+                stats,
+            )
         }
     }
 }

@@ -6,10 +6,16 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 pub fn keytrail(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_keytrail"))
-        .args(args)
-        .output()
-        .expect("keytrail runs")
+    keytrail_with_env(args, &[])
+}
+
+pub fn keytrail_with_env(args: &[&str], env: &[(&str, String)]) -> Output {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_keytrail"));
+    c.args(args);
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    c.output().expect("keytrail runs")
 }
 
 pub fn repo() -> PathBuf {

@@ -5,4 +5,5 @@
 mod cli;
 mod common;
 mod report_check;
+mod s3;
 mod truth;

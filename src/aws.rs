@@ -1,0 +1,74 @@
+//! aws: the one place keytrail builds AWS clients. It loads the SDK configuration once — the
+//! standard credential chain, `--profile`, `--region`, and the `AWS_ENDPOINT_URL` /
+//! `AWS_ENDPOINT_URL_<SERVICE>` overrides, which the SDK honours by itself — and sets the retry
+//! policy (adaptive, for throttling) and timeouts for every client. With a custom S3 endpoint,
+//! buckets are addressed path-style, as S3-compatible servers expect.
+
+use aws_config::retry::RetryConfig;
+use aws_config::timeout::TimeoutConfig;
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+use std::time::Duration;
+
+/// Where no region is configured at all, S3 calls need one to sign with.
+const FALLBACK_REGION: &str = "us-east-1";
+
+#[derive(Debug, Clone)]
+pub struct Aws {
+    pub sdk: SdkConfig,
+}
+
+/// Loads the shared configuration. `profile` and `region` come from the command line and win
+/// over the environment.
+pub async fn load(profile: Option<&str>, region: Option<&str>) -> Aws {
+    let mut loader = aws_config::defaults(BehaviorVersion::latest())
+        .retry_config(
+            RetryConfig::adaptive()
+                .with_max_attempts(10)
+                .with_max_backoff(Duration::from_secs(20)),
+        )
+        .timeout_config(
+            TimeoutConfig::builder()
+                .connect_timeout(Duration::from_secs(10))
+                .read_timeout(Duration::from_secs(60))
+                .operation_attempt_timeout(Duration::from_secs(300))
+                .build(),
+        );
+    if let Some(p) = profile {
+        loader = loader.profile_name(p);
+    }
+    if let Some(r) = region {
+        loader = loader.region(Region::new(r.to_string()));
+    }
+    let mut sdk = loader.load().await;
+    if sdk.region().is_none() {
+        sdk = sdk
+            .into_builder()
+            .region(Region::from_static(FALLBACK_REGION))
+            .build();
+    }
+    Aws { sdk }
+}
+
+/// Whether an endpoint override applies to `service` (`S3`, `KMS`, `CLOUDTRAIL`).
+pub fn custom_endpoint(service: &str) -> bool {
+    let set = |name: &str| std::env::var(name).is_ok_and(|v| !v.trim().is_empty());
+    set(&format!("AWS_ENDPOINT_URL_{service}")) || set("AWS_ENDPOINT_URL")
+}
+
+impl Aws {
+    /// An S3 client for a bucket in `region` (the configured one when `None`).
+    pub fn s3(&self, region: Option<&str>) -> aws_sdk_s3::Client {
+        let mut b = aws_sdk_s3::config::Builder::from(&self.sdk);
+        if custom_endpoint("S3") {
+            b = b.force_path_style(true);
+        }
+        if let Some(r) = region {
+            b = b.region(Region::new(r.to_string()));
+        }
+        aws_sdk_s3::Client::from_conf(b.build())
+    }
+
+    pub fn region(&self) -> &str {
+        self.sdk.region().map_or(FALLBACK_REGION, |r| r.as_ref())
+    }
+}

@@ -1,0 +1,160 @@
+//! s3: the archive in an S3 bucket. Listing is `ListObjectsV2` with a `/` delimiter on the
+//! planned folders only (never the whole bucket); objects are fetched with `GetObject`, many at
+//! a time on tokio, and each body is handed to the rayon pool to be decoded, so network waits
+//! and CPU work overlap while memory stays bounded by the number of objects in flight.
+
+use super::list::ObjectRef;
+use super::record::KeyIndex;
+use super::store::{Entry, Listing, Store, StoreError};
+use super::{finish, merge, skip_reason, skipped, ScanOutput, Scanned};
+use crate::aws::Aws;
+use aws_sdk_s3::error::DisplayErrorContext;
+use futures::stream::{self, StreamExt};
+use std::sync::Arc;
+
+#[derive(Debug, Clone)]
+pub struct S3Store {
+    client: aws_sdk_s3::Client,
+    bucket: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("--logs s3://{bucket}: {msg}")]
+pub struct ConnectError {
+    bucket: String,
+    msg: String,
+}
+
+impl S3Store {
+    /// Opens `bucket`, finding its region (`HeadBucket` says it, even when asked in the wrong
+    /// region) so that every later call goes to the right place.
+    pub async fn connect(aws: &Aws, bucket: &str) -> Result<S3Store, ConnectError> {
+        let client = aws.s3(None);
+        let bad = |msg: String| ConnectError {
+            bucket: bucket.to_string(),
+            msg,
+        };
+        let region = match client.head_bucket().bucket(bucket).send().await {
+            Ok(out) => out.bucket_region().map(str::to_string),
+            Err(e) => {
+                let from_header = e
+                    .raw_response()
+                    .and_then(|r| r.headers().get("x-amz-bucket-region"))
+                    .map(str::to_string);
+                match from_header {
+                    Some(r) if r != aws.region() => Some(r),
+                    _ => {
+                        return Err(bad(format!(
+                            "cannot open the bucket: {}",
+                            DisplayErrorContext(&e)
+                        )))
+                    }
+                }
+            }
+        };
+        let client = match region {
+            Some(r) if r != aws.region() => aws.s3(Some(&r)),
+            _ => client,
+        };
+        Ok(S3Store {
+            client,
+            bucket: bucket.to_string(),
+        })
+    }
+
+    /// The whole body of one object.
+    pub async fn get(&self, key: &str) -> Result<Vec<u8>, String> {
+        let out = self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+            .map_err(|e| format!("GetObject failed: {}", DisplayErrorContext(&e)))?;
+        let body = out
+            .body
+            .collect()
+            .await
+            .map_err(|e| format!("reading the body failed: {e}"))?;
+        Ok(body.into_bytes().to_vec())
+    }
+}
+
+impl Store for S3Store {
+    fn describe(&self) -> String {
+        format!("s3://{}", self.bucket)
+    }
+
+    #[allow(clippy::manual_async_fn)]
+    fn list(
+        &self,
+        prefix: &str,
+    ) -> impl std::future::Future<Output = Result<Listing, StoreError>> + Send {
+        let prefix = prefix.to_string();
+        async move {
+            let err = |msg: String| StoreError::List {
+                location: format!("s3://{}/{prefix}", self.bucket),
+                msg,
+            };
+            let mut pages = self
+                .client
+                .list_objects_v2()
+                .bucket(&self.bucket)
+                .prefix(&prefix)
+                .delimiter("/")
+                .into_paginator()
+                .send();
+            let mut out = Listing::default();
+            while let Some(page) = pages.next().await {
+                let page = page.map_err(|e| err(DisplayErrorContext(&e).to_string()))?;
+                out.folders.extend(
+                    page.common_prefixes()
+                        .iter()
+                        .filter_map(|p| p.prefix().map(str::to_string)),
+                );
+                for o in page.contents() {
+                    let Some(key) = o.key() else { continue };
+                    out.objects.push(Entry {
+                        key: key.to_string(),
+                        size: o.size().unwrap_or(0).max(0) as u64,
+                        storage_class: o.storage_class().map(|c| c.as_str().to_string()),
+                    });
+                }
+            }
+            out.folders.sort();
+            out.objects.sort_by(|a, b| a.key.cmp(&b.key));
+            Ok(out)
+        }
+    }
+}
+
+/// Scans `objects` from S3: at most `concurrency` objects fetched or being decoded at once;
+/// results in object order.
+pub async fn scan(
+    store: &S3Store,
+    objects: &[ObjectRef],
+    index: Arc<KeyIndex>,
+    pool: &rayon::ThreadPool,
+    concurrency: usize,
+) -> ScanOutput {
+    let results: Vec<Scanned> = stream::iter(objects.iter().cloned())
+        .map(|obj| {
+            let index = index.clone();
+            async move {
+                if let Some(reason) = skip_reason(&obj) {
+                    return skipped(&obj, reason);
+                }
+                let fetched = store.get(&obj.key).await;
+                let (tx, rx) = tokio::sync::oneshot::channel();
+                pool.spawn(move || {
+                    let _ = tx.send(finish(&obj, fetched, &index));
+                });
+                rx.await.expect("the decoder always answers")
+            }
+        })
+        .buffered(concurrency.max(1))
+        .collect()
+        .await;
+    merge(results)
+}
