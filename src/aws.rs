@@ -68,6 +68,22 @@ impl Aws {
         aws_sdk_s3::Client::from_conf(b.build())
     }
 
+    /// A KMS client for `region`, with the shared retry policy.
+    pub fn kms(&self, region: &str) -> aws_sdk_kms::Client {
+        let conf =
+            aws_sdk_kms::config::Builder::from(&self.sdk).region(Region::new(region.to_string()));
+        aws_sdk_kms::Client::from_conf(conf.build())
+    }
+
+    /// A KMS client without SDK retries, for calls whose caller paces and retries every attempt
+    /// itself (`GetKeyLastUsage`: its quota is about 5 requests per second).
+    pub fn kms_no_retry(&self, region: &str) -> aws_sdk_kms::Client {
+        let conf = aws_sdk_kms::config::Builder::from(&self.sdk)
+            .region(Region::new(region.to_string()))
+            .retry_config(RetryConfig::disabled());
+        aws_sdk_kms::Client::from_conf(conf.build())
+    }
+
     pub fn region(&self) -> &str {
         self.sdk.region().map_or(FALLBACK_REGION, |r| r.as_ref())
     }

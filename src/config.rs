@@ -67,9 +67,54 @@ impl std::fmt::Display for Logs {
     }
 }
 
+/// Where the keys and their `GetKeyLastUsage` answers come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Usage {
+    /// A usage snapshot (JSON Lines).
+    File(PathBuf),
+    /// Live: KMS in `Config::regions`.
+    Aws,
+}
+
+impl Usage {
+    pub fn parse(s: &str) -> Usage {
+        if s == "aws" {
+            Usage::Aws
+        } else {
+            Usage::File(PathBuf::from(s))
+        }
+    }
+}
+
+/// `--regions us-east-1,eu-west-1`: validated region names, deduplicated, in the order given.
+pub fn parse_regions(s: &str) -> Result<Vec<String>, String> {
+    if s == "all" {
+        return Err(
+            "--regions all is not supported yet: list the regions (us-east-1,eu-west-1,...)".into(),
+        );
+    }
+    let mut out: Vec<String> = Vec::new();
+    for r in s.split(',').map(str::trim).filter(|r| !r.is_empty()) {
+        if !crate::model::is_region(r) {
+            return Err(format!("--regions: `{r}` is not a region name"));
+        }
+        if !out.iter().any(|x| x == r) {
+            out.push(r.to_string());
+        }
+    }
+    if out.is_empty() {
+        return Err("--regions: no region given".into());
+    }
+    Ok(out)
+}
+
 #[derive(Debug, Clone)]
 pub struct Config {
-    pub usage: PathBuf,
+    pub usage: Usage,
+    /// Regions to inventory in live mode (`--usage aws`); empty means the configured region.
+    pub regions: Vec<String>,
+    /// `GetKeyLastUsage` requests per second per account and region.
+    pub kms_rate: f64,
     pub logs: Logs,
     pub out: PathBuf,
     pub backfill: BackfillScope,

@@ -17,7 +17,7 @@ pub mod scan;
 pub mod synth;
 pub mod tracking;
 
-use config::{Config, Logs};
+use config::{Config, Logs, Usage};
 use report::{Staging, Summary};
 use scan::list::ObjectRef;
 use scan::record::KeyIndex;
@@ -38,7 +38,10 @@ pub fn run(cfg: &Config) -> anyhow::Result<RunOutcome> {
     if let Logs::Local(dir) = &cfg.logs {
         anyhow::ensure!(dir.is_dir(), "--logs {}: no such directory", dir.display());
     }
-    let keys = inventory::read_snapshot(&cfg.usage)?;
+    let snapshot = match &cfg.usage {
+        Usage::File(path) => Some(inventory::read_snapshot(path)?),
+        Usage::Aws => None,
+    };
     let staging = Staging::create(&cfg.out, cfg.overwrite)?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -47,24 +50,44 @@ pub fn run(cfg: &Config) -> anyhow::Result<RunOutcome> {
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(cfg.threads)
         .build()?;
+    let needs_aws = snapshot.is_none() || matches!(cfg.logs, Logs::S3 { .. });
+    let aws =
+        needs_aws.then(|| rt.block_on(aws::load(cfg.profile.as_deref(), cfg.region.as_deref())));
+    let mut warnings = Vec::new();
+    let keys = match (snapshot, &aws) {
+        (Some(keys), _) => keys,
+        (None, Some(aws)) => {
+            let keys = rt.block_on(live_inventory(
+                aws,
+                &cfg.regions,
+                cfg.kms_rate,
+                &mut warnings,
+            ))?;
+            let path = staging.path().join("usage.jsonl");
+            inventory::write_snapshot(&keys, &path)
+                .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?;
+            keys
+        }
+        (None, None) => unreachable!("live mode loads the AWS configuration"),
+    };
     let index = Arc::new(KeyIndex::new(
         keys.iter().map(|k| (&k.arn, k.aliases.as_slice())),
     ));
-    let (plan, scanned) = match &cfg.logs {
-        Logs::Local(dir) => {
+    let (plan, scanned) = match (&cfg.logs, &aws) {
+        (Logs::Local(dir), _) => {
             let store = LocalStore { root: dir.clone() };
             let (plan, objects) = rt.block_on(locate(&store, "", &keys, cfg))?;
             let scanned = pool.install(|| scan::scan_local(&store, &objects, &index));
             (plan, scanned)
         }
-        Logs::S3 { bucket, prefix } => rt.block_on(async {
-            let aws = aws::load(cfg.profile.as_deref(), cfg.region.as_deref()).await;
-            let store = S3Store::connect(&aws, bucket).await?;
+        (Logs::S3 { bucket, prefix }, Some(aws)) => rt.block_on(async {
+            let store = S3Store::connect(aws, bucket).await?;
             let (plan, objects) = locate(&store, prefix, &keys, cfg).await?;
             let scanned =
                 scan::s3::scan(&store, &objects, index.clone(), &pool, cfg.concurrency).await;
             anyhow::Ok((plan, scanned))
         })?,
+        (Logs::S3 { .. }, None) => unreachable!("s3:// loads the AWS configuration"),
     };
     let correlated = correlate::correlate(&keys, &plan, scanned.uses, &scanned.manifest);
     let mut summary = Summary::new(
@@ -73,6 +96,7 @@ pub fn run(cfg: &Config) -> anyhow::Result<RunOutcome> {
         scanned.stats,
         plan.prefixes.len(),
     );
+    summary.warnings.extend(warnings);
     summary.arguments = cfg.arguments.clone();
     summary.backfill = cfg.backfill.as_str();
     summary.since = cfg.since;
@@ -81,6 +105,29 @@ pub fn run(cfg: &Config) -> anyhow::Result<RunOutcome> {
     report::write(staging.path(), &correlated, &scanned.manifest, &summary)?;
     staging.commit()?;
     Ok(RunOutcome { summary })
+}
+
+/// Live inventory and tracking: every key of every requested region (the configured region
+/// when none is given) with its `GetKeyLastUsage` answer, or the reason it failed.
+pub async fn live_inventory(
+    aws: &aws::Aws,
+    regions: &[String],
+    kms_rate: f64,
+    warnings: &mut Vec<String>,
+) -> anyhow::Result<Vec<inventory::Key>> {
+    let default = [aws.region().to_string()];
+    let regions = if regions.is_empty() {
+        &default[..]
+    } else {
+        regions
+    };
+    let mut keys = Vec::new();
+    for region in regions {
+        keys.extend(inventory::live::keys_in_region(aws, region, warnings).await?);
+    }
+    keys.sort_by(|a, b| a.arn.cmp(&b.arn));
+    tracking::live::track(aws, &mut keys, kms_rate).await;
+    Ok(keys)
 }
 
 /// Finds the archive's trail folders and extent in `store` below `start`, plans, and lists the

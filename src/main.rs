@@ -2,7 +2,7 @@
 //! an exit code (0 clean, 1 incomplete evidence or unreadable objects, 2 usage or fatal error).
 
 use clap::{Parser, Subcommand, ValueEnum};
-use keytrail::config::{BackfillScope, Config, Logs};
+use keytrail::config::{BackfillScope, Config, Logs, Usage};
 use keytrail::synth::{self, Preset, SynthOptions};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -22,9 +22,12 @@ struct Cli {
 enum Command {
     /// Classify every key, backfill pre-tracking usage from the CloudTrail archive, write the report.
     Run {
-        /// Usage snapshot: JSON Lines of GetKeyLastUsage responses (optionally with KeyMetadata, Aliases).
+        /// `aws` (live: ListKeys, DescribeKey, ListAliases, GetKeyLastUsage) or a usage snapshot
+        /// file (JSON Lines of GetKeyLastUsage responses, optionally with KeyMetadata, Aliases).
         #[arg(long)]
-        usage: PathBuf,
+        usage: String,
+        #[command(flatten)]
+        live: LiveArgs,
         /// CloudTrail archive: s3://bucket[/prefix], or a local directory with the bucket's layout.
         #[arg(long)]
         logs: String,
@@ -43,18 +46,20 @@ enum Command {
         /// S3 objects fetched at once (s3:// archives).
         #[arg(long, default_value_t = 32)]
         concurrency: usize,
-        /// AWS profile (default: the SDK's standard chain).
-        #[arg(long)]
-        profile: Option<String>,
-        /// AWS region for the clients (default: the SDK's; an S3 bucket's own region is found by itself).
-        #[arg(long)]
-        region: Option<String>,
         /// Replace an existing report in --out.
         #[arg(long)]
         overwrite: bool,
         /// Print nothing but errors.
         #[arg(long, short)]
         quiet: bool,
+    },
+    /// Write only the usage snapshot (live KMS inventory and GetKeyLastUsage), for a scan elsewhere.
+    Inventory {
+        /// The snapshot file to write (JSON Lines).
+        #[arg(long)]
+        out: PathBuf,
+        #[command(flatten)]
+        live: LiveArgs,
     },
     /// Generate a deterministic synthetic archive, usage snapshot and ground truth.
     Synth {
@@ -71,6 +76,31 @@ enum Command {
         #[arg(long)]
         prefix: Option<String>,
     },
+}
+
+/// How to reach AWS.
+#[derive(clap::Args)]
+struct LiveArgs {
+    /// Regions whose keys to inventory with --usage aws (comma-separated; default: the configured region).
+    #[arg(long)]
+    regions: Option<String>,
+    /// GetKeyLastUsage requests per second per account and region (its quota is about 5).
+    #[arg(long, default_value_t = 5.0)]
+    kms_rate: f64,
+    /// AWS profile (default: the SDK's standard chain).
+    #[arg(long)]
+    profile: Option<String>,
+    /// AWS region for the clients (default: the SDK's; an S3 bucket's own region is found by itself).
+    #[arg(long)]
+    region: Option<String>,
+}
+
+impl LiveArgs {
+    fn regions(&self) -> Result<Vec<String>, String> {
+        self.regions
+            .as_deref()
+            .map_or(Ok(Vec::new()), keytrail::config::parse_regions)
+    }
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -102,11 +132,14 @@ fn main() -> ExitCode {
             since,
             threads,
             concurrency,
-            profile,
-            region,
+            live,
             overwrite,
             quiet,
         } => {
+            let regions = match live.regions() {
+                Ok(r) => r,
+                Err(e) => return fail(e),
+            };
             let since = match since
                 .as_deref()
                 .map(|s| (s, keytrail::model::parse_since(s)))
@@ -127,7 +160,9 @@ fn main() -> ExitCode {
                 Err(e) => return fail(e),
             };
             let cfg = Config {
-                usage,
+                usage: Usage::parse(&usage),
+                regions,
+                kms_rate: live.kms_rate,
                 logs,
                 out,
                 backfill: match backfill {
@@ -137,8 +172,8 @@ fn main() -> ExitCode {
                 since,
                 threads: threads.unwrap_or(0),
                 concurrency,
-                profile,
-                region,
+                profile: live.profile,
+                region: live.region,
                 overwrite,
                 arguments: std::env::args().collect(),
             };
@@ -149,6 +184,19 @@ fn main() -> ExitCode {
                         println!("report: {}", cfg.out.display());
                     }
                     ExitCode::from(if outcome.summary.incomplete() { 1 } else { 0 })
+                }
+                Err(e) => fail(format!("{e:#}")),
+            }
+        }
+        Command::Inventory { out, live } => {
+            let regions = match live.regions() {
+                Ok(r) => r,
+                Err(e) => return fail(e),
+            };
+            match inventory_only(&out, &live, &regions) {
+                Ok(n) => {
+                    println!("inventory: {n} keys written to {}", out.display());
+                    ExitCode::SUCCESS
                 }
                 Err(e) => fail(format!("{e:#}")),
             }
@@ -178,6 +226,32 @@ fn main() -> ExitCode {
             }
         }
     }
+}
+
+/// `keytrail inventory`: the live snapshot alone, written atomically.
+fn inventory_only(
+    out: &std::path::Path,
+    live: &LiveArgs,
+    regions: &[String],
+) -> anyhow::Result<usize> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    let mut warnings = Vec::new();
+    let keys = rt.block_on(async {
+        let aws = keytrail::aws::load(live.profile.as_deref(), live.region.as_deref()).await;
+        keytrail::live_inventory(&aws, regions, live.kms_rate, &mut warnings).await
+    })?;
+    for w in &warnings {
+        eprintln!("keytrail: warning: {w}");
+    }
+    let tmp = out.with_extension("jsonl.keytrail-tmp");
+    keytrail::inventory::write_snapshot(&keys, &tmp)
+        .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", tmp.display()))?;
+    std::fs::rename(&tmp, out)
+        .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", out.display()))?;
+    Ok(keys.len())
 }
 
 fn fail(msg: String) -> ExitCode {

@@ -4,6 +4,8 @@
 
 mod cli;
 mod common;
+mod fake_kms;
+mod live;
 mod report_check;
 mod s3;
 mod truth;

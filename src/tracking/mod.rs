@@ -2,6 +2,8 @@
 //! Pure: it reads the inventory's values and never calls AWS (the live client will feed the same
 //! `Key` values). It does not decide verdicts — those need the backfill (`correlate`).
 
+pub mod live;
+
 use crate::inventory::Key;
 
 /// The key's case, from the API's own definition

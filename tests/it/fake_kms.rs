@@ -1,0 +1,281 @@
+//! A KMS endpoint on loopback that speaks the real wire protocol (JSON 1.1 over `POST /`,
+//! `X-Amz-Target: TrentService.<Operation>`, epoch-number timestamps, `{"__type": ...}` errors),
+//! because no emulator implements `GetKeyLastUsage` yet. It serves the keys of a synth usage
+//! snapshot, can inject throttling, a 500 and per-key denials, and records every request.
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::{Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use serde_json::{json, Value};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+/// One request as the endpoint saw it.
+#[derive(Debug, Clone)]
+pub struct Seen {
+    pub at: Instant,
+    pub operation: String,
+    pub region: String,
+    pub key_id: Option<String>,
+}
+
+#[derive(Debug, Default, Clone)]
+pub struct Faults {
+    /// The first N `GetKeyLastUsage` requests answer 400 ThrottlingException.
+    pub throttle_first: usize,
+    /// This key's first `GetKeyLastUsage` answers 500.
+    pub fail_once: Option<String>,
+}
+
+struct State {
+    /// Snapshot lines by key ARN.
+    keys: Vec<Value>,
+    faults: Faults,
+    seen: Vec<Seen>,
+    glu_count: usize,
+    failed_once: bool,
+}
+
+pub struct FakeKms {
+    pub endpoint: String,
+    state: Arc<Mutex<State>>,
+    _rt: tokio::runtime::Runtime,
+}
+
+/// Epoch seconds from a snapshot timestamp (number or ISO-8601 string).
+fn epoch(v: &Value) -> Value {
+    match v {
+        Value::String(s) => {
+            let t = chrono::DateTime::parse_from_rfc3339(s).unwrap();
+            json!(t.timestamp_millis() as f64 / 1000.0)
+        }
+        other => other.clone(),
+    }
+}
+
+fn arn_of(line: &Value) -> String {
+    line["KeyMetadata"]["Arn"].as_str().unwrap().to_string()
+}
+
+impl FakeKms {
+    pub fn start(snapshot: &str, faults: Faults) -> FakeKms {
+        let keys: Vec<Value> = snapshot
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        let state = Arc::new(Mutex::new(State {
+            keys,
+            faults,
+            seen: Vec::new(),
+            glu_count: 0,
+            failed_once: false,
+        }));
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        let listener = rt
+            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+            .unwrap();
+        let endpoint = format!("http://{}", listener.local_addr().unwrap());
+        let st = state.clone();
+        rt.spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    return;
+                };
+                let st = st.clone();
+                tokio::spawn(async move {
+                    let service = hyper::service::service_fn(move |req| handle(st.clone(), req));
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        });
+        FakeKms {
+            endpoint,
+            state,
+            _rt: rt,
+        }
+    }
+
+    pub fn seen(&self) -> Vec<Seen> {
+        self.state.lock().unwrap().seen.clone()
+    }
+}
+
+fn reply(status: StatusCode, body: Value) -> Response<Full<Bytes>> {
+    Response::builder()
+        .status(status)
+        .header("content-type", "application/x-amz-json-1.1")
+        .header("x-amzn-requestid", "00000000-0000-4000-8000-000000000000")
+        .body(Full::new(Bytes::from(body.to_string())))
+        .unwrap()
+}
+
+fn error(status: StatusCode, kind: &str, message: &str) -> Response<Full<Bytes>> {
+    reply(status, json!({"__type": kind, "message": message}))
+}
+
+async fn handle(
+    state: Arc<Mutex<State>>,
+    req: Request<hyper::body::Incoming>,
+) -> Result<Response<Full<Bytes>>, std::convert::Infallible> {
+    let target = req
+        .headers()
+        .get("x-amz-target")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
+    // The region is in the SigV4 credential scope: Credential=AKID/20260101/<region>/kms/aws4_request.
+    let region = req
+        .headers()
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|a| a.split("Credential=").nth(1))
+        .and_then(|c| c.split('/').nth(2))
+        .unwrap_or_default()
+        .to_string();
+    let body = req
+        .into_body()
+        .collect()
+        .await
+        .map(|b| b.to_bytes())
+        .unwrap_or_default();
+    let input: Value = serde_json::from_slice(&body).unwrap_or(json!({}));
+    let op = target
+        .strip_prefix("TrentService.")
+        .unwrap_or(&target)
+        .to_string();
+    let key_id = input["KeyId"].as_str().map(str::to_string);
+    let mut st = state.lock().unwrap();
+    st.seen.push(Seen {
+        at: Instant::now(),
+        operation: op.clone(),
+        region: region.clone(),
+        key_id: key_id.clone(),
+    });
+    let in_region: Vec<Value> = st
+        .keys
+        .iter()
+        .filter(|k| arn_of(k).split(':').nth(3) == Some(region.as_str()))
+        .cloned()
+        .collect();
+    let find = |id: &str| {
+        in_region
+            .iter()
+            .find(|k| arn_of(k) == id || k["KeyMetadata"]["KeyId"] == id)
+            .cloned()
+    };
+    // Small pages, so that pagination is exercised.
+    let page = |items: Vec<Value>, marker: &Value, key: &str| {
+        let start: usize = marker.as_str().and_then(|m| m.parse().ok()).unwrap_or(0);
+        let end = (start + 7).min(items.len());
+        let mut out = json!({ key: items[start..end].to_vec(), "Truncated": end < items.len() });
+        if end < items.len() {
+            out["NextMarker"] = json!(end.to_string());
+        }
+        out
+    };
+    let resp = match op.as_str() {
+        "ListKeys" => {
+            let items = in_region
+                .iter()
+                .map(|k| json!({"KeyId": k["KeyMetadata"]["KeyId"], "KeyArn": arn_of(k)}))
+                .collect();
+            reply(StatusCode::OK, page(items, &input["Marker"], "Keys"))
+        }
+        "ListAliases" => {
+            let mut items: Vec<Value> = Vec::new();
+            for k in &in_region {
+                for a in k["Aliases"].as_array().unwrap() {
+                    let (acct, reg) = (
+                        k["KeyMetadata"]["AWSAccountId"].as_str().unwrap(),
+                        region.as_str(),
+                    );
+                    items.push(json!({"AliasName": a, "AliasArn": format!("arn:aws:kms:{reg}:{acct}:{}", a.as_str().unwrap()), "TargetKeyId": k["KeyMetadata"]["KeyId"]}));
+                }
+            }
+            // An AWS-predefined alias has no target key.
+            items.push(json!({"AliasName": "alias/aws/redshift", "AliasArn": format!("arn:aws:kms:{region}:111122223333:alias/aws/redshift")}));
+            reply(StatusCode::OK, page(items, &input["Marker"], "Aliases"))
+        }
+        "DescribeKey" => match key_id.as_deref().and_then(find) {
+            Some(k) => {
+                let mut meta = k["KeyMetadata"].clone();
+                meta["CreationDate"] = epoch(&meta["CreationDate"]);
+                reply(StatusCode::OK, json!({"KeyMetadata": meta}))
+            }
+            None => error(
+                StatusCode::BAD_REQUEST,
+                "NotFoundException",
+                "Key does not exist",
+            ),
+        },
+        "GetKeyLastUsage" => {
+            st.glu_count += 1;
+            let id = key_id.clone().unwrap_or_default();
+            if st.glu_count <= st.faults.throttle_first {
+                error(
+                    StatusCode::BAD_REQUEST,
+                    "ThrottlingException",
+                    "Rate exceeded",
+                )
+            } else if st.faults.fail_once.as_deref() == Some(id.as_str()) && !st.failed_once {
+                st.failed_once = true;
+                error(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "KMSInternalException",
+                    "internal error",
+                )
+            } else {
+                match find(&id) {
+                    None => error(
+                        StatusCode::BAD_REQUEST,
+                        "NotFoundException",
+                        "Key does not exist",
+                    ),
+                    Some(k) if k.get("Error").is_some() => {
+                        let e = k["Error"].as_str().unwrap();
+                        let (kind, msg) = e.split_once(": ").unwrap_or((e, ""));
+                        error(StatusCode::BAD_REQUEST, kind, msg)
+                    }
+                    Some(k) => {
+                        let mut usage = k["KeyLastUsage"].clone();
+                        if let Some(t) = usage.get("Timestamp").cloned() {
+                            usage["Timestamp"] = epoch(&t);
+                        }
+                        reply(
+                            StatusCode::OK,
+                            json!({
+                                "KeyId": arn_of(&k), "KeyLastUsage": usage,
+                                "TrackingStartDate": epoch(&k["TrackingStartDate"]),
+                                "KeyCreationDate": epoch(&k["KeyCreationDate"]),
+                            }),
+                        )
+                    }
+                }
+            }
+        }
+        other => error(
+            StatusCode::BAD_REQUEST,
+            "UnknownOperationException",
+            &format!("{other} is not served here"),
+        ),
+    };
+    Ok(resp)
+}
+
+/// Requests per operation, for assertions.
+pub fn count_by_operation(seen: &[Seen]) -> HashMap<String, usize> {
+    let mut m = HashMap::new();
+    for s in seen {
+        *m.entry(s.operation.clone()).or_default() += 1;
+    }
+    m
+}

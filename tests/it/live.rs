@@ -1,0 +1,170 @@
+//! Live mode through the real AWS SDK clients over HTTP on loopback: KMS from the protocol
+//! stand-in (`fake_kms`), the archive from moto's S3 server. A live run must reproduce the
+//! offline run row for row, survive throttling, a 500 and a denied key, hold the pace of
+//! `GetKeyLastUsage`, call only read APIs, and leave a snapshot that replays offline.
+
+use crate::common::{keytrail_with_env, read_table, synth};
+use crate::fake_kms::{count_by_operation, FakeKms, Faults};
+use crate::s3::Moto;
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+#[test]
+fn live_run_equals_the_offline_run_and_survives_faults_at_the_quota() {
+    let moto = Moto::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("synth");
+    let truth = synth(&data, &["--seed", "808"]);
+    let snapshot = std::fs::read_to_string(data.join("usage.jsonl")).unwrap();
+    let errored = truth["errored_keys"][0].as_str().unwrap().to_string();
+    let flaky = truth["keys"][3]["key_arn"].as_str().unwrap().to_string();
+    let kms = FakeKms::start(
+        &snapshot,
+        Faults {
+            throttle_first: 6,
+            fail_once: Some(flaky.clone()),
+        },
+    );
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(crate::s3::upload(
+            &moto.client(),
+            "trail-logs",
+            &data.join("logs"),
+            |_| None,
+        ));
+
+    let mut env = moto.env();
+    env.push(("AWS_ENDPOINT_URL_KMS", kms.endpoint.clone()));
+    let live = tmp.path().join("live");
+    let o = keytrail_with_env(
+        &[
+            "run",
+            "--usage",
+            "aws",
+            "--regions",
+            "us-east-1,eu-west-1",
+            "--logs",
+            "s3://trail-logs",
+            "--out",
+            live.to_str().unwrap(),
+        ],
+        &env,
+    );
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert_eq!(o.status.code(), Some(1), "{text}");
+
+    let offline = tmp.path().join("offline");
+    let o = keytrail_with_env(
+        &[
+            "run",
+            "--usage",
+            data.join("usage.jsonl").to_str().unwrap(),
+            "--logs",
+            data.join("logs").to_str().unwrap(),
+            "--out",
+            offline.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let (a, b) = (
+        read_table(&offline.join("key_usage")),
+        read_table(&live.join("key_usage")),
+    );
+    assert_eq!(a.len(), truth["keys"].as_array().unwrap().len());
+    for (x, y) in a.iter().zip(&b) {
+        assert_eq!(
+            x, y,
+            "key_usage differs between the offline and the live run"
+        );
+    }
+    assert_eq!(a, b);
+    let denied = b.iter().find(|r| r["key_arn"] == errored.as_str()).unwrap();
+    assert_eq!(denied["tracking_status"], "error");
+    assert!(
+        denied["verdict_reason"]
+            .as_str()
+            .unwrap()
+            .contains("AccessDeniedException"),
+        "{denied}"
+    );
+
+    // The live run's snapshot replays offline to the same rows.
+    let replay = tmp.path().join("replay");
+    let o = keytrail_with_env(
+        &[
+            "run",
+            "--usage",
+            live.join("usage.jsonl").to_str().unwrap(),
+            "--logs",
+            data.join("logs").to_str().unwrap(),
+            "--out",
+            replay.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert_eq!(read_table(&replay.join("key_usage")), b);
+
+    // Only read APIs; every key asked, the throttled and failed attempts retried.
+    let seen = kms.seen();
+    let ops = count_by_operation(&seen);
+    for op in ops.keys() {
+        assert!(
+            ["ListKeys", "ListAliases", "DescribeKey", "GetKeyLastUsage"].contains(&op.as_str()),
+            "{op} called"
+        );
+    }
+    let keys = truth["keys"].as_array().unwrap().len();
+    assert_eq!(ops["DescribeKey"], keys);
+    assert_eq!(
+        ops["GetKeyLastUsage"],
+        keys + 6 + 1,
+        "each key once, plus a retry per injected fault"
+    );
+
+    // Pacing: no six GetKeyLastUsage requests for one account and region within a second.
+    let mut by_scope: BTreeMap<(String, String), Vec<std::time::Instant>> = BTreeMap::new();
+    for s in seen.iter().filter(|s| s.operation == "GetKeyLastUsage") {
+        let account = s
+            .key_id
+            .as_deref()
+            .unwrap()
+            .split(':')
+            .nth(4)
+            .unwrap()
+            .to_string();
+        by_scope
+            .entry((account, s.region.clone()))
+            .or_default()
+            .push(s.at);
+    }
+    assert_eq!(by_scope.len(), 4, "two accounts in two regions");
+    for (scope, times) in by_scope {
+        for w in times.windows(6) {
+            let span = w[5] - w[0];
+            assert!(
+                span >= Duration::from_millis(950),
+                "{scope:?}: 6 requests within {span:?}"
+            );
+        }
+    }
+}
