@@ -84,6 +84,13 @@ impl Aws {
         aws_sdk_kms::Client::from_conf(conf.build())
     }
 
+    /// A CloudTrail client for `region`.
+    pub fn cloudtrail(&self, region: &str) -> aws_sdk_cloudtrail::Client {
+        let conf = aws_sdk_cloudtrail::config::Builder::from(&self.sdk)
+            .region(Region::new(region.to_string()));
+        aws_sdk_cloudtrail::Client::from_conf(conf.build())
+    }
+
     pub fn region(&self) -> &str {
         self.sdk.region().map_or(FALLBACK_REGION, |r| r.as_ref())
     }

@@ -16,6 +16,7 @@ pub mod report;
 pub mod scan;
 pub mod synth;
 pub mod tracking;
+pub mod trails;
 
 use config::{Config, Logs, Usage};
 use report::{Staging, Summary};
@@ -73,16 +74,21 @@ pub fn run(cfg: &Config) -> anyhow::Result<RunOutcome> {
     let index = Arc::new(KeyIndex::new(
         keys.iter().map(|k| (&k.arn, k.aliases.as_slice())),
     ));
+    // Live runs check the trails; a snapshot replay stays off the CloudTrail API.
+    let trails = match (&aws, &cfg.usage) {
+        (Some(aws), Usage::Aws) => rt.block_on(check_trails(aws, cfg, &keys, &mut warnings)),
+        _ => None,
+    };
     let (plan, scanned) = match (&cfg.logs, &aws) {
         (Logs::Local(dir), _) => {
             let store = LocalStore { root: dir.clone() };
-            let (plan, objects) = rt.block_on(locate(&store, "", &keys, cfg))?;
+            let (plan, objects) = rt.block_on(locate(&store, "", &keys, cfg, trails.as_deref()))?;
             let scanned = pool.install(|| scan::scan_local(&store, &objects, &index));
             (plan, scanned)
         }
         (Logs::S3 { bucket, prefix }, Some(aws)) => rt.block_on(async {
             let store = S3Store::connect(aws, bucket).await?;
-            let (plan, objects) = locate(&store, prefix, &keys, cfg).await?;
+            let (plan, objects) = locate(&store, prefix, &keys, cfg, trails.as_deref()).await?;
             let scanned =
                 scan::s3::scan(&store, &objects, index.clone(), &pool, cfg.concurrency).await;
             anyhow::Ok((plan, scanned))
@@ -130,17 +136,67 @@ pub async fn live_inventory(
     Ok(keys)
 }
 
-/// Finds the archive's trail folders and extent in `store` below `start`, plans, and lists the
-/// planned day folders.
+/// The trails that deliver to the archive, with a warning per trail that limits the evidence;
+/// `None` (and a warning) when they cannot be read.
+async fn check_trails(
+    aws: &aws::Aws,
+    cfg: &Config,
+    keys: &[inventory::Key],
+    warnings: &mut Vec<String>,
+) -> Option<Vec<trails::Trail>> {
+    let mut regions: Vec<String> = keys.iter().map(|k| k.arn.region().to_string()).collect();
+    regions.sort();
+    regions.dedup();
+    let (bucket, prefix) = match &cfg.logs {
+        Logs::S3 { bucket, prefix } => (Some(bucket.as_str()), prefix.as_str()),
+        Logs::Local(_) => (None, ""),
+    };
+    match trails::discover(aws, &regions, bucket, prefix).await {
+        Ok(found) if found.is_empty() => {
+            warnings.push(format!(
+                "no trail delivers to {}; whether it logged KMS calls was not checked",
+                cfg.logs
+            ));
+            None
+        }
+        Ok(found) => {
+            for t in &found {
+                if let trails::Coverage::None(why) | trails::Coverage::Partial(why) = &t.coverage {
+                    warnings.push(format!("trail {} may not log KMS calls: {why}", t.arn));
+                }
+            }
+            warnings.push(
+                "trail event selectors were checked as they are today; earlier changes (PutEventSelectors) are not visible"
+                    .into(),
+            );
+            Some(found)
+        }
+        Err(e) => {
+            warnings.push(format!(
+                "trails not checked ({e:#}); verdicts assume the archive's trail logged KMS calls"
+            ));
+            None
+        }
+    }
+}
+
+/// Finds the archive's trail folders and extent in `store` below `start`, plans (with what the
+/// trails say about each account and region), and lists the planned day folders.
 async fn locate<S: Store>(
     store: &S,
     start: &str,
     keys: &[inventory::Key],
     cfg: &Config,
+    trails: Option<&[trails::Trail]>,
 ) -> anyhow::Result<(plan::Plan, Vec<ObjectRef>)> {
     let archive = scan::list::discover(store, start).await?;
     let starts = scan::list::archive_starts(store, &archive).await?;
-    let plan = plan::plan(keys, &starts, cfg.backfill, cfg.since);
+    let mut plan = plan::plan(keys, &starts, cfg.backfill, cfg.since);
+    if let Some(trails) = trails {
+        plan::add_limits(&mut plan, |account, region| {
+            trails::limits_for(trails, account, region)
+        });
+    }
     let objects = scan::list::list(store, &archive, &plan.prefixes).await?;
     Ok((plan, objects))
 }

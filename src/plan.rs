@@ -124,6 +124,14 @@ pub fn plan(
     out
 }
 
+/// Adds what is known to limit the evidence of an account and region before any object is read
+/// (from the trails' configuration) to every backfilled key there.
+pub fn add_limits(plan: &mut Plan, limits: impl Fn(&str, &str) -> Vec<String>) {
+    for kp in plan.keys.iter_mut().filter(|k| k.backfill) {
+        kp.limits.extend(limits(kp.arn.account(), kp.arn.region()));
+    }
+}
+
 /// `[max(creation, --since, archive start), tracking start)`, and what keeps it from starting at
 /// creation.
 fn window_for(

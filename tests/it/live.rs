@@ -4,8 +4,9 @@
 //! `GetKeyLastUsage`, call only read APIs, and leave a snapshot that replays offline.
 
 use crate::common::{keytrail_with_env, read_table, synth};
-use crate::fake_kms::{count_by_operation, FakeKms, Faults};
+use crate::fake_aws::{count_by_operation, FakeAws, FakeTrail, Faults};
 use crate::s3::Moto;
+use serde_json::json;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -18,12 +19,13 @@ fn live_run_equals_the_offline_run_and_survives_faults_at_the_quota() {
     let snapshot = std::fs::read_to_string(data.join("usage.jsonl")).unwrap();
     let errored = truth["errored_keys"][0].as_str().unwrap().to_string();
     let flaky = truth["keys"][3]["key_arn"].as_str().unwrap().to_string();
-    let kms = FakeKms::start(
+    let kms = FakeAws::start(
         &snapshot,
         Faults {
             throttle_first: 6,
             fail_once: Some(flaky.clone()),
         },
+        vec![FakeTrail::org("trail-logs", true, all_management())],
     );
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -39,6 +41,7 @@ fn live_run_equals_the_offline_run_and_survives_faults_at_the_quota() {
 
     let mut env = moto.env();
     env.push(("AWS_ENDPOINT_URL_KMS", kms.endpoint.clone()));
+    env.push(("AWS_ENDPOINT_URL_CLOUDTRAIL", kms.endpoint.clone()));
     let live = tmp.path().join("live");
     let o = keytrail_with_env(
         &[
@@ -129,7 +132,15 @@ fn live_run_equals_the_offline_run_and_survives_faults_at_the_quota() {
     let ops = count_by_operation(&seen);
     for op in ops.keys() {
         assert!(
-            ["ListKeys", "ListAliases", "DescribeKey", "GetKeyLastUsage"].contains(&op.as_str()),
+            [
+                "ListKeys",
+                "ListAliases",
+                "DescribeKey",
+                "GetKeyLastUsage",
+                "DescribeTrails",
+                "GetEventSelectors"
+            ]
+            .contains(&op.as_str()),
             "{op} called"
         );
     }
@@ -167,4 +178,114 @@ fn live_run_equals_the_offline_run_and_survives_faults_at_the_quota() {
             );
         }
     }
+}
+
+fn all_management() -> serde_json::Value {
+    json!({"EventSelectors": [{"ReadWriteType": "All", "IncludeManagementEvents": true, "DataResources": [], "ExcludeManagementEventSources": []}]})
+}
+
+/// A live run over an archive whose trail is `trail`; returns the truth and the key_usage rows.
+fn run_with_trail(
+    seed: &str,
+    trail: FakeTrail,
+) -> (serde_json::Value, Vec<serde_json::Value>, String) {
+    let moto = Moto::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("synth");
+    let truth = synth(&data, &["--seed", seed]);
+    let snapshot = std::fs::read_to_string(data.join("usage.jsonl")).unwrap();
+    let aws = FakeAws::start(&snapshot, Faults::default(), vec![trail]);
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(crate::s3::upload(
+            &moto.client(),
+            "trail-logs",
+            &data.join("logs"),
+            |_| None,
+        ));
+    let mut env = moto.env();
+    env.push(("AWS_ENDPOINT_URL_KMS", aws.endpoint.clone()));
+    env.push(("AWS_ENDPOINT_URL_CLOUDTRAIL", aws.endpoint.clone()));
+    let out = tmp.path().join("r");
+    let o = keytrail_with_env(
+        &[
+            "run",
+            "--usage",
+            "aws",
+            "--regions",
+            "us-east-1,eu-west-1",
+            "--kms-rate",
+            "50",
+            "--logs",
+            "s3://trail-logs",
+            "--out",
+            out.to_str().unwrap(),
+        ],
+        &env,
+    );
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert_eq!(o.status.code(), Some(1), "{text}");
+    (truth, read_table(&out.join("key_usage")), text)
+}
+
+/// Keys the truth calls `no_use_found` in `weakened` regions must be `inconclusive` with a reason
+/// containing `says`; every other key keeps the truth's verdict.
+fn check_weakened(
+    truth: &serde_json::Value,
+    rows: &[serde_json::Value],
+    weakened: &[&str],
+    says: &str,
+) {
+    let mut n = 0;
+    for want in truth["keys"].as_array().unwrap() {
+        let arn = want["key_arn"].as_str().unwrap();
+        let got = rows.iter().find(|r| r["key_arn"] == arn).unwrap();
+        let region = arn.split(':').nth(3).unwrap();
+        if want["verdict"] == "no_use_found" && weakened.contains(&region) {
+            n += 1;
+            assert_eq!(got["verdict"], "inconclusive", "{arn}");
+            assert!(
+                got["verdict_reason"].as_str().unwrap().contains(says),
+                "{arn}: {}",
+                got["verdict_reason"]
+            );
+        } else {
+            assert_eq!(
+                got["verdict"], want["verdict"],
+                "{arn}: {}",
+                got["verdict_reason"]
+            );
+        }
+    }
+    assert!(n > 0, "some no_use_found key is affected");
+}
+
+#[test]
+fn a_trail_that_excludes_kms_events_makes_no_use_found_inconclusive() {
+    let selectors = json!({"EventSelectors": [{"ReadWriteType": "All", "IncludeManagementEvents": true, "DataResources": [], "ExcludeManagementEventSources": ["kms.amazonaws.com"]}]});
+    let (truth, rows, text) = run_with_trail("515", FakeTrail::org("trail-logs", true, selectors));
+    check_weakened(
+        &truth,
+        &rows,
+        &["us-east-1", "eu-west-1"],
+        "exclude kms.amazonaws.com",
+    );
+    assert!(
+        text.contains("may not log KMS calls"),
+        "the summary warns: {text}"
+    );
+}
+
+#[test]
+fn a_single_region_trail_covers_only_its_home_region() {
+    let (truth, rows, _) =
+        run_with_trail("516", FakeTrail::org("trail-logs", false, all_management()));
+    check_weakened(&truth, &rows, &["eu-west-1"], "logs only us-east-1");
 }

@@ -4,7 +4,7 @@
 
 mod cli;
 mod common;
-mod fake_kms;
+mod fake_aws;
 mod live;
 mod report_check;
 mod s3;

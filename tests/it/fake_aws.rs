@@ -1,7 +1,8 @@
-//! A KMS endpoint on loopback that speaks the real wire protocol (JSON 1.1 over `POST /`,
-//! `X-Amz-Target: TrentService.<Operation>`, epoch-number timestamps, `{"__type": ...}` errors),
-//! because no emulator implements `GetKeyLastUsage` yet. It serves the keys of a synth usage
-//! snapshot, can inject throttling, a 500 and per-key denials, and records every request.
+//! KMS and CloudTrail endpoints on loopback that speak the real wire protocol (JSON 1.1 over
+//! `POST /`, `X-Amz-Target: TrentService.<Operation>` / `CloudTrail_20131101.<Operation>`,
+//! epoch-number timestamps, `{"__type": ...}` errors), because no emulator implements
+//! `GetKeyLastUsage` yet. It serves the keys of a synth usage snapshot and a configured set of
+//! trails, can inject throttling, a 500 and per-key denials, and records every request.
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
@@ -29,16 +30,38 @@ pub struct Faults {
     pub fail_once: Option<String>,
 }
 
+/// A trail as `DescribeTrails` lists it, and its `GetEventSelectors` answer.
+#[derive(Debug, Clone)]
+pub struct FakeTrail {
+    pub trail: Value,
+    pub selectors: Value,
+}
+
+impl FakeTrail {
+    /// An organization trail of account 111122223333, home us-east-1, delivering to `bucket`.
+    pub fn org(bucket: &str, multi_region: bool, selectors: Value) -> FakeTrail {
+        FakeTrail {
+            trail: json!({
+                "Name": "org-trail", "S3BucketName": bucket, "IsMultiRegionTrail": multi_region,
+                "HomeRegion": "us-east-1", "TrailARN": "arn:aws:cloudtrail:us-east-1:111122223333:trail/org-trail",
+                "LogFileValidationEnabled": true, "IsOrganizationTrail": true, "HasCustomEventSelectors": true,
+            }),
+            selectors,
+        }
+    }
+}
+
 struct State {
     /// Snapshot lines by key ARN.
     keys: Vec<Value>,
+    trails: Vec<FakeTrail>,
     faults: Faults,
     seen: Vec<Seen>,
     glu_count: usize,
     failed_once: bool,
 }
 
-pub struct FakeKms {
+pub struct FakeAws {
     pub endpoint: String,
     state: Arc<Mutex<State>>,
     _rt: tokio::runtime::Runtime,
@@ -59,8 +82,8 @@ fn arn_of(line: &Value) -> String {
     line["KeyMetadata"]["Arn"].as_str().unwrap().to_string()
 }
 
-impl FakeKms {
-    pub fn start(snapshot: &str, faults: Faults) -> FakeKms {
+impl FakeAws {
+    pub fn start(snapshot: &str, faults: Faults, trails: Vec<FakeTrail>) -> FakeAws {
         let keys: Vec<Value> = snapshot
             .lines()
             .filter(|l| !l.trim().is_empty())
@@ -68,6 +91,7 @@ impl FakeKms {
             .collect();
         let state = Arc::new(Mutex::new(State {
             keys,
+            trails,
             faults,
             seen: Vec::new(),
             glu_count: 0,
@@ -97,7 +121,7 @@ impl FakeKms {
                 });
             }
         });
-        FakeKms {
+        FakeAws {
             endpoint,
             state,
             _rt: rt,
@@ -148,10 +172,7 @@ async fn handle(
         .map(|b| b.to_bytes())
         .unwrap_or_default();
     let input: Value = serde_json::from_slice(&body).unwrap_or(json!({}));
-    let op = target
-        .strip_prefix("TrentService.")
-        .unwrap_or(&target)
-        .to_string();
+    let op = target.rsplit('.').next().unwrap_or(&target).to_string();
     let key_id = input["KeyId"].as_str().map(str::to_string);
     let mut st = state.lock().unwrap();
     st.seen.push(Seen {
@@ -260,6 +281,43 @@ async fn handle(
                         )
                     }
                 }
+            }
+        }
+        "DescribeTrails" => {
+            // A multi-region trail shows in every region (as a shadow outside its home).
+            let list: Vec<Value> = st
+                .trails
+                .iter()
+                .filter(|t| {
+                    t.trail["IsMultiRegionTrail"] == true
+                        || t.trail["HomeRegion"] == region.as_str()
+                })
+                .map(|t| t.trail.clone())
+                .collect();
+            reply(StatusCode::OK, json!({"trailList": list}))
+        }
+        "GetEventSelectors" => {
+            let name = input["TrailName"].as_str().unwrap_or_default();
+            match st
+                .trails
+                .iter()
+                .find(|t| t.trail["TrailARN"] == name || t.trail["Name"] == name)
+            {
+                Some(t) if t.trail["HomeRegion"] == region.as_str() => {
+                    let mut out = t.selectors.clone();
+                    out["TrailARN"] = t.trail["TrailARN"].clone();
+                    reply(StatusCode::OK, out)
+                }
+                Some(_) => error(
+                    StatusCode::BAD_REQUEST,
+                    "TrailNotFoundException",
+                    "call it in the trail's home region",
+                ),
+                None => error(
+                    StatusCode::BAD_REQUEST,
+                    "TrailNotFoundException",
+                    "Unknown trail",
+                ),
             }
         }
         other => error(
