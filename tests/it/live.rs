@@ -1,50 +1,58 @@
 //! Live mode through the real AWS SDK clients over HTTP on loopback: KMS from the protocol
-//! stand-in (`fake_kms`), the archive from moto's S3 server. A live run must reproduce the
+//! stand-in (`fake_aws`), the archive from moto's S3 server. A live run must reproduce the
 //! offline run row for row, survive throttling, a 500 and a denied key, hold the pace of
 //! `GetKeyLastUsage`, call only read APIs, and leave a snapshot that replays offline.
 
-use crate::common::{keytrail_with_env, read_table, synth};
+use crate::common::{keytrail_with_env, read_table, run, synth};
 use crate::fake_aws::{count_by_operation, FakeAws, FakeTrail, Faults};
-use crate::s3::Moto;
-use serde_json::json;
+use crate::s3::{rt, upload, Moto};
+use serde_json::{json, Value};
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 use std::time::Duration;
 
-#[test]
-fn live_run_equals_the_offline_run_and_survives_faults_at_the_quota() {
+/// A synth archive in moto's S3 (bucket `trail-logs`), its keys and trail on the stand-in, and
+/// the environment a keytrail process needs to reach both.
+struct Live {
+    _moto: Moto,
+    tmp: tempfile::TempDir,
+    data: PathBuf,
+    truth: Value,
+    aws: FakeAws,
+    env: Vec<(&'static str, String)>,
+}
+
+fn live(seed: &str, faults: impl FnOnce(&Value) -> Faults, trail: FakeTrail) -> Live {
     let moto = Moto::start();
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("synth");
-    let truth = synth(&data, &["--seed", "808"]);
+    let truth = synth(&data, &["--seed", seed]);
     let snapshot = std::fs::read_to_string(data.join("usage.jsonl")).unwrap();
-    let errored = truth["errored_keys"][0].as_str().unwrap().to_string();
-    let flaky = truth["keys"][3]["key_arn"].as_str().unwrap().to_string();
-    let kms = FakeAws::start(
-        &snapshot,
-        Faults {
-            throttle_first: 6,
-            fail_once: Some(flaky.clone()),
-        },
-        vec![FakeTrail::org("trail-logs", true, all_management())],
-    );
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap()
-        .block_on(crate::s3::upload(
-            &moto.client(),
-            "trail-logs",
-            &data.join("logs"),
-            |_| None,
-        ));
-
+    let aws = FakeAws::start(&snapshot, faults(&truth), vec![trail]);
+    rt().block_on(upload(
+        &moto.client(),
+        "trail-logs",
+        &data.join("logs"),
+        |_| None,
+    ));
     let mut env = moto.env();
-    env.push(("AWS_ENDPOINT_URL_KMS", kms.endpoint.clone()));
-    env.push(("AWS_ENDPOINT_URL_CLOUDTRAIL", kms.endpoint.clone()));
-    let live = tmp.path().join("live");
-    let o = keytrail_with_env(
-        &[
+    env.push(("AWS_ENDPOINT_URL_KMS", aws.endpoint.clone()));
+    env.push(("AWS_ENDPOINT_URL_CLOUDTRAIL", aws.endpoint.clone()));
+    Live {
+        _moto: moto,
+        tmp,
+        data,
+        truth,
+        aws,
+        env,
+    }
+}
+
+impl Live {
+    /// `keytrail run --usage aws` over both regions into `name`; exit code, output, report dir.
+    fn run(&self, name: &str, extra: &[&str]) -> (Option<i32>, String, PathBuf) {
+        let out = self.tmp.path().join(name);
+        let mut args = vec![
             "run",
             "--usage",
             "aws",
@@ -52,37 +60,37 @@ fn live_run_equals_the_offline_run_and_survives_faults_at_the_quota() {
             "us-east-1,eu-west-1",
             "--logs",
             "s3://trail-logs",
-            "--out",
-            live.to_str().unwrap(),
-        ],
-        &env,
+        ];
+        args.extend_from_slice(extra);
+        args.extend_from_slice(&["--out", out.to_str().unwrap()]);
+        let o = keytrail_with_env(&args, &self.env);
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        );
+        (o.status.code(), text, out)
+    }
+}
+
+#[test]
+fn live_run_equals_the_offline_run_and_survives_faults_at_the_quota() {
+    let l = live(
+        "808",
+        |truth| Faults {
+            throttle_first: 6,
+            fail_once: Some(truth["keys"][3]["key_arn"].as_str().unwrap().to_string()),
+        },
+        FakeTrail::org("trail-logs", true, all_management()),
     );
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    );
-    assert_eq!(o.status.code(), Some(1), "{text}");
+    let (truth, data, tmp, kms) = (&l.truth, &l.data, &l.tmp, &l.aws);
+    let errored = truth["errored_keys"][0].as_str().unwrap().to_string();
+    let (code, text, live) = l.run("live", &[]);
+    assert_eq!(code, Some(1), "{text}");
 
     let offline = tmp.path().join("offline");
-    let o = keytrail_with_env(
-        &[
-            "run",
-            "--usage",
-            data.join("usage.jsonl").to_str().unwrap(),
-            "--logs",
-            data.join("logs").to_str().unwrap(),
-            "--out",
-            offline.to_str().unwrap(),
-        ],
-        &[],
-    );
-    assert_eq!(
-        o.status.code(),
-        Some(1),
-        "{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
+    let (code, text) = run(&data.join("usage.jsonl"), &data.join("logs"), &offline, &[]);
+    assert_eq!(code, 1, "{text}");
     let (a, b) = (
         read_table(&offline.join("key_usage")),
         read_table(&live.join("key_usage")),
@@ -107,24 +115,8 @@ fn live_run_equals_the_offline_run_and_survives_faults_at_the_quota() {
 
     // The live run's snapshot replays offline to the same rows.
     let replay = tmp.path().join("replay");
-    let o = keytrail_with_env(
-        &[
-            "run",
-            "--usage",
-            live.join("usage.jsonl").to_str().unwrap(),
-            "--logs",
-            data.join("logs").to_str().unwrap(),
-            "--out",
-            replay.to_str().unwrap(),
-        ],
-        &[],
-    );
-    assert_eq!(
-        o.status.code(),
-        Some(1),
-        "{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
+    let (code, text) = run(&live.join("usage.jsonl"), &data.join("logs"), &replay, &[]);
+    assert_eq!(code, 1, "{text}");
     assert_eq!(read_table(&replay.join("key_usage")), b);
 
     // Only read APIs; every key asked, the throttled and failed attempts retried.
@@ -180,59 +172,17 @@ fn live_run_equals_the_offline_run_and_survives_faults_at_the_quota() {
     }
 }
 
-fn all_management() -> serde_json::Value {
+fn all_management() -> Value {
     json!({"EventSelectors": [{"ReadWriteType": "All", "IncludeManagementEvents": true, "DataResources": [], "ExcludeManagementEventSources": []}]})
 }
 
-/// A live run over an archive whose trail is `trail`; returns the truth and the key_usage rows.
-fn run_with_trail(
-    seed: &str,
-    trail: FakeTrail,
-) -> (serde_json::Value, Vec<serde_json::Value>, String) {
-    let moto = Moto::start();
-    let tmp = tempfile::tempdir().unwrap();
-    let data = tmp.path().join("synth");
-    let truth = synth(&data, &["--seed", seed]);
-    let snapshot = std::fs::read_to_string(data.join("usage.jsonl")).unwrap();
-    let aws = FakeAws::start(&snapshot, Faults::default(), vec![trail]);
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap()
-        .block_on(crate::s3::upload(
-            &moto.client(),
-            "trail-logs",
-            &data.join("logs"),
-            |_| None,
-        ));
-    let mut env = moto.env();
-    env.push(("AWS_ENDPOINT_URL_KMS", aws.endpoint.clone()));
-    env.push(("AWS_ENDPOINT_URL_CLOUDTRAIL", aws.endpoint.clone()));
-    let out = tmp.path().join("r");
-    let o = keytrail_with_env(
-        &[
-            "run",
-            "--usage",
-            "aws",
-            "--regions",
-            "us-east-1,eu-west-1",
-            "--kms-rate",
-            "50",
-            "--logs",
-            "s3://trail-logs",
-            "--out",
-            out.to_str().unwrap(),
-        ],
-        &env,
-    );
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    );
-    assert_eq!(o.status.code(), Some(1), "{text}");
-    (truth, read_table(&out.join("key_usage")), text)
+/// A live run over an archive whose trail is `trail`; returns the truth, the key_usage rows and
+/// the run's output.
+fn run_with_trail(seed: &str, trail: FakeTrail) -> (Value, Vec<Value>, String) {
+    let l = live(seed, |_| Faults::default(), trail);
+    let (code, text, out) = l.run("r", &["--kms-rate", "50"]);
+    assert_eq!(code, Some(1), "{text}");
+    (l.truth.clone(), read_table(&out.join("key_usage")), text)
 }
 
 /// Keys the truth calls `no_use_found` in `weakened` regions must be `inconclusive` with a reason
