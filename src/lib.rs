@@ -10,6 +10,7 @@ pub mod aws;
 pub mod config;
 pub mod correlate;
 pub mod inventory;
+pub mod lookup;
 pub mod model;
 pub mod plan;
 pub mod report;
@@ -95,7 +96,15 @@ pub fn run(cfg: &Config) -> anyhow::Result<RunOutcome> {
         })?,
         (Logs::S3 { .. }, None) => unreachable!("s3:// loads the AWS configuration"),
     };
-    let correlated = correlate::correlate(&keys, &plan, scanned.uses, &scanned.manifest);
+    let mut copies = scanned.uses;
+    if let (Some(aws), Usage::Aws) = (&aws, &cfg.usage) {
+        // Last uses the archive does not hold: ask CloudTrail's event history (last 90 days).
+        let missing = lookup::missing_events(&keys, &copies);
+        if !missing.is_empty() {
+            copies.extend(rt.block_on(lookup::lookup(aws, &missing, &index, &mut warnings)));
+        }
+    }
+    let correlated = correlate::correlate(&keys, &plan, copies, &scanned.manifest);
     let mut summary = Summary::new(
         &correlated.findings,
         correlated.events.len(),

@@ -55,6 +55,8 @@ struct State {
     /// Snapshot lines by key ARN.
     keys: Vec<Value>,
     trails: Vec<FakeTrail>,
+    /// Records `LookupEvents` can return, by `eventID`.
+    events: HashMap<String, String>,
     faults: Faults,
     seen: Vec<Seen>,
     glu_count: usize,
@@ -92,6 +94,7 @@ impl FakeAws {
         let state = Arc::new(Mutex::new(State {
             keys,
             trails,
+            events: HashMap::new(),
             faults,
             seen: Vec::new(),
             glu_count: 0,
@@ -126,6 +129,11 @@ impl FakeAws {
             state,
             _rt: rt,
         }
+    }
+
+    /// Makes `LookupEvents` know these records (by `eventID`).
+    pub fn add_events(&self, events: HashMap<String, String>) {
+        self.state.lock().unwrap().events.extend(events);
     }
 
     pub fn seen(&self) -> Vec<Seen> {
@@ -282,6 +290,21 @@ async fn handle(
                     }
                 }
             }
+        }
+        "LookupEvents" => {
+            let id = input["LookupAttributes"][0]["AttributeValue"]
+                .as_str()
+                .unwrap_or_default();
+            let events: Vec<Value> = match (
+                input["LookupAttributes"][0]["AttributeKey"].as_str(),
+                st.events.get(id),
+            ) {
+                (Some("EventId"), Some(record)) => {
+                    vec![json!({"EventId": id, "CloudTrailEvent": record})]
+                }
+                _ => vec![],
+            };
+            reply(StatusCode::OK, json!({"Events": events}))
         }
         "DescribeTrails" => {
             // A multi-region trail shows in every region (as a shadow outside its home).

@@ -14,7 +14,7 @@ use std::time::Duration;
 /// A synth archive in moto's S3 (bucket `trail-logs`), its keys and trail on the stand-in, and
 /// the environment a keytrail process needs to reach both.
 struct Live {
-    _moto: Moto,
+    moto: Moto,
     tmp: tempfile::TempDir,
     data: PathBuf,
     truth: Value,
@@ -39,7 +39,7 @@ fn live(seed: &str, faults: impl FnOnce(&Value) -> Faults, trail: FakeTrail) -> 
     env.push(("AWS_ENDPOINT_URL_KMS", aws.endpoint.clone()));
     env.push(("AWS_ENDPOINT_URL_CLOUDTRAIL", aws.endpoint.clone()));
     Live {
-        _moto: moto,
+        moto,
         tmp,
         data,
         truth,
@@ -238,4 +238,109 @@ fn a_single_region_trail_covers_only_its_home_region() {
     let (truth, rows, _) =
         run_with_trail("516", FakeTrail::org("trail-logs", false, all_management()));
     check_weakened(&truth, &rows, &["eu-west-1"], "logs only us-east-1");
+}
+
+/// Every record of a synth archive's readable log objects, by `eventID`.
+fn records_by_event_id(logs: &std::path::Path) -> std::collections::HashMap<String, String> {
+    use std::io::Read;
+    let mut out = std::collections::HashMap::new();
+    let mut stack = vec![logs.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for e in std::fs::read_dir(dir).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+                continue;
+            }
+            let mut json = String::new();
+            let bytes = std::fs::read(&p).unwrap();
+            if flate2::read::GzDecoder::new(&bytes[..])
+                .read_to_string(&mut json)
+                .is_err()
+            {
+                continue; // the corrupt objects
+            }
+            let Ok(doc) = serde_json::from_str::<Value>(&json) else {
+                continue;
+            };
+            for r in doc["Records"].as_array().into_iter().flatten() {
+                if let Some(id) = r["eventID"].as_str() {
+                    out.insert(id.to_string(), r.to_string());
+                }
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn last_uses_missing_from_a_lagging_archive_are_joined_through_lookup_events() {
+    let l = live(
+        "4711",
+        |_| Faults::default(),
+        FakeTrail::org("trail-logs", true, all_management()),
+    );
+    l.aws.add_events(records_by_event_id(&l.data.join("logs")));
+    // The archive lags: nothing delivered on or after 2026-03-18 has reached the bucket.
+    rt().block_on(async {
+        let c = l.moto.client();
+        let mut listed = c
+            .list_objects_v2()
+            .bucket("trail-logs")
+            .into_paginator()
+            .send();
+        let mut pages = Vec::new();
+        while let Some(page) = listed.next().await {
+            pages.push(page);
+        }
+        for page in pages {
+            for o in page.unwrap().contents() {
+                let k = o.key().unwrap();
+                if k.contains("/2026/03/18/")
+                    || k.contains("/2026/03/19/")
+                    || k.contains("/2026/03/20/")
+                {
+                    c.delete_object()
+                        .bucket("trail-logs")
+                        .key(k)
+                        .send()
+                        .await
+                        .unwrap();
+                }
+            }
+        }
+    });
+    let (code, text, out) = l.run("r", &["--kms-rate", "50"]);
+    assert_eq!(code, Some(1), "{text}");
+    let rows = read_table(&out.join("key_usage"));
+    let mut looked_up = 0;
+    for want in l.truth["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|k| k["verdict"] == "in_use")
+    {
+        let got = rows
+            .iter()
+            .find(|r| r["key_arn"] == want["key_arn"])
+            .unwrap();
+        assert_eq!(got["last_usage_event_found"], true, "{}", want["key_arn"]);
+        let (g, w) = (
+            got["last_usage_principal"].as_str().unwrap(),
+            want["last_usage_principal"].as_str().unwrap(),
+        );
+        // Without the caller's own copy, a cross-account caller is known by its account.
+        assert!(
+            g == w || w.contains(&format!("::{g}:")),
+            "{}: {g} vs {w}",
+            want["key_arn"]
+        );
+        looked_up += usize::from(got["last_usage_time"].as_str().unwrap() >= "2026-03-18");
+    }
+    assert!(looked_up > 0, "some last use was only in the lagging days");
+    let events = read_table(&out.join("kms_events"));
+    assert!(events
+        .iter()
+        .any(|e| e["log_object"] == "cloudtrail:LookupEvents"));
+    assert!(count_by_operation(&l.aws.seen())["LookupEvents"] >= looked_up);
 }
