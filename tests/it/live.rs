@@ -5,6 +5,7 @@
 
 use crate::common::{keytrail_with_env, read_table, run, synth};
 use crate::fake_aws::{count_by_operation, FakeAws, FakeTrail, Faults};
+use crate::proxy::Recorder;
 use crate::s3::{rt, upload, Moto};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
@@ -75,7 +76,7 @@ impl Live {
 
 #[test]
 fn live_run_equals_the_offline_run_and_survives_faults_at_the_quota() {
-    let l = live(
+    let mut l = live(
         "808",
         |truth| Faults {
             throttle_first: 6,
@@ -83,9 +84,13 @@ fn live_run_equals_the_offline_run_and_survives_faults_at_the_quota() {
         },
         FakeTrail::org("trail-logs", true, all_management()),
     );
-    let (truth, data, tmp, kms) = (&l.truth, &l.data, &l.tmp, &l.aws);
-    let errored = truth["errored_keys"][0].as_str().unwrap().to_string();
+    let errored = l.truth["errored_keys"][0].as_str().unwrap().to_string();
+    // S3 goes through a recording proxy, to prove keytrail only reads.
+    let s3 = Recorder::start(&l.moto.endpoint);
+    l.env.retain(|(k, _)| *k != "AWS_ENDPOINT_URL_S3");
+    l.env.push(("AWS_ENDPOINT_URL_S3", s3.endpoint.clone()));
     let (code, text, live) = l.run("live", &[]);
+    let (truth, data, tmp, kms) = (&l.truth, &l.data, &l.tmp, &l.aws);
     assert_eq!(code, Some(1), "{text}");
 
     let offline = tmp.path().join("offline");
@@ -143,6 +148,20 @@ fn live_run_equals_the_offline_run_and_survives_faults_at_the_quota() {
         keys + 6 + 1,
         "each key once, plus a retry per injected fault"
     );
+
+    let s3_requests = s3.requests();
+    assert!(
+        s3_requests
+            .iter()
+            .any(|(m, p)| m == "GET" && p.contains("list-type=2")),
+        "ListObjectsV2 went through the proxy"
+    );
+    for (method, path) in &s3_requests {
+        assert!(
+            method == "GET" || method == "HEAD",
+            "S3 write call: {method} {path}"
+        );
+    }
 
     // Pacing: no six GetKeyLastUsage requests for one account and region within a second.
     let mut by_scope: BTreeMap<(String, String), Vec<std::time::Instant>> = BTreeMap::new();

@@ -6,6 +6,7 @@ mod cli;
 mod common;
 mod fake_aws;
 mod live;
+mod proxy;
 mod report_check;
 mod s3;
 mod truth;
