@@ -29,11 +29,16 @@ pub enum Logs {
     Local(PathBuf),
     /// `s3://bucket[/prefix]`; `prefix` is empty or ends with `/`.
     S3 { bucket: String, prefix: String },
+    /// `auto`: where the account's trails deliver (live).
+    Auto,
 }
 
 impl Logs {
     /// `s3://bucket[/prefix]` or a local path.
     pub fn parse(s: &str) -> Result<Logs, String> {
+        if s == "auto" {
+            return Ok(Logs::Auto);
+        }
         let Some(rest) = s.strip_prefix("s3://") else {
             return Ok(Logs::Local(PathBuf::from(s)));
         };
@@ -63,6 +68,7 @@ impl std::fmt::Display for Logs {
         match self {
             Logs::Local(p) => write!(f, "{}", p.display()),
             Logs::S3 { bucket, prefix } => write!(f, "s3://{bucket}/{prefix}"),
+            Logs::Auto => f.write_str("auto"),
         }
     }
 }

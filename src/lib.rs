@@ -52,7 +52,7 @@ pub fn run(cfg: &Config) -> anyhow::Result<RunOutcome> {
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(cfg.threads)
         .build()?;
-    let needs_aws = snapshot.is_none() || matches!(cfg.logs, Logs::S3 { .. });
+    let needs_aws = snapshot.is_none() || !matches!(cfg.logs, Logs::Local(_));
     let aws =
         needs_aws.then(|| rt.block_on(aws::load(cfg.profile.as_deref(), cfg.region.as_deref())));
     let mut warnings = Vec::new();
@@ -75,12 +75,18 @@ pub fn run(cfg: &Config) -> anyhow::Result<RunOutcome> {
     let index = Arc::new(KeyIndex::new(
         keys.iter().map(|k| (&k.arn, k.aliases.as_slice())),
     ));
+    let logs = match (&cfg.logs, &aws) {
+        (Logs::Auto, Some(aws)) => rt.block_on(trail_destination(aws, &keys))?,
+        (other, _) => other.clone(),
+    };
     // Live runs check the trails; a snapshot replay stays off the CloudTrail API.
-    let trails = match (&aws, &cfg.usage) {
-        (Some(aws), Usage::Aws) => rt.block_on(check_trails(aws, cfg, &keys, &mut warnings)),
+    let trails = match (&aws, &cfg.usage, &cfg.logs) {
+        (Some(aws), Usage::Aws, _) | (Some(aws), _, Logs::Auto) => {
+            rt.block_on(check_trails(aws, &logs, &keys, &mut warnings))
+        }
         _ => None,
     };
-    let (plan, scanned) = match (&cfg.logs, &aws) {
+    let (plan, scanned) = match (&logs, &aws) {
         (Logs::Local(dir), _) => {
             let store = LocalStore { root: dir.clone() };
             let (plan, objects) = rt.block_on(locate(&store, "", &keys, cfg, trails.as_deref()))?;
@@ -94,7 +100,8 @@ pub fn run(cfg: &Config) -> anyhow::Result<RunOutcome> {
                 scan::s3::scan(&store, &objects, index.clone(), &pool, cfg.concurrency).await;
             anyhow::Ok((plan, scanned))
         })?,
-        (Logs::S3 { .. }, None) => unreachable!("s3:// loads the AWS configuration"),
+        (Logs::S3 { .. } | Logs::Auto, None) => unreachable!("s3:// loads the AWS configuration"),
+        (Logs::Auto, Some(_)) => unreachable!("auto is resolved to s3:// above"),
     };
     let mut copies = scanned.uses;
     if let (Some(aws), Usage::Aws) = (&aws, &cfg.usage) {
@@ -113,6 +120,7 @@ pub fn run(cfg: &Config) -> anyhow::Result<RunOutcome> {
     );
     summary.warnings.extend(warnings);
     summary.arguments = cfg.arguments.clone();
+    summary.logs = logs.to_string();
     summary.backfill = cfg.backfill.as_str();
     summary.since = cfg.since;
     summary.threads = pool.current_num_threads();
@@ -149,22 +157,18 @@ pub async fn live_inventory(
 /// `None` (and a warning) when they cannot be read.
 async fn check_trails(
     aws: &aws::Aws,
-    cfg: &Config,
+    logs: &Logs,
     keys: &[inventory::Key],
     warnings: &mut Vec<String>,
 ) -> Option<Vec<trails::Trail>> {
-    let mut regions: Vec<String> = keys.iter().map(|k| k.arn.region().to_string()).collect();
-    regions.sort();
-    regions.dedup();
-    let (bucket, prefix) = match &cfg.logs {
+    let (bucket, prefix) = match logs {
         Logs::S3 { bucket, prefix } => (Some(bucket.as_str()), prefix.as_str()),
-        Logs::Local(_) => (None, ""),
+        Logs::Local(_) | Logs::Auto => (None, ""),
     };
-    match trails::discover(aws, &regions, bucket, prefix).await {
+    match trails::discover(aws, &key_regions(keys), bucket, prefix).await {
         Ok(found) if found.is_empty() => {
             warnings.push(format!(
-                "no trail delivers to {}; whether it logged KMS calls was not checked",
-                cfg.logs
+                "no trail delivers to {logs}; whether it logged KMS calls was not checked"
             ));
             None
         }
@@ -185,6 +189,41 @@ async fn check_trails(
                 "trails not checked ({e:#}); verdicts assume the archive's trail logged KMS calls"
             ));
             None
+        }
+    }
+}
+
+fn key_regions(keys: &[inventory::Key]) -> Vec<String> {
+    let mut regions: Vec<String> = keys.iter().map(|k| k.arn.region().to_string()).collect();
+    regions.sort();
+    regions.dedup();
+    regions
+}
+
+/// `--logs auto`: the one S3 location the trails of the keys' regions deliver to.
+async fn trail_destination(aws: &aws::Aws, keys: &[inventory::Key]) -> anyhow::Result<Logs> {
+    let found = trails::discover(aws, &key_regions(keys), None, "").await?;
+    let mut places: Vec<(String, String)> = found
+        .iter()
+        .map(|t| (t.bucket.clone(), t.prefix.clone()))
+        .collect();
+    places.sort();
+    places.dedup();
+    match &places[..] {
+        [(bucket, prefix)] => Ok(Logs::S3 {
+            bucket: bucket.clone(),
+            prefix: prefix.clone(),
+        }),
+        [] => anyhow::bail!(
+            "--logs auto: no trail in {} delivers to S3; pass --logs s3://...",
+            key_regions(keys).join(", ")
+        ),
+        many => {
+            anyhow::bail!(
+            "--logs auto: the trails deliver to {} places ({}); pass the one to scan with --logs",
+            many.len(),
+            many.iter().map(|(b, p)| format!("s3://{b}/{p}")).collect::<Vec<_>>().join(", ")
+        )
         }
     }
 }

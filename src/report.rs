@@ -128,6 +128,8 @@ impl Drop for Staging {
 #[derive(Debug, Clone)]
 pub struct Summary {
     pub arguments: Vec<String>,
+    /// The archive read (`--logs`, resolved when it was `auto`).
+    pub logs: String,
     pub backfill: &'static str,
     pub since: Option<Instant>,
     pub threads: usize,
@@ -189,6 +191,7 @@ impl Summary {
         }
         Summary {
             arguments: Vec::new(),
+            logs: String::new(),
             backfill: "",
             since: None,
             threads: 0,
@@ -224,6 +227,7 @@ impl Summary {
             "tool": "keytrail",
             "version": env!("CARGO_PKG_VERSION"),
             "arguments": self.arguments,
+            "logs": self.logs,
             "backfill": self.backfill,
             "since": self.since.map(iso),
             "threads": self.threads,
@@ -256,7 +260,7 @@ impl Summary {
         use std::fmt::Write;
         let mut o = String::new();
         let s = &self.stats;
-        let _ = writeln!(o, "keytrail: {} keys", self.keys);
+        let _ = writeln!(o, "keytrail: {} keys; archive: {}", self.keys, self.logs);
         for (v, n) in &self.verdicts {
             let _ = writeln!(o, "  {v:<22} {n}");
         }

@@ -50,18 +50,14 @@ fn live(seed: &str, faults: impl FnOnce(&Value) -> Faults, trail: FakeTrail) -> 
 }
 
 impl Live {
-    /// `keytrail run --usage aws` over both regions into `name`; exit code, output, report dir.
+    /// `keytrail run --usage aws` over both regions into `name` (from `s3://trail-logs` unless
+    /// `extra` says `--logs`); exit code, output, report dir.
     fn run(&self, name: &str, extra: &[&str]) -> (Option<i32>, String, PathBuf) {
         let out = self.tmp.path().join(name);
-        let mut args = vec![
-            "run",
-            "--usage",
-            "aws",
-            "--regions",
-            "us-east-1,eu-west-1",
-            "--logs",
-            "s3://trail-logs",
-        ];
+        let mut args = vec!["run", "--usage", "aws", "--regions", "us-east-1,eu-west-1"];
+        if !extra.contains(&"--logs") {
+            args.extend_from_slice(&["--logs", "s3://trail-logs"]);
+        }
         args.extend_from_slice(extra);
         args.extend_from_slice(&["--out", out.to_str().unwrap()]);
         let o = keytrail_with_env(&args, &self.env);
@@ -197,9 +193,9 @@ fn all_management() -> Value {
 
 /// A live run over an archive whose trail is `trail`; returns the truth, the key_usage rows and
 /// the run's output.
-fn run_with_trail(seed: &str, trail: FakeTrail) -> (Value, Vec<Value>, String) {
+fn run_with_trail(seed: &str, trail: FakeTrail, logs: &str) -> (Value, Vec<Value>, String) {
     let l = live(seed, |_| Faults::default(), trail);
-    let (code, text, out) = l.run("r", &["--kms-rate", "50"]);
+    let (code, text, out) = l.run("r", &["--kms-rate", "50", "--logs", logs]);
     assert_eq!(code, Some(1), "{text}");
     (l.truth.clone(), read_table(&out.join("key_usage")), text)
 }
@@ -239,7 +235,11 @@ fn check_weakened(
 #[test]
 fn a_trail_that_excludes_kms_events_makes_no_use_found_inconclusive() {
     let selectors = json!({"EventSelectors": [{"ReadWriteType": "All", "IncludeManagementEvents": true, "DataResources": [], "ExcludeManagementEventSources": ["kms.amazonaws.com"]}]});
-    let (truth, rows, text) = run_with_trail("515", FakeTrail::org("trail-logs", true, selectors));
+    let (truth, rows, text) = run_with_trail(
+        "515",
+        FakeTrail::org("trail-logs", true, selectors),
+        "s3://trail-logs",
+    );
     check_weakened(
         &truth,
         &rows,
@@ -254,8 +254,13 @@ fn a_trail_that_excludes_kms_events_makes_no_use_found_inconclusive() {
 
 #[test]
 fn a_single_region_trail_covers_only_its_home_region() {
-    let (truth, rows, _) =
-        run_with_trail("516", FakeTrail::org("trail-logs", false, all_management()));
+    // --logs auto finds the archive from the trail itself.
+    let (truth, rows, text) = run_with_trail(
+        "516",
+        FakeTrail::org("trail-logs", false, all_management()),
+        "auto",
+    );
+    assert!(text.contains("archive: s3://trail-logs/"), "{text}");
     check_weakened(&truth, &rows, &["eu-west-1"], "logs only us-east-1");
 }
 
