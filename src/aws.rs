@@ -84,6 +84,13 @@ impl Aws {
         aws_sdk_kms::Client::from_conf(conf.build())
     }
 
+    /// An Account client (a global service, signed for us-east-1).
+    pub fn account(&self) -> aws_sdk_account::Client {
+        let conf = aws_sdk_account::config::Builder::from(&self.sdk)
+            .region(Region::from_static(FALLBACK_REGION));
+        aws_sdk_account::Client::from_conf(conf.build())
+    }
+
     /// A CloudTrail client for `region`.
     pub fn cloudtrail(&self, region: &str) -> aws_sdk_cloudtrail::Client {
         let conf = aws_sdk_cloudtrail::config::Builder::from(&self.sdk)

@@ -92,33 +92,43 @@ impl Usage {
     }
 }
 
-/// `--regions us-east-1,eu-west-1`: validated region names, deduplicated, in the order given.
-pub fn parse_regions(s: &str) -> Result<Vec<String>, String> {
-    if s == "all" {
-        return Err(
-            "--regions all is not supported yet: list the regions (us-east-1,eu-west-1,...)".into(),
-        );
-    }
-    let mut out: Vec<String> = Vec::new();
-    for r in s.split(',').map(str::trim).filter(|r| !r.is_empty()) {
-        if !crate::model::is_region(r) {
-            return Err(format!("--regions: `{r}` is not a region name"));
+/// Which regions a live run inventories.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Regions {
+    /// The configured region (from the profile or the environment).
+    Configured,
+    /// `--regions us-east-1,eu-west-1`: validated, deduplicated, in the order given.
+    List(Vec<String>),
+    /// `--regions all`: every region enabled for the account (Account `ListRegions`).
+    All,
+}
+
+impl Regions {
+    pub fn parse(s: &str) -> Result<Regions, String> {
+        if s == "all" {
+            return Ok(Regions::All);
         }
-        if !out.iter().any(|x| x == r) {
-            out.push(r.to_string());
+        let mut out: Vec<String> = Vec::new();
+        for r in s.split(',').map(str::trim).filter(|r| !r.is_empty()) {
+            if !crate::model::is_region(r) {
+                return Err(format!("--regions: `{r}` is not a region name"));
+            }
+            if !out.iter().any(|x| x == r) {
+                out.push(r.to_string());
+            }
         }
+        if out.is_empty() {
+            return Err("--regions: no region given".into());
+        }
+        Ok(Regions::List(out))
     }
-    if out.is_empty() {
-        return Err("--regions: no region given".into());
-    }
-    Ok(out)
 }
 
 #[derive(Debug, Clone)]
 pub struct Config {
     pub usage: Usage,
-    /// Regions to inventory in live mode (`--usage aws`); empty means the configured region.
-    pub regions: Vec<String>,
+    /// Regions to inventory in live mode (`--usage aws`).
+    pub regions: Regions,
     /// `GetKeyLastUsage` requests per second per account and region.
     pub kms_rate: f64,
     pub logs: Logs,
@@ -168,5 +178,24 @@ mod tests {
             .unwrap_err()
             .contains("not an S3 bucket name"));
         assert!(Logs::parse("s3://").is_err());
+    }
+}
+
+#[cfg(test)]
+mod region_tests {
+    use super::*;
+
+    #[test]
+    fn regions() {
+        let list = |v: &[&str]| Ok(Regions::List(v.iter().map(|s| s.to_string()).collect()));
+        assert_eq!(Regions::parse("all"), Ok(Regions::All));
+        assert_eq!(
+            Regions::parse("us-east-1, eu-west-1,us-east-1"),
+            list(&["us-east-1", "eu-west-1"])
+        );
+        assert!(Regions::parse("us-east-1,Mars")
+            .unwrap_err()
+            .contains("`Mars` is not a region name"));
+        assert!(Regions::parse(",").is_err());
     }
 }

@@ -19,7 +19,7 @@ pub mod synth;
 pub mod tracking;
 pub mod trails;
 
-use config::{Config, Logs, Usage};
+use config::{Config, Logs, Regions, Usage};
 use report::{Staging, Summary};
 use scan::list::ObjectRef;
 use scan::record::KeyIndex;
@@ -130,22 +130,21 @@ pub fn run(cfg: &Config) -> anyhow::Result<RunOutcome> {
     Ok(RunOutcome { summary })
 }
 
-/// Live inventory and tracking: every key of every requested region (the configured region
-/// when none is given) with its `GetKeyLastUsage` answer, or the reason it failed.
+/// Live inventory and tracking: every key of every requested region with its
+/// `GetKeyLastUsage` answer, or the reason it failed.
 pub async fn live_inventory(
     aws: &aws::Aws,
-    regions: &[String],
+    regions: &Regions,
     kms_rate: f64,
     warnings: &mut Vec<String>,
 ) -> anyhow::Result<Vec<inventory::Key>> {
-    let default = [aws.region().to_string()];
-    let regions = if regions.is_empty() {
-        &default[..]
-    } else {
-        regions
+    let regions = match regions {
+        Regions::Configured => vec![aws.region().to_string()],
+        Regions::List(list) => list.clone(),
+        Regions::All => inventory::live::enabled_regions(aws).await?,
     };
     let mut keys = Vec::new();
-    for region in regions {
+    for region in &regions {
         keys.extend(inventory::live::keys_in_region(aws, region, warnings).await?);
     }
     keys.sort_by(|a, b| a.arn.cmp(&b.arn));

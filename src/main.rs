@@ -2,7 +2,7 @@
 //! an exit code (0 clean, 1 incomplete evidence or unreadable objects, 2 usage or fatal error).
 
 use clap::{Parser, Subcommand, ValueEnum};
-use keytrail::config::{BackfillScope, Config, Logs, Usage};
+use keytrail::config::{BackfillScope, Config, Logs, Regions, Usage};
 use keytrail::synth::{self, Preset, SynthOptions};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -81,7 +81,8 @@ enum Command {
 /// How to reach AWS.
 #[derive(clap::Args)]
 struct LiveArgs {
-    /// Regions whose keys to inventory with --usage aws (comma-separated; default: the configured region).
+    /// Regions whose keys to inventory with --usage aws: comma-separated, or `all` (every enabled
+    /// region; needs account:ListRegions). Default: the configured region.
     #[arg(long)]
     regions: Option<String>,
     /// GetKeyLastUsage requests per second per account and region (its quota is about 5).
@@ -96,10 +97,10 @@ struct LiveArgs {
 }
 
 impl LiveArgs {
-    fn regions(&self) -> Result<Vec<String>, String> {
+    fn regions(&self) -> Result<Regions, String> {
         self.regions
             .as_deref()
-            .map_or(Ok(Vec::new()), keytrail::config::parse_regions)
+            .map_or(Ok(Regions::Configured), Regions::parse)
     }
 }
 
@@ -232,7 +233,7 @@ fn main() -> ExitCode {
 fn inventory_only(
     out: &std::path::Path,
     live: &LiveArgs,
-    regions: &[String],
+    regions: &Regions,
 ) -> anyhow::Result<usize> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

@@ -21,6 +21,37 @@ pub fn instant(t: &aws_sdk_kms::primitives::DateTime) -> Option<Instant> {
     Utc.timestamp_millis_opt(millis).single()
 }
 
+/// The regions enabled for the account (`--regions all`), from Account `ListRegions`.
+pub async fn enabled_regions(aws: &Aws) -> anyhow::Result<Vec<String>> {
+    use aws_sdk_account::types::RegionOptStatus;
+    let regions: Vec<aws_sdk_account::types::Region> = aws
+        .account()
+        .list_regions()
+        .region_opt_status_contains(RegionOptStatus::Enabled)
+        .region_opt_status_contains(RegionOptStatus::EnabledByDefault)
+        .into_paginator()
+        .items()
+        .send()
+        .try_collect()
+        .await
+        .map_err(|e| {
+            anyhow::anyhow!(
+                "--regions all: Account ListRegions failed: {}",
+                aws_sdk_account::error::DisplayErrorContext(&e)
+            )
+        })?;
+    let mut names: Vec<String> = regions
+        .iter()
+        .filter_map(|r| r.region_name().map(str::to_string))
+        .collect();
+    names.sort();
+    anyhow::ensure!(
+        !names.is_empty(),
+        "--regions all: Account ListRegions returned no enabled region"
+    );
+    Ok(names)
+}
+
 /// Every key of `region`, without its last usage yet. Failures to list are fatal (no list, no
 /// inventory); a failed `DescribeKey` keeps the key with what `ListKeys` said, and a warning.
 pub async fn keys_in_region(

@@ -173,6 +173,7 @@ async fn handle(
         .and_then(|c| c.split('/').nth(2))
         .unwrap_or_default()
         .to_string();
+    let path = req.uri().path().to_string();
     let body = req
         .into_body()
         .collect()
@@ -180,7 +181,11 @@ async fn handle(
         .map(|b| b.to_bytes())
         .unwrap_or_default();
     let input: Value = serde_json::from_slice(&body).unwrap_or(json!({}));
-    let op = target.rsplit('.').next().unwrap_or(&target).to_string();
+    // Account is a REST-JSON service: the operation is in the path.
+    let op = match path.as_str() {
+        "/listRegions" => "ListRegions".to_string(),
+        _ => target.rsplit('.').next().unwrap_or(&target).to_string(),
+    };
     let key_id = input["KeyId"].as_str().map(str::to_string);
     let mut st = state.lock().unwrap();
     st.seen.push(Seen {
@@ -290,6 +295,22 @@ async fn handle(
                     }
                 }
             }
+        }
+        "ListRegions" => {
+            let all = [
+                ("us-east-1", "ENABLED_BY_DEFAULT"),
+                ("eu-west-1", "ENABLED_BY_DEFAULT"),
+                ("ap-east-1", "DISABLED"),
+            ];
+            let wanted: Vec<&str> = input["RegionOptStatusContains"]
+                .as_array()
+                .map_or(vec![], |a| a.iter().filter_map(|v| v.as_str()).collect());
+            let regions: Vec<Value> = all
+                .iter()
+                .filter(|(_, status)| wanted.is_empty() || wanted.contains(status))
+                .map(|(name, status)| json!({"RegionName": name, "RegionOptStatus": status}))
+                .collect();
+            reply(StatusCode::OK, json!({"Regions": regions}))
         }
         "LookupEvents" => {
             let id = input["LookupAttributes"][0]["AttributeValue"]

@@ -39,6 +39,7 @@ fn live(seed: &str, faults: impl FnOnce(&Value) -> Faults, trail: FakeTrail) -> 
     let mut env = moto.env();
     env.push(("AWS_ENDPOINT_URL_KMS", aws.endpoint.clone()));
     env.push(("AWS_ENDPOINT_URL_CLOUDTRAIL", aws.endpoint.clone()));
+    env.push(("AWS_ENDPOINT_URL_ACCOUNT", aws.endpoint.clone()));
     Live {
         moto,
         tmp,
@@ -50,11 +51,14 @@ fn live(seed: &str, faults: impl FnOnce(&Value) -> Faults, trail: FakeTrail) -> 
 }
 
 impl Live {
-    /// `keytrail run --usage aws` over both regions into `name` (from `s3://trail-logs` unless
-    /// `extra` says `--logs`); exit code, output, report dir.
+    /// `keytrail run --usage aws` into `name`, over both regions from `s3://trail-logs` unless
+    /// `extra` says `--regions` or `--logs`; exit code, output, report dir.
     fn run(&self, name: &str, extra: &[&str]) -> (Option<i32>, String, PathBuf) {
         let out = self.tmp.path().join(name);
-        let mut args = vec!["run", "--usage", "aws", "--regions", "us-east-1,eu-west-1"];
+        let mut args = vec!["run", "--usage", "aws"];
+        if !extra.contains(&"--regions") {
+            args.extend_from_slice(&["--regions", "us-east-1,eu-west-1"]);
+        }
         if !extra.contains(&"--logs") {
             args.extend_from_slice(&["--logs", "s3://trail-logs"]);
         }
@@ -334,9 +338,24 @@ fn last_uses_missing_from_a_lagging_archive_are_joined_through_lookup_events() {
             }
         }
     });
-    let (code, text, out) = l.run("r", &["--kms-rate", "50"]);
+    // Every enabled region: the stand-in's Account ListRegions says us-east-1 and eu-west-1.
+    let (code, text, out) = l.run("r", &["--kms-rate", "50", "--regions", "all"]);
     assert_eq!(code, Some(1), "{text}");
+    let mut listed: Vec<String> = l
+        .aws
+        .seen()
+        .iter()
+        .filter(|s| s.operation == "ListKeys")
+        .map(|s| s.region.clone())
+        .collect();
+    listed.dedup();
+    assert_eq!(
+        listed,
+        ["eu-west-1", "us-east-1"],
+        "ListKeys in the enabled regions only"
+    );
     let rows = read_table(&out.join("key_usage"));
+    assert_eq!(rows.len(), l.truth["keys"].as_array().unwrap().len());
     let mut looked_up = 0;
     for want in l.truth["keys"]
         .as_array()
