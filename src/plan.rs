@@ -59,7 +59,8 @@ pub struct KeyPlan {
     pub backfill: bool,
     pub window: Option<Window>,
     /// Why the evidence cannot be complete before any object is read: the window does not start
-    /// at key creation, or there is no window at all. `None` when the window starts at creation.
+    /// at key creation, the trails do not log KMS calls there (`add_limits`), or there is no
+    /// window at all. Empty when nothing is known to limit it.
     pub limits: Vec<String>,
     /// The delivery days read to join the last use's event ID (`None` when there is no last use).
     pub join_days: Option<(NaiveDate, NaiveDate)>,
