@@ -7,6 +7,7 @@
 //! ground truth.
 
 pub mod aws;
+pub mod bench;
 pub mod config;
 pub mod correlate;
 pub mod inventory;

@@ -61,6 +61,16 @@ enum Command {
         #[command(flatten)]
         live: LiveArgs,
     },
+    /// Measure the scan against the inflate-only floor on a local archive (planned as --backfill all).
+    Bench {
+        #[arg(long)]
+        usage: PathBuf,
+        #[arg(long)]
+        logs: PathBuf,
+        /// Worker threads (default: all cores).
+        #[arg(long)]
+        threads: Option<usize>,
+    },
     /// Generate a deterministic synthetic archive, usage snapshot and ground truth.
     Synth {
         #[arg(long)]
@@ -202,6 +212,17 @@ fn main() -> ExitCode {
                 Err(e) => fail(format!("{e:#}")),
             }
         }
+        Command::Bench {
+            usage,
+            logs,
+            threads,
+        } => match keytrail::bench::run(&usage, &logs, threads.unwrap_or(0)) {
+            Ok(b) => {
+                print!("{}", b.render());
+                ExitCode::SUCCESS
+            }
+            Err(e) => fail(format!("{e:#}")),
+        },
         Command::Synth {
             out,
             seed,

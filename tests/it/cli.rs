@@ -133,3 +133,33 @@ fn clean_evidence_exits_0() {
     let (code, text) = run(&subset, &data.join("logs"), &tmp.path().join("r"), &[]);
     assert_eq!(code, 0, "{text}");
 }
+
+#[test]
+fn bench_prints_its_figures() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("synth");
+    synth(&data, &["--seed", "12"]);
+    let o = keytrail(&[
+        "bench",
+        "--usage",
+        data.join("usage.jsonl").to_str().unwrap(),
+        "--logs",
+        data.join("logs").to_str().unwrap(),
+        "--threads",
+        "2",
+    ]);
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        o.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    for line in [
+        "floor: read + inflate, libdeflate",
+        "scan: 1 thread",
+        "scan / floor (libdeflate)",
+        "2 threads vs 1",
+    ] {
+        assert!(text.contains(line), "missing `{line}` in\n{text}");
+    }
+}

@@ -1,0 +1,245 @@
+//! bench: how close the scan is to the hardware's floor, measured in one run on the same files
+//! and threads: (a) the floor — read and inflate every planned log object and nothing else, with
+//! flate2 (zlib-rs) and with libdeflate; (b) the full scan (inflate, find, parse, attribute) with
+//! one thread and with all. It prints throughput in compressed and uncompressed MB/s, the ratio
+//! scan / floor, the speed-up from threads, and the peak RSS of each phase. Figures, not
+//! assertions: this machine class is shared and noisy, so compare ratios from one run.
+
+use crate::config::BackfillScope;
+use crate::scan::list::ObjectRef;
+use crate::scan::record::KeyIndex;
+use crate::scan::store::LocalStore;
+use crate::{inventory, plan, scan};
+use rayon::prelude::*;
+use std::io::Read;
+use std::path::Path;
+use std::time::Instant;
+
+/// One measured phase.
+#[derive(Debug, Clone)]
+pub struct Phase {
+    pub name: String,
+    pub seconds: f64,
+    pub peak_rss_mib: Option<f64>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Bench {
+    pub objects: usize,
+    pub gzip_bytes: u64,
+    pub json_bytes: u64,
+    pub threads: usize,
+    pub phases: Vec<Phase>,
+}
+
+/// Resets the kernel's peak-RSS mark for this process (Linux `clear_refs` 5), so each phase's
+/// peak is its own.
+fn reset_peak() {
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+}
+
+/// `VmHWM` of this process, in MiB.
+fn peak_rss_mib() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb / 1024.0)
+}
+
+fn inflate_flate2(bytes: &[u8]) -> usize {
+    let mut out = Vec::with_capacity(bytes.len() * 8);
+    // A broken object counts as nothing inflated.
+    flate2::read::MultiGzDecoder::new(bytes).read_to_end(&mut out).unwrap_or(0)
+}
+
+/// The gzip trailer's ISIZE: the uncompressed size modulo 2^32 (of the last member).
+fn gzip_isize(bytes: &[u8]) -> usize {
+    match bytes.len() {
+        n if n >= 18 => {
+            u32::from_le_bytes([bytes[n - 4], bytes[n - 3], bytes[n - 2], bytes[n - 1]]) as usize
+        }
+        _ => 0,
+    }
+}
+
+fn inflate_libdeflate(d: &mut libdeflater::Decompressor, bytes: &[u8], out: &mut Vec<u8>) -> usize {
+    // ISIZE is exact for a single-member gzip under 4 GiB (what CloudTrail writes); a few
+    // doublings cover the rest, and a broken object gives up instead of growing without end.
+    if !bytes.starts_with(&[0x1f, 0x8b]) {
+        return 0;
+    }
+    // Deflate cannot expand more than 1032:1; a bigger ISIZE is a broken trailer.
+    let isize = gzip_isize(bytes);
+    let mut size = if isize <= bytes.len().saturating_mul(1032) {
+        isize.max(1024)
+    } else {
+        bytes.len() * 8
+    };
+    for _ in 0..4 {
+        out.resize(size, 0);
+        match d.gzip_decompress(bytes, out) {
+            Ok(n) => return n,
+            Err(libdeflater::DecompressionError::InsufficientSpace) => {
+                size = size.saturating_mul(2)
+            }
+            Err(_) => return 0,
+        }
+    }
+    0
+}
+
+fn timed(name: &str, phases: &mut Vec<Phase>, f: impl FnOnce()) {
+    reset_peak();
+    let t = Instant::now();
+    f();
+    phases.push(Phase {
+        name: name.to_string(),
+        seconds: t.elapsed().as_secs_f64(),
+        peak_rss_mib: peak_rss_mib(),
+    });
+}
+
+/// Benchmarks the archive at `logs` for the keys of `usage`, planning as `run --backfill all`.
+pub fn run(usage: &Path, logs: &Path, threads: usize) -> anyhow::Result<Bench> {
+    let keys = inventory::read_snapshot(usage)?;
+    let store = LocalStore {
+        root: logs.to_path_buf(),
+    };
+    let rt = tokio::runtime::Builder::new_current_thread().build()?;
+    let objects: Vec<ObjectRef> = rt.block_on(async {
+        let archive = scan::list::discover(&store, "").await?;
+        let starts = scan::list::archive_starts(&store, &archive).await?;
+        let plan = plan::plan(&keys, &starts, BackfillScope::All, None);
+        anyhow::Ok(scan::list::list(&store, &archive, &plan.prefixes).await?)
+    })?;
+    let objects: Vec<ObjectRef> = objects
+        .into_iter()
+        .filter(|o| scan::skip_reason(o).is_none())
+        .collect();
+    let index = KeyIndex::new(keys.iter().map(|k| (&k.arn, k.aliases.as_slice())));
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()?;
+    let one = rayon::ThreadPoolBuilder::new().num_threads(1).build()?;
+    let read = |o: &ObjectRef| std::fs::read(store.path_of(&o.key)).unwrap_or_default();
+    // Warm the page cache so that every phase reads from memory alike.
+    let gzip_bytes: u64 = pool.install(|| objects.par_iter().map(|o| read(o).len() as u64).sum());
+    let mut phases = Vec::new();
+    let mut json_bytes = 0;
+    timed(
+        &format!(
+            "floor: read + inflate, flate2 (zlib-rs), {} threads",
+            pool.current_num_threads()
+        ),
+        &mut phases,
+        || {
+            json_bytes = pool.install(|| {
+                objects
+                    .par_iter()
+                    .map(|o| inflate_flate2(&read(o)) as u64)
+                    .sum()
+            });
+        },
+    );
+    timed(
+        &format!(
+            "floor: read + inflate, libdeflate, {} threads",
+            pool.current_num_threads()
+        ),
+        &mut phases,
+        || {
+            pool.install(|| {
+                objects
+                    .par_iter()
+                    .map_init(
+                        || (libdeflater::Decompressor::new(), Vec::new()),
+                        |(d, out), o| inflate_libdeflate(d, &read(o), out) as u64,
+                    )
+                    .sum::<u64>()
+            });
+        },
+    );
+    timed("scan: 1 thread", &mut phases, || {
+        one.install(|| scan::scan_local(&store, &objects, &index));
+    });
+    timed(
+        &format!("scan: {} threads", pool.current_num_threads()),
+        &mut phases,
+        || {
+            pool.install(|| scan::scan_local(&store, &objects, &index));
+        },
+    );
+    Ok(Bench {
+        objects: objects.len(),
+        gzip_bytes,
+        json_bytes,
+        threads: pool.current_num_threads(),
+        phases,
+    })
+}
+
+impl Bench {
+    pub fn render(&self) -> String {
+        use std::fmt::Write;
+        let mut o = String::new();
+        let _ = writeln!(
+            o,
+            "objects: {} ({:.1} MB gzip, {:.1} MB JSON), {} threads",
+            self.objects,
+            self.gzip_bytes as f64 / 1e6,
+            self.json_bytes as f64 / 1e6,
+            self.threads
+        );
+        for p in &self.phases {
+            let _ = writeln!(
+                o,
+                "{:<52} {:>7.2} s {:>8.1} MB/s gzip {:>8.1} MB/s JSON  peak RSS {}",
+                p.name,
+                p.seconds,
+                self.gzip_bytes as f64 / 1e6 / p.seconds,
+                self.json_bytes as f64 / 1e6 / p.seconds,
+                p.peak_rss_mib
+                    .map_or("n/a".to_string(), |m| format!("{m:.0} MiB"))
+            );
+        }
+        let t = |i: usize| self.phases.get(i).map(|p| p.seconds).unwrap_or(f64::NAN);
+        let _ = writeln!(o, "libdeflate vs flate2 floor: {:.2}x faster", t(0) / t(1));
+        let _ = writeln!(o, "scan / floor (libdeflate): {:.2}x", t(3) / t(1));
+        let _ = writeln!(o, "scan / floor (flate2):     {:.2}x", t(3) / t(0));
+        let _ = writeln!(
+            o,
+            "scan speed-up, {} threads vs 1: {:.2}x",
+            self.threads,
+            t(2) / t(3)
+        );
+        o
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use flate2::write::GzEncoder;
+    use std::io::Write;
+
+    #[test]
+    fn both_inflaters_agree_and_a_wrong_trailer_is_rejected() {
+        let data: Vec<u8> = (0..200_000u32)
+            .flat_map(|i| (i % 251).to_le_bytes())
+            .collect();
+        let mut e = GzEncoder::new(Vec::new(), flate2::Compression::default());
+        e.write_all(&data).unwrap();
+        let gz = e.finish().unwrap();
+        let mut d = libdeflater::Decompressor::new();
+        let mut out = Vec::new();
+        assert_eq!(inflate_libdeflate(&mut d, &gz, &mut out), data.len());
+        assert_eq!(&out[..data.len()], &data[..]);
+        assert_eq!(inflate_flate2(&gz), data.len());
+        // libdeflate checks the trailer: one that does not match the data is an error.
+        let mut lying = gz.clone();
+        let n = lying.len();
+        lying[n - 4..].copy_from_slice(&16u32.to_le_bytes());
+        assert_eq!(inflate_libdeflate(&mut d, &lying, &mut out), 0);
+        assert_eq!(gzip_isize(&gz), data.len());
+    }
+}
