@@ -49,7 +49,9 @@ fn peak_rss_mib() -> Option<f64> {
 fn inflate_flate2(bytes: &[u8]) -> usize {
     let mut out = Vec::with_capacity(bytes.len() * 8);
     // A broken object counts as nothing inflated.
-    flate2::read::MultiGzDecoder::new(bytes).read_to_end(&mut out).unwrap_or(0)
+    flate2::read::MultiGzDecoder::new(bytes)
+        .read_to_end(&mut out)
+        .unwrap_or(0)
 }
 
 /// The gzip trailer's ISIZE: the uncompressed size modulo 2^32 (of the last member).
