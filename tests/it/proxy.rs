@@ -5,7 +5,7 @@
 use hyper::body::Incoming;
 use hyper::{Request, Uri};
 use hyper_util::client::legacy::Client;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::TokioExecutor;
 use std::sync::{Arc, Mutex};
 
 pub struct Recorder {
@@ -16,46 +16,27 @@ pub struct Recorder {
 
 impl Recorder {
     pub fn start(upstream: &str) -> Recorder {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .unwrap();
-        let listener = rt
-            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-            .unwrap();
-        let endpoint = format!("http://{}", listener.local_addr().unwrap());
         let log: Arc<Mutex<Vec<(String, String)>>> = Arc::default();
         let upstream: Uri = upstream.parse().unwrap();
         let client: Client<_, Incoming> = Client::builder(TokioExecutor::new()).build_http();
         let l = log.clone();
-        rt.spawn(async move {
-            loop {
-                let Ok((stream, _)) = listener.accept().await else {
-                    return;
-                };
-                let (l, client, upstream) = (l.clone(), client.clone(), upstream.clone());
-                tokio::spawn(async move {
-                    let service = hyper::service::service_fn(move |mut req: Request<Incoming>| {
-                        let path = req
-                            .uri()
-                            .path_and_query()
-                            .map(|p| p.to_string())
-                            .unwrap_or_default();
-                        l.lock()
-                            .unwrap()
-                            .push((req.method().to_string(), path.clone()));
-                        *req.uri_mut() = format!("{upstream}{}", path.trim_start_matches('/'))
-                            .parse()
-                            .unwrap();
-                        let client = client.clone();
-                        async move { client.request(req).await }
-                    });
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
-                });
-            }
+        let (endpoint, rt) = crate::common::serve(move || {
+            let (l, client, upstream) = (l.clone(), client.clone(), upstream.clone());
+            hyper::service::service_fn(move |mut req: Request<Incoming>| {
+                let path = req
+                    .uri()
+                    .path_and_query()
+                    .map(|p| p.to_string())
+                    .unwrap_or_default();
+                l.lock()
+                    .unwrap()
+                    .push((req.method().to_string(), path.clone()));
+                *req.uri_mut() = format!("{upstream}{}", path.trim_start_matches('/'))
+                    .parse()
+                    .unwrap();
+                let client = client.clone();
+                async move { client.request(req).await }
+            })
         });
         Recorder {
             endpoint,
