@@ -12,7 +12,6 @@ pub type Instant = DateTime<Utc>;
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct KeyArn {
     arn: String,
-    partition_end: usize,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -43,22 +42,7 @@ impl KeyArn {
         if partition.is_empty() || !is_region(region) || !is_account_id(account) || !valid_id {
             return Err(bad());
         }
-        Ok(KeyArn {
-            arn: s.to_string(),
-            partition_end: 4 + partition.len(),
-        })
-    }
-
-    /// Builds the ARN of a key given by id in an account and region (partition of `like`).
-    pub fn from_parts(
-        partition: &str,
-        region: &str,
-        account: &str,
-        key_id: &str,
-    ) -> Result<KeyArn, BadKeyArn> {
-        KeyArn::parse(&format!(
-            "arn:{partition}:kms:{region}:{account}:key/{key_id}"
-        ))
+        Ok(KeyArn { arn: s.to_string() })
     }
 
     pub fn as_str(&self) -> &str {
@@ -68,7 +52,7 @@ impl KeyArn {
         self.arn.split(':').nth(n).unwrap_or_default()
     }
     pub fn partition(&self) -> &str {
-        &self.arn[4..self.partition_end]
+        self.field(1)
     }
     pub fn region(&self) -> &str {
         self.field(3)
