@@ -76,16 +76,24 @@ pub fn run(cfg: &Config) -> anyhow::Result<RunOutcome> {
     let index = Arc::new(KeyIndex::new(
         keys.iter().map(|k| (&k.arn, k.aliases.as_slice())),
     ));
-    let logs = match (&cfg.logs, &aws) {
-        (Logs::Auto, Some(aws)) => rt.block_on(trail_destination(aws, &keys))?,
-        (other, _) => other.clone(),
-    };
-    // Live runs check the trails; a snapshot replay stays off the CloudTrail API.
-    let trails = match (&aws, &cfg.usage, &cfg.logs) {
-        (Some(aws), Usage::Aws, _) | (Some(aws), _, Logs::Auto) => {
-            rt.block_on(check_trails(aws, &logs, &keys, &mut warnings))
+    // Live runs check the trails; a snapshot replay stays off the CloudTrail API. `--logs auto`
+    // reads them once, to find the archive and to check it.
+    let (logs, trails) = match (&aws, &cfg.usage, &cfg.logs) {
+        (Some(aws), _, Logs::Auto) => {
+            let found = rt.block_on(trails::discover(aws, &key_regions(&keys), None, ""))?;
+            let logs = trail_destination(&found, &keys)?;
+            let trails = review_trails(Ok(found), &logs, &mut warnings);
+            (logs, trails)
         }
-        _ => None,
+        (Some(aws), Usage::Aws, logs) => {
+            let (bucket, prefix) = match logs {
+                Logs::S3 { bucket, prefix } => (Some(bucket.as_str()), prefix.as_str()),
+                Logs::Local(_) | Logs::Auto => (None, ""),
+            };
+            let found = rt.block_on(trails::discover(aws, &key_regions(&keys), bucket, prefix));
+            (logs.clone(), review_trails(found, logs, &mut warnings))
+        }
+        (_, _, logs) => (logs.clone(), None),
     };
     let (plan, scanned) = match (&logs, &aws) {
         (Logs::Local(dir), _) => {
@@ -154,18 +162,13 @@ pub async fn live_inventory(
 }
 
 /// The trails that deliver to the archive, with a warning per trail that limits the evidence;
-/// `None` (and a warning) when they cannot be read.
-async fn check_trails(
-    aws: &aws::Aws,
+/// `None` (and a warning) when there are none or they could not be read.
+fn review_trails(
+    found: anyhow::Result<Vec<trails::Trail>>,
     logs: &Logs,
-    keys: &[inventory::Key],
     warnings: &mut Vec<String>,
 ) -> Option<Vec<trails::Trail>> {
-    let (bucket, prefix) = match logs {
-        Logs::S3 { bucket, prefix } => (Some(bucket.as_str()), prefix.as_str()),
-        Logs::Local(_) | Logs::Auto => (None, ""),
-    };
-    match trails::discover(aws, &key_regions(keys), bucket, prefix).await {
+    match found {
         Ok(found) if found.is_empty() => {
             warnings.push(format!(
                 "no trail delivers to {logs}; whether it logged KMS calls was not checked"
@@ -201,8 +204,7 @@ fn key_regions(keys: &[inventory::Key]) -> Vec<String> {
 }
 
 /// `--logs auto`: the one S3 location the trails of the keys' regions deliver to.
-async fn trail_destination(aws: &aws::Aws, keys: &[inventory::Key]) -> anyhow::Result<Logs> {
-    let found = trails::discover(aws, &key_regions(keys), None, "").await?;
+fn trail_destination(found: &[trails::Trail], keys: &[inventory::Key]) -> anyhow::Result<Logs> {
     let mut places: Vec<(String, String)> = found
         .iter()
         .map(|t| (t.bucket.clone(), t.prefix.clone()))
