@@ -191,8 +191,8 @@ fn main() -> ExitCode {
             match keytrail::run(&cfg) {
                 Ok(outcome) => {
                     if !quiet {
-                        print!("{}", outcome.summary.render());
-                        println!("report: {}", cfg.out.display());
+                        say(&outcome.summary.render());
+                        say(&format!("report: {}\n", cfg.out.display()));
                     }
                     ExitCode::from(if outcome.summary.incomplete() { 1 } else { 0 })
                 }
@@ -206,7 +206,10 @@ fn main() -> ExitCode {
             };
             match inventory_only(&out, &live, &regions) {
                 Ok(n) => {
-                    println!("inventory: {n} keys written to {}", out.display());
+                    say(&format!(
+                        "inventory: {n} keys written to {}\n",
+                        out.display()
+                    ));
                     ExitCode::SUCCESS
                 }
                 Err(e) => fail(format!("{e:#}")),
@@ -218,7 +221,7 @@ fn main() -> ExitCode {
             threads,
         } => match keytrail::bench::run(&usage, &logs, threads.unwrap_or(0)) {
             Ok(b) => {
-                print!("{}", b.render());
+                say(&b.render());
                 ExitCode::SUCCESS
             }
             Err(e) => fail(format!("{e:#}")),
@@ -241,7 +244,7 @@ fn main() -> ExitCode {
             };
             match synth::generate(&out, &opts) {
                 Ok(s) => {
-                    println!("{s}");
+                    say(&format!("{s}\n"));
                     ExitCode::SUCCESS
                 }
                 Err(e) => fail(format!("{e:#}")),
@@ -274,6 +277,13 @@ fn inventory_only(
     std::fs::rename(&tmp, out)
         .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", out.display()))?;
     Ok(keys.len())
+}
+
+/// Prints to stdout; a closed pipe (`keytrail run ... | head`) is not an error, since the
+/// report is already written and the exit code still tells the outcome.
+fn say(text: &str) {
+    use std::io::Write;
+    let _ = std::io::stdout().lock().write_all(text.as_bytes());
 }
 
 fn fail(msg: String) -> ExitCode {
