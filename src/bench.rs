@@ -117,7 +117,7 @@ pub fn run(usage: &Path, logs: &Path, threads: usize) -> anyhow::Result<Bench> {
             pool.install(|| {
                 objects
                     .par_iter()
-                    .map(|o| scan::decode::inflate(&read(o)).map_or(0, |v| v.len() as u64))
+                    .map(|o| scan::decode::inflated_len(&read(o)).unwrap_or(0))
                     .sum::<u64>()
             });
         },

@@ -3,8 +3,10 @@
 //! read is skipped and counted; an object that cannot be read at all is an error with its reason.
 
 use super::record::{
-    attribute, use_copies, Attribution, KeyIndex, Record, UseCopy, KMS_EVENT_SOURCE,
+    attribute, use_copies, Attribution, KeyIndex, KeyRole, Record, UseCopy, KMS_EVENT_SOURCE,
 };
+use super::split::{self, Span, Splitter};
+use crate::model::KeyArn;
 use flate2::read::MultiGzDecoder;
 use memchr::memmem;
 use serde::Deserialize;
@@ -30,87 +32,268 @@ struct Document<'a> {
     records: Option<Vec<&'a RawValue>>,
 }
 
+/// What bounds the work and memory one object may take.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// An object that inflates to more than this is unreadable (a gzip bomb, or not a log).
+    pub max_inflated: u64,
+    /// A record larger than this is malformed (CloudTrail's own maximum is 256 KB).
+    pub max_record: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            // CloudTrail writes at most 50 MB of gzip per object; its JSON inflates 10-20x.
+            max_inflated: 2 << 30,
+            max_record: 1 << 20,
+        }
+    }
+}
+
 /// Decodes a gzip'd CloudTrail log file (`{"Records":[...]}`).
 pub fn decode(bytes: &[u8], index: &KeyIndex, log_object: &str) -> Result<Decoded, String> {
+    decode_with(bytes, index, log_object, Limits::default())
+}
+
+pub fn decode_with(
+    bytes: &[u8],
+    index: &KeyIndex,
+    log_object: &str,
+    limits: Limits,
+) -> Result<Decoded, String> {
     if bytes.is_empty() {
         return Err("empty object (0 bytes)".into());
     }
     if !bytes.starts_with(&[0x1f, 0x8b]) {
         return Err(format!("not gzip (starts with {})", hex_prefix(bytes)));
     }
-    let json = inflate(bytes)?;
-    decode_json(&json, index, log_object)
+    match inflate_whole(bytes, limits) {
+        Some(json) => decode_json_with(&json, index, log_object, limits),
+        None => decode_stream(bytes, index, log_object, limits),
+    }
 }
 
-/// Objects whose trailer promises more than this are inflated by the streaming path.
-const FAST_INFLATE_MAX: usize = 1 << 30;
+/// Objects whose trailer promises more than this are inflated by the streaming path, so that no
+/// worker ever holds more than this much JSON at once.
+const WHOLE_MAX: usize = 64 << 20;
+
+/// The streaming path inflates this much at a time.
+const CHUNK: usize = 1 << 20;
 
 thread_local! {
     static LIBDEFLATE: std::cell::RefCell<libdeflater::Decompressor> =
         std::cell::RefCell::new(libdeflater::Decompressor::new());
 }
 
-/// Inflates a gzip object. Fast path: a single-member gzip (what CloudTrail writes) whose trailer
-/// (ISIZE) gives a plausible size is inflated by libdeflate into a buffer of exactly that size —
-/// about twice as fast as zlib-rs here (`keytrail bench`). Anything else — several members, a
-/// trailer that lies, a truncated or corrupt stream — goes through flate2's streaming decoder,
-/// which is exact and names what is wrong.
-pub fn inflate(bytes: &[u8]) -> Result<Vec<u8>, String> {
+/// Inflates a single-member gzip (what CloudTrail writes) whose trailer (ISIZE) gives a plausible
+/// size up to [`WHOLE_MAX`], with libdeflate, into a buffer of exactly that size — about twice as
+/// fast as zlib-rs here (`keytrail bench`). `None` for anything else — several members, a trailer
+/// that lies, a large object, a truncated or corrupt stream: the streaming path reads those, with
+/// bounded memory, and names what is wrong.
+pub fn inflate_whole(bytes: &[u8], limits: Limits) -> Option<Vec<u8>> {
     let n = bytes.len();
-    if n >= 18 {
-        let isize =
-            u32::from_le_bytes([bytes[n - 4], bytes[n - 3], bytes[n - 2], bytes[n - 1]]) as usize;
-        // Deflate cannot expand more than 1032:1.
-        if isize > 0 && isize <= FAST_INFLATE_MAX && isize <= n.saturating_mul(1032) {
-            let mut out = vec![0u8; isize];
-            let done = LIBDEFLATE.with(|d| d.borrow_mut().gzip_decompress(bytes, &mut out));
-            if done == Ok(isize) {
-                return Ok(out);
-            }
-        }
+    if n < 18 {
+        return None;
     }
-    let mut json = Vec::with_capacity(n.saturating_mul(8));
-    MultiGzDecoder::new(bytes)
-        .read_to_end(&mut json)
-        .map_err(|e| format!("gzip: {e}"))?;
-    Ok(json)
+    let isize =
+        u32::from_le_bytes([bytes[n - 4], bytes[n - 3], bytes[n - 2], bytes[n - 1]]) as usize;
+    // Deflate cannot expand more than 1032:1.
+    let plausible = isize > 0
+        && isize <= WHOLE_MAX
+        && isize as u64 <= limits.max_inflated
+        && isize <= n.saturating_mul(1032);
+    if !plausible {
+        return None;
+    }
+    let mut out = vec![0u8; isize];
+    let done = LIBDEFLATE.with(|d| d.borrow_mut().gzip_decompress(bytes, &mut out));
+    (done == Ok(isize)).then_some(out)
 }
 
-/// Decodes an inflated CloudTrail document.
+/// Inflates with flate2 a chunk at a time, appending each chunk to a buffer and handing it to
+/// `each` (which drains what it no longer needs); `last` marks the end of the stream. The cap on
+/// inflated bytes is enforced as it goes. Returns the inflated size.
+fn inflate_chunks(
+    bytes: &[u8],
+    limits: Limits,
+    mut each: impl FnMut(&mut Vec<u8>, bool) -> Result<(), String>,
+) -> Result<u64, String> {
+    let mut gz = MultiGzDecoder::new(bytes);
+    let mut buf: Vec<u8> = Vec::with_capacity(2 * CHUNK);
+    let mut total = 0u64;
+    loop {
+        let old = buf.len();
+        buf.resize(old + CHUNK, 0);
+        let mut got = 0;
+        while got < CHUNK {
+            match gz.read(&mut buf[old + got..]) {
+                Ok(0) => break,
+                Ok(k) => got += k,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(format!("gzip: {e}")),
+            }
+        }
+        buf.truncate(old + got);
+        total += got as u64;
+        if total > limits.max_inflated {
+            return Err(format!(
+                "inflates to more than {} MiB, the cap on one object (--max-inflated-mib)",
+                limits.max_inflated >> 20
+            ));
+        }
+        let last = got == 0;
+        each(&mut buf, last)?;
+        if last {
+            return Ok(total);
+        }
+    }
+}
+
+/// The inflated size of an object, by the product's own inflate (the benchmark's floor).
+pub fn inflated_len(bytes: &[u8]) -> Result<u64, String> {
+    let limits = Limits::default();
+    if let Some(json) = inflate_whole(bytes, limits) {
+        return Ok(json.len() as u64);
+    }
+    inflate_chunks(bytes, limits, |buf, _| {
+        buf.clear();
+        Ok(())
+    })
+}
+
+/// Decodes an object too large (or too odd) to inflate whole: a chunk at a time, keeping only the
+/// record being read. Its layout must be CloudTrail's; there is no exact parse to fall back to
+/// without holding the document, so a document in any other shape is unreadable, with what was
+/// found where.
+pub fn decode_stream(
+    bytes: &[u8],
+    index: &KeyIndex,
+    log_object: &str,
+    limits: Limits,
+) -> Result<Decoded, String> {
+    let mut splitter = Splitter::new();
+    let mut sink = Sink::new(index, log_object, limits);
+    inflate_chunks(bytes, limits, |buf, last| {
+        splitter
+            .scan(buf, last, |span| {
+                sink.record(&buf[span.range.clone()], &span)
+            })
+            .map_err(|u| format!("not a CloudTrail log file: {}", u.0))?;
+        if splitter.in_record() && splitter.pos() - splitter.keep_from() > limits.max_record {
+            splitter.truncate_record();
+        }
+        let keep = splitter.keep_from();
+        if splitter.pos() - keep > limits.max_record {
+            return Err(format!(
+                "not a CloudTrail log file: more than {} KiB between two records",
+                limits.max_record >> 10
+            ));
+        }
+        buf.drain(..keep);
+        splitter.shift(keep);
+        Ok(())
+    })?;
+    Ok(sink.out)
+}
+
+/// Decodes an inflated CloudTrail document: records located by the structural splitter, and only
+/// those that may be KMS calls parsed. A document the splitter cannot read goes to the exact parse.
 pub fn decode_json(json: &[u8], index: &KeyIndex, log_object: &str) -> Result<Decoded, String> {
+    decode_json_with(json, index, log_object, Limits::default())
+}
+
+fn decode_json_with(
+    json: &[u8],
+    index: &KeyIndex,
+    log_object: &str,
+    limits: Limits,
+) -> Result<Decoded, String> {
+    let mut sink = Sink::new(index, log_object, limits);
+    match split::split(json, |span| sink.record(&json[span.range.clone()], &span)) {
+        Ok(_) => Ok(sink.out),
+        Err(_) => decode_exact(json, index, log_object, limits),
+    }
+}
+
+/// The exact parse: the whole document through serde_json, every record's text checked. The
+/// fallback for documents the splitter cannot read, and the reference the fast path is tested
+/// against.
+pub fn decode_exact(
+    json: &[u8],
+    index: &KeyIndex,
+    log_object: &str,
+    limits: Limits,
+) -> Result<Decoded, String> {
     let doc: Document = serde_json::from_slice(json).map_err(|e| format!("invalid JSON: {e}"))?;
     let records = doc
         .records
         .ok_or("no Records array: not a CloudTrail log file")?;
-    let finder = memmem::Finder::new(KMS_EVENT_SOURCE);
-    let mut out = Decoded {
-        records: records.len() as u64,
-        ..Decoded::default()
-    };
-    let mut keys = Vec::new();
+    let mut sink = Sink::new(index, log_object, limits);
     for raw in records {
-        // Most records are not KMS calls: skip them without parsing.
-        if finder.find(raw.get().as_bytes()).is_none() {
-            continue;
+        let span = Span {
+            range: 0..raw.get().len(),
+            backslash: true,
+            truncated: false,
+        };
+        sink.record(raw.get().as_bytes(), &span);
+    }
+    Ok(sink.out)
+}
+
+/// Where records go once found: a byte-level test first, and the parse and the rules of use only
+/// for records that pass it.
+struct Sink<'i> {
+    index: &'i KeyIndex,
+    log_object: &'i str,
+    limits: Limits,
+    kms: memmem::Finder<'static>,
+    keys: Vec<(KeyArn, KeyRole)>,
+    out: Decoded,
+}
+
+impl<'i> Sink<'i> {
+    fn new(index: &'i KeyIndex, log_object: &'i str, limits: Limits) -> Sink<'i> {
+        Sink {
+            index,
+            log_object,
+            limits,
+            kms: memmem::Finder::new(KMS_EVENT_SOURCE.as_bytes()),
+            keys: Vec::new(),
+            out: Decoded::default(),
         }
-        let Ok(record) = serde_json::from_str::<Record>(raw.get()) else {
-            out.malformed_records += 1;
-            continue;
+    }
+
+    fn record(&mut self, raw: &[u8], span: &Span) {
+        self.out.records += 1;
+        if span.truncated || raw.len() > self.limits.max_record {
+            self.out.malformed_records += 1;
+            return;
+        }
+        // Most records are not KMS calls: skip them without parsing. A KMS record names its
+        // source in plain bytes unless it spells it with \u escapes, so those are parsed too.
+        let maybe_kms =
+            self.kms.find(raw).is_some() || (span.backslash && memmem::find(raw, b"\\u").is_some());
+        if !maybe_kms {
+            return;
+        }
+        let Ok(record) = serde_json::from_slice::<Record>(raw) else {
+            self.out.malformed_records += 1;
+            return;
         };
         if record.event_source.as_deref() != Some(KMS_EVENT_SOURCE) {
-            continue;
+            return;
         }
-        out.kms_records += 1;
-        match attribute(&record, index, &mut keys) {
+        self.out.kms_records += 1;
+        match attribute(&record, self.index, &mut self.keys) {
             Attribution::NotAUse => {}
-            Attribution::Unattributable => out.unattributable += 1,
-            Attribution::Uses => match use_copies(&record, &keys, log_object) {
-                Ok(copies) => out.uses.extend(copies),
-                Err(_) => out.malformed_records += 1,
+            Attribution::Unattributable => self.out.unattributable += 1,
+            Attribution::Uses => match use_copies(&record, &self.keys, self.log_object) {
+                Ok(copies) => self.out.uses.extend(copies),
+                Err(_) => self.out.malformed_records += 1,
             },
         }
     }
-    Ok(out)
 }
 
 fn hex_prefix(bytes: &[u8]) -> String {
@@ -169,23 +352,109 @@ mod tests {
         assert_eq!(decode(&two, &index(), "o").unwrap().records, 0);
     }
 
+    /// The three ways through the decoder: split in memory, split while streaming, exact parse.
+    fn all_ways(json: &[u8], limits: Limits) -> [Result<Decoded, String>; 3] {
+        let i = index();
+        [
+            decode_json_with(json, &i, "o", limits),
+            decode_stream(&gz(json), &i, "o", limits),
+            decode_exact(json, &i, "o", limits),
+        ]
+    }
+
     #[test]
-    fn the_fast_and_the_streaming_inflate_agree() {
+    fn fast_streaming_and_exact_agree() {
+        let doc = doc();
+        let [fast, stream, exact] = all_ways(doc.as_bytes(), Limits::default());
+        assert_eq!(fast, exact);
+        assert_eq!(stream, exact);
+        // Pretty-printed and with a KMS source spelled with escapes: still the same uses.
+        let v: serde_json::Value = serde_json::from_str(&doc).unwrap();
+        let pretty = serde_json::to_string_pretty(&v).unwrap();
+        let escaped = doc.replacen("kms.amazonaws.com", "kms\\u002eamazonaws.com", 1);
+        for d in [pretty, escaped] {
+            let [fast, stream, exact] = all_ways(d.as_bytes(), Limits::default());
+            assert_eq!(exact.as_ref().unwrap().uses.len(), 1, "{d}");
+            assert_eq!(fast, exact);
+            assert_eq!(stream, exact);
+        }
+    }
+
+    #[test]
+    fn whole_and_streaming_inflate_agree() {
         let doc = doc();
         let one = gz(doc.as_bytes());
-        assert_eq!(inflate(&one).unwrap(), doc.as_bytes());
+        let limits = Limits::default();
+        assert_eq!(inflate_whole(&one, limits).unwrap(), doc.as_bytes());
         // Two members: libdeflate stops after the first, so the streaming path must answer.
         let (a, b) = doc.split_at(doc.len() / 2);
         let mut two = gz(a.as_bytes());
         two.extend(gz(b.as_bytes()));
-        assert_eq!(inflate(&two).unwrap(), doc.as_bytes());
+        assert_eq!(inflate_whole(&two, limits), None);
+        assert_eq!(inflated_len(&two).unwrap(), doc.len() as u64);
+        assert_eq!(
+            decode(&two, &index(), "o").unwrap(),
+            decode(&one, &index(), "o").unwrap()
+        );
         // A trailer that lies about the size: the streaming path checks and reports it.
         let mut lying = one.clone();
         let n = lying.len();
         lying[n - 4..].copy_from_slice(&7u32.to_le_bytes());
         assert!(
-            inflate(&lying).unwrap_err().starts_with("gzip:"),
+            decode(&lying, &index(), "o")
+                .unwrap_err()
+                .starts_with("gzip:"),
             "a wrong ISIZE is corruption"
+        );
+    }
+
+    #[test]
+    fn a_gzip_bomb_is_cut_off_at_the_cap() {
+        // One endless string: 64 MiB gzips to about 64 KiB; with a 16 MiB cap it must stop there.
+        let mut e = GzEncoder::new(Vec::new(), flate2::Compression::best());
+        e.write_all(br#"{"Records":[{"x":""#).unwrap();
+        let zeros = vec![b'a'; 1 << 20];
+        for _ in 0..64 {
+            e.write_all(&zeros).unwrap();
+        }
+        let bomb = e.finish().unwrap();
+        let limits = Limits {
+            max_inflated: 16 << 20,
+            ..Limits::default()
+        };
+        let err = decode_with(&bomb, &index(), "o", limits).unwrap_err();
+        assert!(err.contains("more than 16 MiB"), "{err}");
+    }
+
+    #[test]
+    fn an_oversized_record_is_malformed_in_every_path() {
+        let big = format!(
+            r#"{{"Records":[{{"eventSource":"kms.amazonaws.com","x":"{}"}},{}]}}"#,
+            "a".repeat(3000),
+            &doc()[12..doc().len() - 2]
+        );
+        let limits = Limits {
+            max_record: 2048,
+            ..Limits::default()
+        };
+        let [fast, stream, exact] = all_ways(big.as_bytes(), limits);
+        let exact = exact.unwrap();
+        assert_eq!((exact.records, exact.malformed_records), (5, 2));
+        assert_eq!(fast.unwrap(), exact);
+        assert_eq!(stream.unwrap(), exact);
+    }
+
+    #[test]
+    fn a_document_in_another_shape_is_read_exactly_or_refused() {
+        // Another top-level key: the splitter refuses, the exact parse reads it.
+        let other = doc().replacen("{\"Records\"", "{\"Extra\":1,\"Records\"", 1);
+        let [fast, stream, exact] = all_ways(other.as_bytes(), Limits::default());
+        assert_eq!(fast, exact);
+        assert_eq!(exact.unwrap().uses.len(), 1);
+        let err = stream.unwrap_err();
+        assert!(
+            err.starts_with("not a CloudTrail log file: `\"Extra\""),
+            "{err}"
         );
     }
 

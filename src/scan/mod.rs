@@ -8,6 +8,7 @@ pub mod fetch;
 pub mod list;
 pub mod record;
 pub mod s3;
+pub mod split;
 pub mod store;
 
 use chrono::NaiveDate;

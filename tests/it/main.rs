@@ -4,6 +4,7 @@
 
 mod cli;
 mod common;
+mod decode;
 mod fake_aws;
 mod live;
 mod proxy;
