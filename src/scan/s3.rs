@@ -62,23 +62,61 @@ impl S3Store {
         })
     }
 
-    /// The whole body of one object.
+    /// The whole body of one object. The SDK retries requests that fail (throttling, 5xx,
+    /// broken connections); a body that breaks after the response began — cut short of its
+    /// Content-Length — is a transport fault too, so the whole GET is made again, with backoff,
+    /// up to [`BODY_ATTEMPTS`] times. Only then is it an error.
     pub async fn get(&self, key: &str) -> Result<Vec<u8>, String> {
-        let out = self
-            .client
-            .get_object()
-            .bucket(&self.bucket)
-            .key(key)
-            .send()
-            .await
-            .map_err(|e| format!("GetObject failed: {}", DisplayErrorContext(&e)))?;
-        let body = out
-            .body
-            .collect()
-            .await
-            .map_err(|e| format!("reading the body failed: {e}"))?;
-        Ok(body.into_bytes().to_vec())
+        let mut attempt = 1;
+        loop {
+            let out = self
+                .client
+                .get_object()
+                .bucket(&self.bucket)
+                .key(key)
+                .send()
+                .await
+                .map_err(|e| format!("GetObject failed: {}", DisplayErrorContext(&e)))?;
+            let expected = out.content_length().and_then(|n| usize::try_from(n).ok());
+            let body = match out.body.collect().await {
+                Ok(b) => b.into_bytes().to_vec(),
+                Err(_) if attempt < BODY_ATTEMPTS => {
+                    backoff(attempt).await;
+                    attempt += 1;
+                    continue;
+                }
+                Err(e) => {
+                    return Err(format!(
+                        "reading the body failed {BODY_ATTEMPTS} times; last: {e}"
+                    ))
+                }
+            };
+            match expected {
+                Some(n) if n != body.len() && attempt < BODY_ATTEMPTS => {
+                    backoff(attempt).await;
+                    attempt += 1;
+                }
+                Some(n) if n != body.len() => {
+                    return Err(format!(
+                        "body of {} bytes, Content-Length {n}, {BODY_ATTEMPTS} times",
+                        body.len()
+                    ))
+                }
+                _ => return Ok(body),
+            }
+        }
     }
+}
+
+/// How many times one object's GET is made when its body keeps breaking.
+const BODY_ATTEMPTS: u32 = 6;
+
+/// Full-jitter exponential backoff: a random wait up to 100 ms x 2^attempt (capped at 5 s).
+async fn backoff(attempt: u32) {
+    use std::hash::{BuildHasher, RandomState};
+    let cap_ms = (100u64 << attempt.min(6)).min(5_000);
+    let jitter = RandomState::new().hash_one(attempt) % cap_ms.max(1);
+    tokio::time::sleep(std::time::Duration::from_millis(jitter)).await;
 }
 
 impl Store for S3Store {

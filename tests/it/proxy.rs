@@ -1,11 +1,13 @@
-//! A recording HTTP proxy on loopback, in front of a real server (moto's S3): it forwards every
+//! HTTP proxies on loopback, in front of a real server (moto's S3). `Recorder` forwards every
 //! request unchanged and remembers its method and path, so a test can prove which S3 operations
-//! keytrail called.
+//! keytrail called; `Faulty` fails a share of requests the ways S3 and networks do.
 
+use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper::{Request, Uri};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 pub struct Recorder {
@@ -48,5 +50,118 @@ impl Recorder {
     /// `(method, path and query)` of every request, in arrival order.
     pub fn requests(&self) -> Vec<(String, String)> {
         self.log.lock().unwrap().clone()
+    }
+}
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+type Body = http_body_util::combinators::BoxBody<bytes::Bytes, BoxError>;
+
+/// The ways a faulty S3 fails a request.
+pub const FAULTS: [&str; 4] = [
+    "503 SlowDown",
+    "500 InternalError",
+    "connection reset",
+    "body cut short",
+];
+
+/// A fault-injecting proxy in front of a real S3 server: a given share of requests fails in one
+/// of the four ways of [`FAULTS`], chosen by a fixed pseudo-random sequence (a body is cut only on
+/// GetObject, the one operation whose body keytrail streams). Counts what it injected.
+pub struct Faulty {
+    pub endpoint: String,
+    injected: Arc<[AtomicUsize; 4]>,
+    _rt: tokio::runtime::Runtime,
+}
+
+fn splitmix(mut x: u64) -> u64 {
+    x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    x ^ (x >> 31)
+}
+
+fn s3_error(status: u16, code: &str) -> hyper::Response<Body> {
+    let xml = format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>{code}</Code><Message>injected by the test proxy</Message><RequestId>FAULT</RequestId></Error>"
+    );
+    hyper::Response::builder()
+        .status(status)
+        .header("content-type", "application/xml")
+        .body(
+            http_body_util::Full::new(bytes::Bytes::from(xml))
+                .map_err(|e| match e {})
+                .boxed(),
+        )
+        .unwrap()
+}
+
+impl Faulty {
+    pub fn start(upstream: &str, percent: u64) -> Faulty {
+        let injected: Arc<[AtomicUsize; 4]> = Arc::default();
+        let seq = Arc::new(AtomicU64::new(0));
+        let upstream: Uri = upstream.parse().unwrap();
+        let client: Client<_, Incoming> = Client::builder(TokioExecutor::new()).build_http();
+        let inj = injected.clone();
+        let (endpoint, rt) = crate::common::serve(move || {
+            let (inj, seq, client, upstream) =
+                (inj.clone(), seq.clone(), client.clone(), upstream.clone());
+            hyper::service::service_fn(move |mut req: Request<Incoming>| {
+                let h = splitmix(seq.fetch_add(1, Ordering::Relaxed));
+                let path = req
+                    .uri()
+                    .path_and_query()
+                    .map(|p| p.to_string())
+                    .unwrap_or_default();
+                // Path-style: /bucket/key?x-id=GetObject (the SDK names the operation).
+                let get_object = req.method() == hyper::Method::GET
+                    && path.contains("x-id=GetObject")
+                    && path.trim_start_matches('/').contains('/');
+                let fault = (h % 100 < percent).then_some((h >> 32) as usize % 4);
+                let fault = match fault {
+                    Some(3) if !get_object => Some(2),
+                    f => f,
+                };
+                if let Some(f) = fault {
+                    inj[f].fetch_add(1, Ordering::Relaxed);
+                }
+                *req.uri_mut() = format!("{upstream}{}", path.trim_start_matches('/'))
+                    .parse()
+                    .unwrap();
+                let client = client.clone();
+                async move {
+                    match fault {
+                        Some(0) => return Ok(s3_error(503, "SlowDown")),
+                        Some(1) => return Ok(s3_error(500, "InternalError")),
+                        Some(2) => return Err::<_, BoxError>("injected connection reset".into()),
+                        _ => {}
+                    }
+                    let resp = client.request(req).await?;
+                    if fault != Some(3) {
+                        return Ok(resp.map(|b| b.map_err(BoxError::from).boxed()));
+                    }
+                    // Headers (with the full Content-Length) and half the body, then a broken
+                    // connection.
+                    let (parts, body) = resp.into_parts();
+                    let bytes = body.collect().await?.to_bytes();
+                    let half = bytes.slice(..bytes.len() / 2);
+                    let frames: Vec<Result<hyper::body::Frame<bytes::Bytes>, BoxError>> = vec![
+                        Ok(hyper::body::Frame::data(half)),
+                        Err("injected: body cut short".into()),
+                    ];
+                    let body = http_body_util::StreamBody::new(futures::stream::iter(frames));
+                    Ok(hyper::Response::from_parts(parts, body.boxed()))
+                }
+            })
+        });
+        Faulty {
+            endpoint,
+            injected,
+            _rt: rt,
+        }
+    }
+
+    /// How many requests failed in each way of [`FAULTS`].
+    pub fn injected(&self) -> [usize; 4] {
+        std::array::from_fn(|i| self.injected[i].load(Ordering::Relaxed))
     }
 }

@@ -303,3 +303,49 @@ fn archived_objects_are_skipped_and_weaken_the_verdicts_that_need_them() {
     }
     assert!(weakened > 0, "the frozen day must matter to some key");
 }
+
+#[test]
+fn a_fifth_of_s3_requests_failing_changes_nothing_in_the_report() {
+    let moto = Moto::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("synth");
+    synth(&data, &["--seed", "515"]);
+    rt().block_on(upload(
+        &moto.client(),
+        "trail-logs",
+        &data.join("logs"),
+        |_| None,
+    ));
+    let usage = data.join("usage.jsonl");
+    let clean = tmp.path().join("clean");
+    let t = Instant::now();
+    let (code, text) = run_with(&moto.env(), &usage, "s3://trail-logs", &clean, &[]);
+    eprintln!("clean run: {:.1} s", t.elapsed().as_secs_f64());
+    assert_eq!(code, 1, "{text}");
+
+    let faulty = crate::proxy::Faulty::start(&moto.endpoint, 20);
+    let mut env = moto.env();
+    env.retain(|(k, _)| *k != "AWS_ENDPOINT_URL_S3");
+    env.push(("AWS_ENDPOINT_URL_S3", faulty.endpoint.clone()));
+    let hurt = tmp.path().join("hurt");
+    let t = Instant::now();
+    let (code, text) = run_with(&env, &usage, "s3://trail-logs", &hurt, &[]);
+    eprintln!("faulty run: {:.1} s", t.elapsed().as_secs_f64());
+    assert_eq!(code, 1, "{text}");
+
+    let injected = faulty.injected();
+    for (kind, n) in crate::proxy::FAULTS.iter().zip(injected) {
+        assert!(
+            n >= 5,
+            "only {n} faults of kind {kind} injected: {injected:?}"
+        );
+    }
+    for table in ["key_usage", "kms_events", "scan_manifest"] {
+        let (a, b) = (
+            read_table(&clean.join(table)),
+            read_table(&hurt.join(table)),
+        );
+        assert!(!a.is_empty());
+        assert_eq!(a, b, "{table} differs under faults ({injected:?})");
+    }
+}
