@@ -123,13 +123,13 @@ pub fn run(usage: &Path, logs: &Path, threads: usize) -> anyhow::Result<Bench> {
         },
     );
     timed("scan: 1 thread", &mut phases, || {
-        one.install(|| scan::scan_local(&store, &objects, &index));
+        one.install(|| scan::scan_local(&store, &objects, &index, Default::default()));
     });
     timed(
         &format!("scan: {} threads", pool.current_num_threads()),
         &mut phases,
         || {
-            pool.install(|| scan::scan_local(&store, &objects, &index));
+            pool.install(|| scan::scan_local(&store, &objects, &index, Default::default()));
         },
     );
     Ok(Bench {

@@ -139,6 +139,8 @@ pub struct Config {
     pub threads: usize,
     /// S3 objects fetched or being decoded at once.
     pub concurrency: usize,
+    /// What one object may cost (`--max-inflated-mib`).
+    pub limits: crate::scan::decode::Limits,
     /// AWS profile and region (`--profile`, `--region`); the SDK's defaults when `None`.
     pub profile: Option<String>,
     pub region: Option<String>,

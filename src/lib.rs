@@ -10,6 +10,7 @@ pub mod aws;
 pub mod bench;
 pub mod config;
 pub mod correlate;
+pub mod interrupt;
 pub mod inventory;
 pub mod lookup;
 pub mod model;
@@ -99,14 +100,21 @@ pub fn run(cfg: &Config) -> anyhow::Result<RunOutcome> {
         (Logs::Local(dir), _) => {
             let store = LocalStore { root: dir.clone() };
             let (plan, objects) = rt.block_on(locate(&store, "", &keys, cfg, trails.as_deref()))?;
-            let scanned = pool.install(|| scan::scan_local(&store, &objects, &index));
+            let scanned = pool.install(|| scan::scan_local(&store, &objects, &index, cfg.limits));
             (plan, scanned)
         }
         (Logs::S3 { bucket, prefix }, Some(aws)) => rt.block_on(async {
             let store = S3Store::connect(aws, bucket).await?;
             let (plan, objects) = locate(&store, prefix, &keys, cfg, trails.as_deref()).await?;
-            let scanned =
-                scan::s3::scan(&store, &objects, index.clone(), &pool, cfg.concurrency).await;
+            let scanned = scan::s3::scan(
+                &store,
+                &objects,
+                index.clone(),
+                &pool,
+                cfg.concurrency,
+                cfg.limits,
+            )
+            .await;
             anyhow::Ok((plan, scanned))
         })?,
         (Logs::S3 { .. } | Logs::Auto, None) => unreachable!("s3:// loads the AWS configuration"),

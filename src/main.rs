@@ -46,6 +46,9 @@ enum Command {
         /// S3 objects fetched at once (s3:// archives).
         #[arg(long, default_value_t = 32)]
         concurrency: usize,
+        /// An object that inflates to more than this many MiB is unreadable (gzip bombs).
+        #[arg(long, default_value_t = 2048, value_parser = clap::value_parser!(u64).range(1..))]
+        max_inflated_mib: u64,
         /// Replace an existing report in --out.
         #[arg(long)]
         overwrite: bool,
@@ -127,6 +130,7 @@ enum PresetArg {
 }
 
 fn main() -> ExitCode {
+    keytrail::interrupt::install();
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {
@@ -143,6 +147,7 @@ fn main() -> ExitCode {
             since,
             threads,
             concurrency,
+            max_inflated_mib,
             live,
             overwrite,
             quiet,
@@ -183,6 +188,10 @@ fn main() -> ExitCode {
                 since,
                 threads: threads.unwrap_or(0),
                 concurrency,
+                limits: keytrail::scan::decode::Limits {
+                    max_inflated: max_inflated_mib << 20,
+                    ..Default::default()
+                },
                 profile: live.profile,
                 region: live.region,
                 overwrite,

@@ -73,6 +73,7 @@ impl Staging {
         ));
         std::fs::create_dir_all(&dir)
             .map_err(|e| bad(format!("cannot create {}: {e}", dir.display())))?;
+        crate::interrupt::staging(&dir);
         Ok(Staging {
             dir,
             out: out.to_path_buf(),
@@ -85,8 +86,14 @@ impl Staging {
         &self.dir
     }
 
-    /// Moves the finished report into place.
+    /// Moves the finished report into place (a signal waits until it is done).
     pub fn commit(mut self) -> Result<(), ReportError> {
+        crate::interrupt::committing(|| self.move_into_place())?;
+        self.committed = true;
+        Ok(())
+    }
+
+    fn move_into_place(&self) -> Result<(), ReportError> {
         let bad = |msg: String| ReportError::Out {
             path: self.out.clone(),
             msg,
@@ -111,7 +118,6 @@ impl Staging {
             std::fs::rename(&self.dir, &self.out)
                 .map_err(|e| bad(format!("cannot move the report into place: {e}")))?;
         }
-        self.committed = true;
         Ok(())
     }
 }
@@ -120,6 +126,7 @@ impl Drop for Staging {
     fn drop(&mut self) {
         if !self.committed {
             let _ = std::fs::remove_dir_all(&self.dir);
+            crate::interrupt::unstaged();
         }
     }
 }

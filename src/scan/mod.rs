@@ -12,6 +12,7 @@ pub mod split;
 pub mod store;
 
 use chrono::NaiveDate;
+use decode::Limits;
 use list::{check_log_name, ObjectRef};
 use rayon::prelude::*;
 use record::{KeyIndex, UseCopy};
@@ -104,12 +105,17 @@ pub type Scanned = (ManifestRow, Vec<UseCopy>, ScanStats);
 const ARCHIVED_CLASSES: [&str; 2] = ["GLACIER", "DEEP_ARCHIVE"];
 
 /// Scans local `objects` on the current rayon pool.
-pub fn scan_local(store: &LocalStore, objects: &[ObjectRef], index: &KeyIndex) -> ScanOutput {
+pub fn scan_local(
+    store: &LocalStore,
+    objects: &[ObjectRef],
+    index: &KeyIndex,
+    limits: Limits,
+) -> ScanOutput {
     let results: Vec<Scanned> = objects
         .par_iter()
         .map(|obj| match skip_reason(obj) {
             Some(reason) => skipped(obj, reason),
-            None => finish(obj, fetch::read_local(store, obj), index),
+            None => finish(obj, fetch::read_local(store, obj), index, limits),
         })
         .collect();
     merge(results)
@@ -170,8 +176,13 @@ pub fn skipped(obj: &ObjectRef, reason: String) -> Scanned {
 }
 
 /// Decodes a fetched object (or records why it could not be fetched).
-pub fn finish(obj: &ObjectRef, fetched: Result<Vec<u8>, String>, index: &KeyIndex) -> Scanned {
-    match fetched.and_then(|bytes| decode::decode(&bytes, index, &obj.key)) {
+pub fn finish(
+    obj: &ObjectRef,
+    fetched: Result<Vec<u8>, String>,
+    index: &KeyIndex,
+    limits: Limits,
+) -> Scanned {
+    match fetched.and_then(|bytes| decode::decode_with(&bytes, index, &obj.key, limits)) {
         Ok(d) => {
             let mut r = row(obj, ObjectStatus::Read, None);
             r.records = d.records;

@@ -175,6 +175,7 @@ pub async fn scan(
     index: Arc<KeyIndex>,
     pool: &rayon::ThreadPool,
     concurrency: usize,
+    limits: super::decode::Limits,
 ) -> ScanOutput {
     let results: Vec<Scanned> = stream::iter(objects.iter().cloned())
         .map(|obj| {
@@ -186,7 +187,7 @@ pub async fn scan(
                 let fetched = store.get(&obj.key).await;
                 let (tx, rx) = tokio::sync::oneshot::channel();
                 pool.spawn(move || {
-                    let _ = tx.send(finish(&obj, fetched, &index));
+                    let _ = tx.send(finish(&obj, fetched, &index, limits));
                 });
                 rx.await.expect("the decoder always answers")
             }

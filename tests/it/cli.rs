@@ -163,3 +163,137 @@ fn bench_prints_its_figures() {
         assert!(text.contains(line), "missing `{line}` in\n{text}");
     }
 }
+
+/// SIGINT and SIGTERM stop a run with exit 130, removing the report being staged, and leave
+/// `--out` as it was. The run is held mid-way by an S3 endpoint that accepts connections and
+/// never answers.
+#[test]
+fn a_signal_stops_the_run_with_130_and_leaves_no_partial_report() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("synth");
+    synth(&data, &["--seed", "5"]);
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let endpoint = format!("http://{}", silent.local_addr().unwrap());
+    for (signal, name) in [(libc::SIGINT, "SIGINT"), (libc::SIGTERM, "SIGTERM")] {
+        let work = tmp.path().join(name);
+        std::fs::create_dir(&work).unwrap();
+        let out = work.join("report");
+        let child = std::process::Command::new(env!("CARGO_BIN_EXE_keytrail"))
+            .args(["run", "--usage", data.join("usage.jsonl").to_str().unwrap()])
+            .args(["--logs", "s3://held-bucket", "--out", out.to_str().unwrap()])
+            .env("AWS_ENDPOINT_URL_S3", &endpoint)
+            .env("AWS_ACCESS_KEY_ID", "testing")
+            .env("AWS_SECRET_ACCESS_KEY", "testing")
+            .env("AWS_REGION", "us-east-1")
+            .env("AWS_CONFIG_FILE", "/nonexistent")
+            .env("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        // Wait until the report is being staged, then signal.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while entries(&work).is_empty() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no staging dir appeared"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        assert!(entries(&work)[0].starts_with(".report.keytrail-tmp-"));
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        // SAFETY: signalling a child process this test started and still owns.
+        assert_eq!(unsafe { libc::kill(child.id() as i32, signal) }, 0);
+        let o = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(130), "{name}: {stderr}");
+        assert!(stderr.contains(&format!("stopped by {name}")), "{stderr}");
+        assert_eq!(
+            entries(&work),
+            Vec::<String>::new(),
+            "{name} left something"
+        );
+    }
+}
+
+/// A gzip bomb among the logs — a small object whose one record inflates to 256 MiB — is cut
+/// off at `--max-inflated-mib`, recorded unreadable with that reason, and the run's memory stays
+/// far below the bomb's size.
+#[test]
+fn a_gzip_bomb_is_unreadable_at_the_cap_and_memory_stays_bounded() {
+    use flate2::{write::GzEncoder, Compression};
+    use std::io::Write;
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("synth");
+    synth(&data, &["--seed", "5"]);
+    // Beside a real log object, under a log file name of the same day.
+    let mut logs = Vec::new();
+    let mut stack = vec![data.join("logs")];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if p.to_string_lossy().contains("/CloudTrail/")
+                && p.to_string_lossy().ends_with(".json.gz")
+            {
+                logs.push(p);
+            }
+        }
+    }
+    logs.sort();
+    let real = &logs[logs.len() / 2];
+    let name = real.file_name().unwrap().to_string_lossy().to_string();
+    let bomb_name = format!("{}BOMBBOMBBOMBBOMB.json.gz", &name[..name.len() - 24]);
+    let bomb_path = real.with_file_name(&bomb_name);
+    let mut gz = GzEncoder::new(Vec::new(), Compression::fast());
+    gz.write_all(br#"{"Records":[{"eventSource":"kms.amazonaws.com","x":""#)
+        .unwrap();
+    let chunk = vec![b'a'; 1 << 20];
+    for _ in 0..256 {
+        gz.write_all(&chunk).unwrap();
+    }
+    gz.write_all(br#""}]}"#).unwrap();
+    let bomb = gz.finish().unwrap();
+    assert!(bomb.len() < 4 << 20, "{} bytes", bomb.len());
+    std::fs::write(&bomb_path, &bomb).unwrap();
+
+    let out = tmp.path().join("report");
+    // Reaped by wait4 below, which also gives its peak RSS.
+    #[allow(clippy::zombie_processes)]
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_keytrail"))
+        .args(["run", "--usage", data.join("usage.jsonl").to_str().unwrap()])
+        .args(["--logs", data.join("logs").to_str().unwrap()])
+        .args(["--out", out.to_str().unwrap(), "--backfill", "all"])
+        .args(["--max-inflated-mib", "64"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let (mut status, mut usage) = (0, unsafe { std::mem::zeroed::<libc::rusage>() });
+    // SAFETY: waiting for our own child, with valid out-pointers.
+    let pid = unsafe { libc::wait4(child.id() as i32, &mut status, 0, &mut usage) };
+    assert_eq!(pid, child.id() as i32);
+    assert_eq!(
+        libc::WEXITSTATUS(status),
+        1,
+        "unreadable objects make exit 1"
+    );
+    let peak_mib = usage.ru_maxrss / 1024;
+    assert!(peak_mib < 160, "peak RSS {peak_mib} MiB for a 256 MiB bomb");
+
+    let manifest = crate::common::read_table(&out.join("scan_manifest"));
+    let row = manifest
+        .iter()
+        .find(|r| r["object"].as_str().unwrap().ends_with(&bomb_name))
+        .expect("the bomb has its manifest row");
+    assert_eq!(row["status"], "unreadable", "{row}");
+    assert!(
+        row["reason"]
+            .as_str()
+            .unwrap()
+            .contains("inflates to more than 64 MiB"),
+        "{row}"
+    );
+}
