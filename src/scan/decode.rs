@@ -211,7 +211,7 @@ fn decode_json_with(
 ) -> Result<Decoded, String> {
     let mut sink = Sink::new(index, log_object, limits);
     match split::split(json, |span| sink.record(&json[span.range.clone()], &span)) {
-        Ok(_) => Ok(sink.out),
+        Ok(()) => Ok(sink.out),
         Err(_) => decode_exact(json, index, log_object, limits),
     }
 }

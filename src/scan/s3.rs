@@ -78,32 +78,23 @@ impl S3Store {
                 .await
                 .map_err(|e| format!("GetObject failed: {}", DisplayErrorContext(&e)))?;
             let expected = out.content_length().and_then(|n| usize::try_from(n).ok());
-            let body = match out.body.collect().await {
-                Ok(b) => b.into_bytes().to_vec(),
-                Err(_) if attempt < BODY_ATTEMPTS => {
-                    backoff(attempt).await;
-                    attempt += 1;
-                    continue;
-                }
-                Err(e) => {
-                    return Err(format!(
-                        "reading the body failed {BODY_ATTEMPTS} times; last: {e}"
-                    ))
+            let broken = match out.body.collect().await {
+                Err(e) => format!("reading the body failed: {e}"),
+                Ok(b) => {
+                    let body = b.into_bytes().to_vec();
+                    match expected {
+                        Some(n) if n != body.len() => {
+                            format!("body of {} bytes, Content-Length {n}", body.len())
+                        }
+                        _ => return Ok(body),
+                    }
                 }
             };
-            match expected {
-                Some(n) if n != body.len() && attempt < BODY_ATTEMPTS => {
-                    backoff(attempt).await;
-                    attempt += 1;
-                }
-                Some(n) if n != body.len() => {
-                    return Err(format!(
-                        "body of {} bytes, Content-Length {n}, {BODY_ATTEMPTS} times",
-                        body.len()
-                    ))
-                }
-                _ => return Ok(body),
+            if attempt == BODY_ATTEMPTS {
+                return Err(format!("{broken} ({BODY_ATTEMPTS} attempts)"));
             }
+            backoff(attempt).await;
+            attempt += 1;
         }
     }
 }

@@ -228,21 +228,13 @@ fn a_gzip_bomb_is_unreadable_at_the_cap_and_memory_stays_bounded() {
     let data = tmp.path().join("synth");
     synth(&data, &["--seed", "5"]);
     // Beside a real log object, under a log file name of the same day.
-    let mut logs = Vec::new();
-    let mut stack = vec![data.join("logs")];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(d).unwrap() {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                stack.push(p);
-            } else if p.to_string_lossy().contains("/CloudTrail/")
-                && p.to_string_lossy().ends_with(".json.gz")
-            {
-                logs.push(p);
-            }
-        }
-    }
-    logs.sort();
+    let logs: Vec<_> = crate::common::files(&data.join("logs"))
+        .into_iter()
+        .filter(|p| {
+            let p = p.to_string_lossy();
+            p.contains("/CloudTrail/") && p.ends_with(".json.gz")
+        })
+        .collect();
     let real = &logs[logs.len() / 2];
     let name = real.file_name().unwrap().to_string_lossy().to_string();
     let bomb_name = format!("{}BOMBBOMBBOMBBOMB.json.gz", &name[..name.len() - 24]);

@@ -2,24 +2,12 @@
 //! path must agree with the exact parse (serde_json over the whole document, every record's text
 //! checked) on every object of a synth archive, as written and re-laid-out.
 
-use crate::common::synth;
+use crate::common::{files, synth};
 use flate2::read::MultiGzDecoder;
 use keytrail::inventory::read_snapshot;
 use keytrail::scan::decode::{decode, decode_exact, decode_json, decode_stream, Limits};
 use keytrail::scan::record::KeyIndex;
 use std::io::Read;
-use std::path::{Path, PathBuf};
-
-fn files(dir: &Path, out: &mut Vec<PathBuf>) {
-    for e in std::fs::read_dir(dir).unwrap() {
-        let p = e.unwrap().path();
-        if p.is_dir() {
-            files(&p, out);
-        } else if p.to_string_lossy().ends_with(".json.gz") {
-            out.push(p);
-        }
-    }
-}
 
 #[test]
 fn fast_and_streaming_paths_agree_with_the_exact_parse_on_every_object() {
@@ -27,9 +15,10 @@ fn fast_and_streaming_paths_agree_with_the_exact_parse_on_every_object() {
     synth(dir.path(), &["--seed", "2024"]);
     let keys = read_snapshot(&dir.path().join("usage.jsonl")).unwrap();
     let index = KeyIndex::new(keys.iter().map(|k| (&k.arn, k.aliases.as_slice())));
-    let mut paths = Vec::new();
-    files(&dir.path().join("logs"), &mut paths);
-    paths.sort();
+    let paths: Vec<_> = files(&dir.path().join("logs"))
+        .into_iter()
+        .filter(|p| p.to_string_lossy().ends_with(".json.gz"))
+        .collect();
     let limits = Limits::default();
     let (mut read, mut unreadable, mut uses, mut kms) = (0, 0, 0, 0);
     for path in &paths {

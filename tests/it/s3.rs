@@ -2,13 +2,13 @@
 //! loopback (moto's server, started by the test): the same archive read from S3 and from a local
 //! directory gives the same report, row for row.
 
-use crate::common::{keytrail_with_env, read_table, synth};
+use crate::common::{files, keytrail_with_env, read_table, synth};
 use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::StorageClass;
 use futures::stream::{self, StreamExt};
 use std::net::TcpStream;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -84,17 +84,6 @@ impl Drop for Moto {
     }
 }
 
-fn files(dir: &Path, out: &mut Vec<PathBuf>) {
-    for e in std::fs::read_dir(dir).unwrap() {
-        let p = e.unwrap().path();
-        if p.is_dir() {
-            files(&p, out)
-        } else {
-            out.push(p)
-        }
-    }
-}
-
 /// Uploads every file under `dir` to `bucket`, keyed by its path relative to `dir`; keys for
 /// which `class` answers get that storage class.
 pub async fn upload(
@@ -104,9 +93,7 @@ pub async fn upload(
     class: impl Fn(&str) -> Option<StorageClass>,
 ) {
     client.create_bucket().bucket(bucket).send().await.unwrap();
-    let mut all = Vec::new();
-    files(dir, &mut all);
-    let puts = all.into_iter().map(|p| {
+    let puts = files(dir).into_iter().map(|p| {
         let key = p
             .strip_prefix(dir)
             .unwrap()
