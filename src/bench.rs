@@ -39,7 +39,7 @@ fn reset_peak() {
 }
 
 /// `VmHWM` of this process, in MiB.
-fn peak_rss_mib() -> Option<f64> {
+pub fn peak_rss_mib() -> Option<f64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
     let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
     let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
@@ -123,13 +123,15 @@ pub fn run(usage: &Path, logs: &Path, threads: usize) -> anyhow::Result<Bench> {
         },
     );
     timed("scan: 1 thread", &mut phases, || {
-        one.install(|| scan::scan_local(&store, &objects, &index, Default::default()));
+        one.install(|| scan::scan_local(&store, &objects, &index, Default::default(), &|_, _| {}));
     });
     timed(
         &format!("scan: {} threads", pool.current_num_threads()),
         &mut phases,
         || {
-            pool.install(|| scan::scan_local(&store, &objects, &index, Default::default()));
+            pool.install(|| {
+                scan::scan_local(&store, &objects, &index, Default::default(), &|_, _| {})
+            });
         },
     );
     Ok(Bench {

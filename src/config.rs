@@ -146,6 +146,8 @@ pub struct Config {
     pub region: Option<String>,
     /// Replace an existing, non-empty `--out`.
     pub overwrite: bool,
+    /// Go on from the checkpoint of an interrupted run with the same archive, keys and limits.
+    pub resume: bool,
     /// The command line, recorded in `summary.json`.
     pub arguments: Vec<String>,
 }

@@ -8,6 +8,7 @@
 
 pub mod aws;
 pub mod bench;
+pub mod checkpoint;
 pub mod config;
 pub mod correlate;
 pub mod interrupt;
@@ -42,11 +43,17 @@ pub fn run(cfg: &Config) -> anyhow::Result<RunOutcome> {
     if let Logs::Local(dir) = &cfg.logs {
         anyhow::ensure!(dir.is_dir(), "--logs {}: no such directory", dir.display());
     }
+    let staging = Staging::create(&cfg.out, cfg.overwrite)?;
+    let checkpoint_dir = checkpoint::dir_for(&cfg.out);
+    let kept_usage = checkpoint_dir.join(checkpoint::USAGE);
     let snapshot = match &cfg.usage {
         Usage::File(path) => Some(inventory::read_snapshot(path)?),
+        // A resumed live run reports on the GetKeyLastUsage answers the interrupted one took.
+        Usage::Aws if cfg.resume && kept_usage.exists() => {
+            Some(inventory::read_snapshot(&kept_usage)?)
+        }
         Usage::Aws => None,
     };
-    let staging = Staging::create(&cfg.out, cfg.overwrite)?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -96,30 +103,50 @@ pub fn run(cfg: &Config) -> anyhow::Result<RunOutcome> {
         }
         (_, _, logs) => (logs.clone(), None),
     };
-    let (plan, scanned) = match (&logs, &aws) {
+    let identity = checkpoint::Identity::new(&logs, &keys, cfg.limits);
+    let checkpoint = checkpoint::Checkpoint::open(&checkpoint_dir, &identity, cfg.resume)?;
+    if matches!(cfg.usage, Usage::Aws) {
+        let staged = staging.path().join("usage.jsonl");
+        if staged.exists() {
+            keep_usage(&staged, &checkpoint_dir);
+        } else {
+            // Resumed from the kept snapshot: the report carries it as an uninterrupted run's would.
+            std::fs::copy(&kept_usage, &staged)
+                .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", staged.display()))?;
+        }
+    }
+    interrupt::kill_point("start", 0);
+    let record = |obj: &ObjectRef, s: &scan::Scanned| checkpoint.record(obj, s);
+    let (plan, held, fresh) = match (&logs, &aws) {
         (Logs::Local(dir), _) => {
             let store = LocalStore { root: dir.clone() };
             let (plan, objects) = rt.block_on(locate(&store, "", &keys, cfg, trails.as_deref()))?;
-            let scanned = pool.install(|| scan::scan_local(&store, &objects, &index, cfg.limits));
-            (plan, scanned)
+            let (held, todo) = checkpoint.take(&objects);
+            let fresh =
+                pool.install(|| scan::scan_local(&store, &todo, &index, cfg.limits, &record));
+            (plan, held, fresh)
         }
         (Logs::S3 { bucket, prefix }, Some(aws)) => rt.block_on(async {
             let store = S3Store::connect(aws, bucket).await?;
             let (plan, objects) = locate(&store, prefix, &keys, cfg, trails.as_deref()).await?;
-            let scanned = scan::s3::scan(
+            let (held, todo) = checkpoint.take(&objects);
+            let fresh = scan::s3::scan(
                 &store,
-                &objects,
+                &todo,
                 index.clone(),
                 &pool,
                 cfg.concurrency,
                 cfg.limits,
+                &record,
             )
             .await;
-            anyhow::Ok((plan, scanned))
+            anyhow::Ok((plan, held, fresh))
         })?,
         (Logs::S3 { .. } | Logs::Auto, None) => unreachable!("s3:// loads the AWS configuration"),
         (Logs::Auto, Some(_)) => unreachable!("auto is resolved to s3:// above"),
     };
+    let resumed_objects = held.len();
+    let scanned = scan::merge(checkpoint::rejoin(held, fresh));
     let mut copies = scanned.uses;
     if let (Some(aws), Usage::Aws) = (&aws, &cfg.usage) {
         // Last uses the archive does not hold: ask CloudTrail's event history (last 90 days).
@@ -142,9 +169,28 @@ pub fn run(cfg: &Config) -> anyhow::Result<RunOutcome> {
     summary.since = cfg.since;
     summary.threads = pool.current_num_threads();
     summary.elapsed_seconds = started.elapsed().as_secs_f64();
+    summary.resumed_objects = resumed_objects;
+    summary.peak_rss_mib = bench::peak_rss_mib();
+    if let Some(e) = checkpoint.error() {
+        summary.warnings.push(format!(
+            "the resume checkpoint {} could not be written ({e}); a resumed run would scan again",
+            checkpoint.path().display()
+        ));
+    }
     report::write(staging.path(), &correlated, &scanned.manifest, &summary)?;
+    interrupt::kill_point("commit", 0);
     staging.commit()?;
+    checkpoint.remove();
     Ok(RunOutcome { summary })
+}
+
+/// Keeps the live run's usage snapshot in the checkpoint, for a resume (best effort: without it a
+/// resume asks KMS again).
+fn keep_usage(snapshot: &std::path::Path, checkpoint_dir: &std::path::Path) {
+    if let Ok(bytes) = std::fs::read(snapshot) {
+        let _ = std::fs::create_dir_all(checkpoint_dir);
+        let _ = checkpoint::write_atomically(&checkpoint_dir.join(checkpoint::USAGE), &bytes);
+    }
 }
 
 /// Live inventory and tracking: every key of every requested region with its

@@ -52,6 +52,10 @@ enum Command {
         /// Replace an existing report in --out.
         #[arg(long)]
         overwrite: bool,
+        /// Go on from where an interrupted run with the same arguments stopped (its checkpoint
+        /// is kept next to --out until a run finishes); without it, a run starts afresh.
+        #[arg(long)]
+        resume: bool,
         /// Print nothing but errors.
         #[arg(long, short)]
         quiet: bool,
@@ -150,6 +154,7 @@ fn main() -> ExitCode {
             max_inflated_mib,
             live,
             overwrite,
+            resume,
             quiet,
         } => {
             let regions = match live.regions() {
@@ -195,6 +200,7 @@ fn main() -> ExitCode {
                 profile: live.profile,
                 region: live.region,
                 overwrite,
+                resume,
                 arguments: std::env::args().collect(),
             };
             match keytrail::run(&cfg) {

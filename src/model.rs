@@ -9,7 +9,10 @@ pub type Instant = DateTime<Utc>;
 
 /// A KMS key identified by its ARN, the only identifier that is unique across accounts and
 /// regions (multi-Region replicas share their `mrk-` key id).
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
+#[serde(try_from = "String", into = "String")]
 pub struct KeyArn {
     arn: String,
 }
@@ -62,6 +65,19 @@ impl KeyArn {
     }
     pub fn key_id(&self) -> &str {
         self.field(5).trim_start_matches("key/")
+    }
+}
+
+impl TryFrom<String> for KeyArn {
+    type Error = BadKeyArn;
+    fn try_from(s: String) -> Result<KeyArn, BadKeyArn> {
+        KeyArn::parse(&s)
+    }
+}
+
+impl From<KeyArn> for String {
+    fn from(k: KeyArn) -> String {
+        k.arn
     }
 }
 

@@ -66,11 +66,9 @@ impl Staging {
             Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
             _ => PathBuf::from("."),
         };
-        let dir = parent.join(format!(
-            ".{}.keytrail-tmp-{}",
-            name.to_string_lossy(),
-            std::process::id()
-        ));
+        let stem = format!(".{}.keytrail-tmp-", name.to_string_lossy());
+        remove_debris(&parent, &stem);
+        let dir = parent.join(format!("{stem}{}", std::process::id()));
         std::fs::create_dir_all(&dir)
             .map_err(|e| bad(format!("cannot create {}: {e}", dir.display())))?;
         crate::interrupt::staging(&dir);
@@ -108,7 +106,9 @@ impl Staging {
                     "was created by someone else during the run; the report was not written".into(),
                 ));
             }
-            let old = self.dir.with_extension("old");
+            let mut old = self.dir.clone().into_os_string();
+            old.push(".old");
+            let old = PathBuf::from(old);
             std::fs::rename(&self.out, &old)
                 .map_err(|e| bad(format!("cannot move the old report aside: {e}")))?;
             std::fs::rename(&self.dir, &self.out)
@@ -119,6 +119,23 @@ impl Staging {
                 .map_err(|e| bad(format!("cannot move the report into place: {e}")))?;
         }
         Ok(())
+    }
+}
+
+/// Removes the staging directories of runs that were killed (their process is gone).
+fn remove_debris(parent: &Path, stem: &str) {
+    let Ok(entries) = std::fs::read_dir(parent) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let name = e.file_name();
+        let pid = name
+            .to_str()
+            .and_then(|n| n.strip_prefix(stem))
+            .and_then(|p| p.trim_end_matches(".old").parse::<u32>().ok());
+        if pid.is_some_and(|pid| !crate::interrupt::alive(pid)) {
+            let _ = std::fs::remove_dir_all(e.path());
+        }
     }
 }
 
@@ -147,6 +164,10 @@ pub struct Summary {
     pub stats: ScanStats,
     pub pre_tracking_events: usize,
     pub elapsed_seconds: f64,
+    /// The process's peak resident memory (Linux `VmHWM`), when known.
+    pub peak_rss_mib: Option<f64>,
+    /// Objects whose results came from the checkpoint of an interrupted run (`--resume`).
+    pub resumed_objects: usize,
     pub warnings: Vec<String>,
     /// Keys whose verdict is `inconclusive`, with the reason.
     pub attention: Vec<(String, String)>,
@@ -209,6 +230,8 @@ impl Summary {
             stats,
             pre_tracking_events: events,
             elapsed_seconds: 0.0,
+            resumed_objects: 0,
+            peak_rss_mib: None,
             warnings,
             attention,
         }
@@ -249,6 +272,7 @@ impl Summary {
                 "archived": s.objects_archived,
                 "bytes_archived": s.bytes_archived,
                 "bytes_read": s.bytes_read,
+                "resumed_from_checkpoint": self.resumed_objects,
             },
             "records": s.records,
             "kms_records": s.kms_records,
@@ -256,6 +280,7 @@ impl Summary {
             "unattributable_kms_uses": s.unattributable_uses,
             "kms_events": self.pre_tracking_events,
             "elapsed_seconds": self.elapsed_seconds,
+            "peak_rss_mib": self.peak_rss_mib,
             "throughput_mb_per_s": self.mb_per_s(),
             "warnings": self.warnings,
             "inconclusive_keys": self.attention.iter().map(|(k, r)| serde_json::json!({"key_arn": k, "reason": r})).collect::<Vec<_>>(),
@@ -281,6 +306,13 @@ impl Summary {
             s.records,
             s.kms_records
         );
+        if self.resumed_objects > 0 {
+            let _ = writeln!(
+                o,
+                "resumed: {} objects' results taken from the interrupted run's checkpoint",
+                self.resumed_objects
+            );
+        }
         let _ = writeln!(
             o,
             "elapsed: {:.2} s, {:.1} MB/s (compressed)",
@@ -319,6 +351,7 @@ pub fn write(
         "part-00000.parquet",
         key_usage_frame(&c.findings),
     )?;
+    crate::interrupt::kill_point("report", 0);
     let events_dir = dir.join("kms_events");
     mkdir(&events_dir)?;
     let mut partitions: BTreeMap<(&str, &str), Vec<&Use>> = BTreeMap::new();

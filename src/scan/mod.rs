@@ -19,7 +19,8 @@ use record::{KeyIndex, UseCopy};
 use std::ops::AddAssign;
 use store::LocalStore;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum ObjectStatus {
     Read,
     Skipped,
@@ -37,7 +38,7 @@ impl ObjectStatus {
 }
 
 /// One row of `scan_manifest/`.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ManifestRow {
     pub object: String,
     pub size_bytes: u64,
@@ -56,7 +57,7 @@ pub struct ManifestRow {
 }
 
 /// Counters of a scan, summed across workers.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ScanStats {
     pub objects_read: u64,
     pub objects_skipped: u64,
@@ -104,21 +105,28 @@ pub type Scanned = (ManifestRow, Vec<UseCopy>, ScanStats);
 /// Storage classes whose objects must be restored before they can be read.
 const ARCHIVED_CLASSES: [&str; 2] = ["GLACIER", "DEEP_ARCHIVE"];
 
-/// Scans local `objects` on the current rayon pool.
+/// Called with each object's result as soon as it exists (the resume journal).
+pub type OnDone<'a> = &'a (dyn Fn(&ObjectRef, &Scanned) + Sync);
+
+/// Scans local `objects` on the current rayon pool; results in object order.
 pub fn scan_local(
     store: &LocalStore,
     objects: &[ObjectRef],
     index: &KeyIndex,
     limits: Limits,
-) -> ScanOutput {
-    let results: Vec<Scanned> = objects
+    on_done: OnDone<'_>,
+) -> Vec<Scanned> {
+    objects
         .par_iter()
-        .map(|obj| match skip_reason(obj) {
-            Some(reason) => skipped(obj, reason),
-            None => finish(obj, fetch::read_local(store, obj), index, limits),
+        .map(|obj| {
+            let scanned = match skip_reason(obj) {
+                Some(reason) => skipped(obj, reason),
+                None => finish(obj, fetch::read_local(store, obj), index, limits),
+            };
+            on_done(obj, &scanned);
+            scanned
         })
-        .collect();
-    merge(results)
+        .collect()
 }
 
 /// Merges per-object results, in the order given.

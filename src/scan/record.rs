@@ -91,7 +91,9 @@ pub struct Resource {
 }
 
 /// What a use is called in `kms_events.key_role`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 pub enum KeyRole {
     Key,
     Source,
@@ -241,7 +243,7 @@ pub fn attribute(
 }
 
 /// One delivered copy of a use, with the fields the report needs, owned.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct UseCopy {
     pub key: KeyArn,
     pub role: KeyRole,

@@ -6,7 +6,7 @@
 use super::list::ObjectRef;
 use super::record::KeyIndex;
 use super::store::{Entry, Listing, Store, StoreError};
-use super::{finish, merge, skip_reason, skipped, ScanOutput, Scanned};
+use super::{finish, skip_reason, skipped, OnDone, Scanned};
 use crate::aws::Aws;
 use aws_sdk_s3::error::DisplayErrorContext;
 use futures::stream::{self, StreamExt};
@@ -167,24 +167,29 @@ pub async fn scan(
     pool: &rayon::ThreadPool,
     concurrency: usize,
     limits: super::decode::Limits,
-) -> ScanOutput {
-    let results: Vec<Scanned> = stream::iter(objects.iter().cloned())
+    on_done: OnDone<'_>,
+) -> Vec<Scanned> {
+    stream::iter(objects.iter().cloned())
         .map(|obj| {
             let index = index.clone();
             async move {
-                if let Some(reason) = skip_reason(&obj) {
-                    return skipped(&obj, reason);
-                }
-                let fetched = store.get(&obj.key).await;
-                let (tx, rx) = tokio::sync::oneshot::channel();
-                pool.spawn(move || {
-                    let _ = tx.send(finish(&obj, fetched, &index, limits));
-                });
-                rx.await.expect("the decoder always answers")
+                let scanned = match skip_reason(&obj) {
+                    Some(reason) => skipped(&obj, reason),
+                    None => {
+                        let fetched = store.get(&obj.key).await;
+                        let (tx, rx) = tokio::sync::oneshot::channel();
+                        let decoded = obj.clone();
+                        pool.spawn(move || {
+                            let _ = tx.send(finish(&decoded, fetched, &index, limits));
+                        });
+                        rx.await.expect("the decoder always answers")
+                    }
+                };
+                on_done(&obj, &scanned);
+                scanned
             }
         })
         .buffered(concurrency.max(1))
         .collect()
-        .await;
-    merge(results)
+        .await
 }

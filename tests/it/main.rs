@@ -9,5 +9,6 @@ mod fake_aws;
 mod live;
 mod proxy;
 mod report_check;
+mod resume;
 mod s3;
 mod truth;
