@@ -28,6 +28,22 @@ fn usage_errors_exit_2_with_one_clear_line_and_leave_nothing_behind() {
     let good = std::fs::read_to_string(&usage).unwrap();
     let first = good.lines().next().unwrap();
     std::fs::write(&bad_usage, format!("{first}\n{{\"KeyId\": 42}}\n")).unwrap();
+    // A key ARN with a four-digit account: the error names the line and the ARN.
+    let bad_arn = work.join("bad-arn.jsonl");
+    let arn = first
+        .split("\"Arn\":\"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap();
+    let account = arn.split(':').nth(4).unwrap();
+    let broken = arn.replace(account, "1111");
+    std::fs::write(
+        &bad_arn,
+        format!("{first}\n{}\n", first.replace(arn, &broken)),
+    )
+    .unwrap();
     let file_not_dir = work.join("a-file");
     std::fs::write(&file_not_dir, "x").unwrap();
     let no_logs = tmp.path().join("nope");
@@ -40,6 +56,11 @@ fn usage_errors_exit_2_with_one_clear_line_and_leave_nothing_behind() {
             "malformed --usage line",
             vec![&bad_usage, &logs, &out],
             "line 2",
+        ),
+        (
+            "malformed key ARN",
+            vec![&bad_arn, &logs, &out],
+            "line 2: `arn:aws:kms:",
         ),
         (
             "missing --usage",
@@ -68,7 +89,7 @@ fn usage_errors_exit_2_with_one_clear_line_and_leave_nothing_behind() {
         );
         assert_eq!(
             entries(&work),
-            ["a-file", "bad.jsonl"],
+            ["a-file", "bad-arn.jsonl", "bad.jsonl"],
             "case {name}: nothing left behind"
         );
     }
@@ -102,7 +123,7 @@ fn usage_errors_exit_2_with_one_clear_line_and_leave_nothing_behind() {
     );
     assert_eq!(
         entries(&work),
-        ["a-file", "bad.jsonl", "report"],
+        ["a-file", "bad-arn.jsonl", "bad.jsonl", "report"],
         "no staging directory left"
     );
 }

@@ -56,3 +56,95 @@ fn fast_and_streaming_paths_agree_with_the_exact_parse_on_every_object() {
     assert!(kms > 100 && uses > 50, "{kms} KMS records, {uses} uses");
     assert!(unreadable >= 3, "{unreadable} unreadable objects");
 }
+
+/// A record's attribution does not depend on the object it arrived in: the records of a synth
+/// archive regrouped into other objects (other neighbours, other order, other sizes) give the
+/// same uses — only `log_object` differs — and the same record counts.
+#[test]
+fn a_records_attribution_does_not_depend_on_the_object_it_arrived_in() {
+    use proptest::prelude::*;
+    use proptest::test_runner::{Config, TestRunner};
+    let dir = tempfile::tempdir().unwrap();
+    synth(dir.path(), &["--seed", "4242"]);
+    let keys = read_snapshot(&dir.path().join("usage.jsonl")).unwrap();
+    let index = KeyIndex::new(keys.iter().map(|k| (&k.arn, k.aliases.as_slice())));
+    let mut records: Vec<serde_json::Value> = Vec::new();
+    let mut want = Vec::new();
+    let (mut want_records, mut want_malformed, mut want_unattributable) = (0, 0, 0);
+    for path in files(&dir.path().join("logs")) {
+        let bytes = std::fs::read(&path).unwrap();
+        let name = path.to_string_lossy().to_string();
+        let Ok(d) = decode(&bytes, &index, &name) else {
+            continue;
+        };
+        let mut json = Vec::new();
+        MultiGzDecoder::new(&bytes[..])
+            .read_to_end(&mut json)
+            .unwrap();
+        let doc: serde_json::Value = serde_json::from_slice(&json).unwrap();
+        records.extend(doc["Records"].as_array().unwrap().iter().cloned());
+        want_records += d.records;
+        want_malformed += d.malformed_records;
+        want_unattributable += d.unattributable;
+        want.extend(d.uses.into_iter().map(|mut u| {
+            u.log_object.clear();
+            u
+        }));
+    }
+    let key = |u: &keytrail::scan::record::UseCopy| format!("{u:?}");
+    want.sort_by_key(key);
+    assert!(want.len() > 50 && records.len() > 1000);
+
+    let mut runner = TestRunner::new(Config {
+        cases: 8,
+        ..Config::default()
+    });
+    let n = records.len();
+    let regroup = (
+        Just(()).prop_perturb(move |_, mut rng| {
+            let mut order: Vec<usize> = (0..n).collect();
+            for i in (1..n).rev() {
+                order.swap(i, rng.random_range(0..=i));
+            }
+            order
+        }),
+        proptest::collection::vec(1usize..400, 1..64),
+    );
+    runner
+        .run(&regroup, |(order, sizes)| {
+            let mut got = Vec::new();
+            let (mut got_records, mut got_malformed, mut got_unattributable) = (0, 0, 0);
+            let mut rest = &order[..];
+            let mut i = 0;
+            while !rest.is_empty() {
+                let take = sizes[i % sizes.len()].min(rest.len());
+                let group: Vec<&serde_json::Value> =
+                    rest[..take].iter().map(|&r| &records[r]).collect();
+                rest = &rest[take..];
+                i += 1;
+                let json = serde_json::to_vec(&serde_json::json!({ "Records": group })).unwrap();
+                let name = format!("regrouped-{i}.json.gz");
+                let d = decode_json(&json, &index, &name).unwrap();
+                got_records += d.records;
+                got_malformed += d.malformed_records;
+                got_unattributable += d.unattributable;
+                got.extend(
+                    d.uses
+                        .into_iter()
+                        .map(|mut u| {
+                            prop_assert_eq!(&u.log_object, &name);
+                            u.log_object.clear();
+                            Ok(u)
+                        })
+                        .collect::<Result<Vec<_>, _>>()?,
+                );
+            }
+            got.sort_by_key(key);
+            prop_assert_eq!(got_records, want_records);
+            prop_assert_eq!(got_malformed, want_malformed);
+            prop_assert_eq!(got_unattributable, want_unattributable);
+            prop_assert_eq!(&got, &want);
+            Ok(())
+        })
+        .unwrap();
+}

@@ -6,6 +6,7 @@ mod cli;
 mod common;
 mod decode;
 mod fake_aws;
+mod hostile;
 mod live;
 mod proxy;
 mod report_check;
