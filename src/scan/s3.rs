@@ -44,10 +44,15 @@ impl S3Store {
                 match from_header {
                     Some(r) if r != aws.region() => Some(r),
                     _ => {
-                        return Err(bad(format!(
-                            "cannot open the bucket: {}",
-                            DisplayErrorContext(&e)
-                        )))
+                        // HEAD answers carry no error body: the status is all there is.
+                        let status = e.raw_response().map(|r| r.status().as_u16());
+                        return Err(bad(match status {
+                            Some(403) => "access denied (HeadBucket answered 403): keytrail needs \
+                                s3:ListBucket and s3:GetObject on the archive"
+                                .to_string(),
+                            Some(404) => "no such bucket (HeadBucket answered 404)".to_string(),
+                            _ => format!("cannot open the bucket: {}", DisplayErrorContext(&e)),
+                        }));
                     }
                 }
             }

@@ -313,3 +313,91 @@ fn a_gzip_bomb_is_unreadable_at_the_cap_and_memory_stays_bounded() {
         "{row}"
     );
 }
+
+/// The report, its staging and the checkpoint are created with the user's umask (never wider),
+/// and credentials from the environment appear in no output: not on stdout/stderr of a failing
+/// S3 run, not in any file of a finished one.
+#[test]
+fn output_follows_the_umask_and_no_credential_is_ever_printed_or_written() {
+    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::process::CommandExt;
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("synth");
+    synth(&data, &["--seed", "5"]);
+    let secret = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYSECRETKEY1";
+    let key_id = "AKIAKEYTRAILTEST0001";
+    let token = "IQoJb3JpZ2luX2VjEXAMPLESESSIONTOKEN";
+    // An S3 endpoint that refuses everything with 403 AccessDenied (not retried).
+    let denier = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let endpoint = format!("http://{}", denier.local_addr().unwrap());
+    std::thread::spawn(move || {
+        use std::io::{Read, Write};
+        for mut conn in denier.incoming().flatten() {
+            let mut buf = [0u8; 8192];
+            let _ = conn.read(&mut buf);
+            let body = "<Error><Code>AccessDenied</Code><Message>Access Denied</Message></Error>";
+            let _ = write!(
+                conn,
+                "HTTP/1.1 403 Forbidden\r\nContent-Type: application/xml\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    let keytrail = |logs: &str, out: &Path| {
+        let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_keytrail"));
+        c.args(["run", "--usage", data.join("usage.jsonl").to_str().unwrap()])
+            .args(["--logs", logs, "--out", out.to_str().unwrap()])
+            .env("AWS_ENDPOINT_URL_S3", &endpoint)
+            .env("AWS_ACCESS_KEY_ID", key_id)
+            .env("AWS_SECRET_ACCESS_KEY", secret)
+            .env("AWS_SESSION_TOKEN", token)
+            .env("AWS_REGION", "us-east-1")
+            .env("AWS_CONFIG_FILE", "/nonexistent")
+            .env("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
+            .env("AWS_EC2_METADATA_DISABLED", "true");
+        // SAFETY: umask is async-signal-safe and only changes the child's file-creation mask.
+        unsafe {
+            c.pre_exec(|| {
+                libc::umask(0o027);
+                Ok(())
+            });
+        }
+        c.output().unwrap()
+    };
+    let leaks = |text: &str| [secret, key_id, token].iter().any(|s| text.contains(s));
+
+    let failed = keytrail(
+        "s3://no-such-endpoint-bucket",
+        &tmp.path().join("s3-report"),
+    );
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&failed.stdout),
+        String::from_utf8_lossy(&failed.stderr)
+    );
+    assert_eq!(failed.status.code(), Some(2), "{text}");
+    assert!(text.contains("access denied"), "{text}");
+    assert!(!leaks(&text), "a credential was printed: {text}");
+
+    let out = tmp.path().join("report");
+    let done = keytrail(data.join("logs").to_str().unwrap(), &out);
+    assert_eq!(done.status.code(), Some(1));
+    let mut paths = crate::common::files(&out);
+    assert!(paths.len() >= 4);
+    paths.push(out.join("key_usage"));
+    paths.push(out.clone());
+    for p in paths {
+        let mode = std::fs::metadata(&p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(
+            mode & 0o027,
+            0,
+            "{} has mode {mode:o} under umask 027",
+            p.display()
+        );
+        if p.is_file() {
+            assert!(!leaks(&String::from_utf8_lossy(
+                &std::fs::read(&p).unwrap()
+            )));
+        }
+    }
+}
