@@ -33,7 +33,10 @@ fn index() -> &'static KeyIndex {
         let mut keys = Vec::new();
         for line in include_str!("../../../samples/usage.jsonl").lines() {
             let v: serde_json::Value = serde_json::from_str(line).unwrap();
-            let arn = v["KeyMetadata"]["Arn"].as_str().or(v["KeyId"].as_str()).unwrap();
+            let arn = v["KeyMetadata"]["Arn"]
+                .as_str()
+                .or(v["KeyId"].as_str())
+                .unwrap();
             let Ok(arn) = model::KeyArn::parse(arn) else {
                 continue;
             };
@@ -79,8 +82,16 @@ fuzz_target!(|data: &[u8]| {
         let stream = decode_stream(&gz.finish().unwrap(), index, name, LIMITS);
         if let Ok(want) = &exact {
             if body.len() < LIMITS.max_record {
-                assert_eq!(fast.as_ref(), Ok(want), "fast path differs from the exact parse");
-                assert_eq!(stream.as_ref(), Ok(want), "streaming differs from the exact parse");
+                assert_eq!(
+                    fast.as_ref(),
+                    Ok(want),
+                    "fast path differs from the exact parse"
+                );
+                assert_eq!(
+                    stream.as_ref(),
+                    Ok(want),
+                    "streaming differs from the exact parse"
+                );
             }
         }
     }
