@@ -66,6 +66,7 @@ pub struct Identity {
     keys_sha256: String,
     max_inflated: u64,
     max_record: usize,
+    hash: bool,
 }
 
 impl Identity {
@@ -90,6 +91,7 @@ impl Identity {
             keys_sha256: hex(digest.as_ref()),
             max_inflated: limits.max_inflated,
             max_record: limits.max_record,
+            hash: limits.hash,
         }
     }
 
@@ -101,6 +103,11 @@ impl Identity {
             format!("another archive ({})", self.logs)
         } else if self.keys_sha256 != other.keys_sha256 {
             "another set of keys or aliases".into()
+        } else if self.hash != other.hash {
+            format!(
+                "a run {} integrity checking",
+                if self.hash { "with" } else { "without" }
+            )
         } else {
             format!(
                 "other limits (--max-inflated-mib {})",
@@ -413,6 +420,7 @@ mod tests {
             region: obj.prefix.region.clone(),
             delivery_date: obj.prefix.day,
             archived: false,
+            sha256: Some("ab".repeat(32)),
         };
         let stats = ScanStats {
             objects_read: 1,

@@ -124,6 +124,25 @@ impl Regions {
     }
 }
 
+/// Whether to check CloudTrail's digest chain.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum VerifyMode {
+    /// When the archive holds digests for the planned accounts and regions.
+    #[default]
+    Auto,
+    On,
+    Off,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Integrity {
+    pub mode: VerifyMode,
+    /// `--digest-signatures`: digest object key -> hex signature.
+    pub signatures: Option<PathBuf>,
+    /// `--public-key` files.
+    pub public_keys: Vec<PathBuf>,
+}
+
 #[derive(Debug, Clone)]
 pub struct Config {
     pub usage: Usage,
@@ -146,6 +165,8 @@ pub struct Config {
     pub region: Option<String>,
     /// Replace an existing, non-empty `--out`.
     pub overwrite: bool,
+    /// The digest check (`--verify-integrity`, `--digest-signatures`, `--public-key`).
+    pub integrity: Integrity,
     /// Go on from the checkpoint of an interrupted run with the same archive, keys and limits.
     pub resume: bool,
     /// The command line, recorded in `summary.json`.

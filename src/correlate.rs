@@ -4,6 +4,7 @@
 //! complete the evidence of each backfill window is, and decides the verdict. A negative finding
 //! is never stronger than its evidence.
 
+use crate::integrity::Checked;
 use crate::inventory::{Key, LastUsage};
 use crate::model::{iso, Instant, KeyArn};
 use crate::plan::{KeyPlan, Plan, Window};
@@ -90,6 +91,10 @@ pub struct Finding {
     pub coverage_days_expected: i64,
     pub coverage_days_read: i64,
     pub unreadable_objects: i64,
+    /// verified | partial | failed | not_checked (the digest check over the key's days).
+    pub integrity_status: &'static str,
+    /// Integrity findings (see `integrity/`) in the key's days.
+    pub integrity_failures: i64,
     pub verdict: Verdict,
     pub verdict_reason: String,
 }
@@ -174,6 +179,7 @@ pub fn correlate(
     plan: &Plan,
     copies: Vec<UseCopy>,
     manifest: &[ManifestRow],
+    integrity: Option<&Checked>,
 ) -> Correlated {
     let mut evidence: HashMap<(&str, &str, NaiveDate), DayEvidence> = HashMap::new();
     for row in manifest {
@@ -210,6 +216,9 @@ pub fn correlate(
                 .copied()
                 .unwrap_or_default()
         });
+        if let Some(c) = integrity {
+            weigh_integrity(&mut f, kp, c);
+        }
         let mut kept: Vec<&Use> = match f.window {
             Some(w) => key_uses
                 .iter()
@@ -247,6 +256,45 @@ pub fn correlate(
     out
 }
 
+/// The digest check over the key's days (its window and slack day, else its join days): a
+/// finding there makes a negative verdict inconclusive.
+fn weigh_integrity(f: &mut Finding, kp: &KeyPlan, c: &Checked) {
+    let days: Vec<NaiveDate> = match (f.window, kp.join_days) {
+        (Some(w), _) => w.days().chain([w.slack_day()]).collect(),
+        (None, Some((a, b))) => crate::model::days(a, b).collect(),
+        (None, None) => return,
+    };
+    let (account, region) = (f.key.arn.account(), f.key.arn.region());
+    let found: Vec<&crate::integrity::Finding> = c
+        .findings
+        .iter()
+        .filter(|x| {
+            x.account_id == account && x.region == region && x.days.iter().any(|d| days.contains(d))
+        })
+        .collect();
+    let covered = days.iter().all(|d| {
+        c.covered
+            .contains(&(account.to_string(), region.to_string(), *d))
+    });
+    f.integrity_failures = found.len() as i64;
+    f.integrity_status = if !found.is_empty() {
+        "failed"
+    } else if covered && c.signatures_unchecked == 0 {
+        "verified"
+    } else {
+        "partial"
+    };
+    if !found.is_empty() && f.verdict == Verdict::NoUseFound {
+        let kinds: BTreeSet<&str> = found.iter().map(|x| x.kind.as_str()).collect();
+        f.verdict = Verdict::Inconclusive;
+        f.verdict_reason = format!(
+            "no use found, but the digest chain reports {} integrity finding(s) in the window ({}); see integrity/",
+            found.len(),
+            kinds.into_iter().collect::<Vec<_>>().join(", ")
+        );
+    }
+}
+
 fn find_last_use<'u>(uses: &[&'u Use], lu: &LastUsage) -> Option<&'u Use> {
     let id = lu.event_id.as_deref()?;
     uses.iter()
@@ -281,6 +329,8 @@ fn finding_for(
         coverage_days_expected: 0,
         coverage_days_read: 0,
         unreadable_objects: 0,
+        integrity_status: "not_checked",
+        integrity_failures: 0,
         verdict: Verdict::Inconclusive,
         verdict_reason: String::new(),
     };
@@ -550,6 +600,7 @@ mod tests {
             region: "us-east-1".into(),
             delivery_date: day.parse().unwrap(),
             archived: false,
+            sha256: None,
         }
     }
 
@@ -575,7 +626,7 @@ mod tests {
             BackfillScope::Unknown,
             None,
         );
-        let c = correlate(&[key], &p, copies, manifest);
+        let c = correlate(&[key], &p, copies, manifest, None);
         let f = &c.findings[0];
         (
             f.verdict,

@@ -11,6 +11,7 @@ pub mod bench;
 pub mod checkpoint;
 pub mod config;
 pub mod correlate;
+pub mod integrity;
 pub mod interrupt;
 pub mod inventory;
 pub mod lookup;
@@ -103,50 +104,106 @@ pub fn run(cfg: &Config) -> anyhow::Result<RunOutcome> {
         }
         (_, _, logs) => (logs.clone(), None),
     };
-    let identity = checkpoint::Identity::new(&logs, &keys, cfg.limits);
-    let checkpoint = checkpoint::Checkpoint::open(&checkpoint_dir, &identity, cfg.resume)?;
-    if matches!(cfg.usage, Usage::Aws) {
-        let staged = staging.path().join("usage.jsonl");
-        if staged.exists() {
-            keep_usage(&staged, &checkpoint_dir);
-        } else {
-            // Resumed from the kept snapshot: the report carries it as an uninterrupted run's would.
-            std::fs::copy(&kept_usage, &staged)
-                .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", staged.display()))?;
+    let signatures = match &cfg.integrity.signatures {
+        Some(p) => integrity::read_signatures(p)?,
+        None => Default::default(),
+    };
+    let public_keys = integrity::read_public_keys(&cfg.integrity.public_keys)?;
+    // The checkpoint is opened once the limits are known (whether logs are hashed depends on
+    // whether the archive has digests).
+    let open_checkpoint = |limits| -> anyhow::Result<checkpoint::Checkpoint> {
+        let identity = checkpoint::Identity::new(&logs, &keys, limits);
+        let checkpoint = checkpoint::Checkpoint::open(&checkpoint_dir, &identity, cfg.resume)?;
+        if matches!(cfg.usage, Usage::Aws) {
+            let staged = staging.path().join("usage.jsonl");
+            if staged.exists() {
+                keep_usage(&staged, &checkpoint_dir);
+            } else {
+                // Resumed from the kept snapshot: the report carries it as an uninterrupted run's would.
+                std::fs::copy(&kept_usage, &staged)
+                    .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", staged.display()))?;
+            }
         }
-    }
-    interrupt::kill_point("start", 0);
-    let record = |obj: &ObjectRef, s: &scan::Scanned| checkpoint.record(obj, s);
-    let (plan, held, fresh) = match (&logs, &aws) {
+        interrupt::kill_point("start", 0);
+        Ok(checkpoint)
+    };
+    let (plan, held, fresh, digests, checkpoint) = match (&logs, &aws) {
         (Logs::Local(dir), _) => {
             let store = LocalStore { root: dir.clone() };
-            let (plan, objects) = rt.block_on(locate(&store, "", &keys, cfg, trails.as_deref()))?;
-            let (held, todo) = checkpoint.take(&objects);
-            let fresh =
-                pool.install(|| scan::scan_local(&store, &todo, &index, cfg.limits, &record));
-            (plan, held, fresh)
+            let located = rt.block_on(locate(&store, "", &keys, cfg, trails.as_deref()))?;
+            let limits = integrity_limits(cfg, &located);
+            let checkpoint = open_checkpoint(limits)?;
+            let record = |obj: &ObjectRef, s: &scan::Scanned| checkpoint.record(obj, s);
+            let (held, todo) = checkpoint.take(&located.objects);
+            let fresh = pool.install(|| scan::scan_local(&store, &todo, &index, limits, &record));
+            let digests = located
+                .digests
+                .into_iter()
+                .map(|d| {
+                    let bytes = scan::fetch::read_local(&store, &d);
+                    (d, bytes)
+                })
+                .collect();
+            (located.plan, held, fresh, digests, checkpoint)
         }
         (Logs::S3 { bucket, prefix }, Some(aws)) => rt.block_on(async {
+            use futures::StreamExt;
             let store = S3Store::connect(aws, bucket).await?;
-            let (plan, objects) = locate(&store, prefix, &keys, cfg, trails.as_deref()).await?;
-            let (held, todo) = checkpoint.take(&objects);
+            let located = locate(&store, prefix, &keys, cfg, trails.as_deref()).await?;
+            let limits = integrity_limits(cfg, &located);
+            let checkpoint = open_checkpoint(limits)?;
+            let record = |obj: &ObjectRef, s: &scan::Scanned| checkpoint.record(obj, s);
+            let (held, todo) = checkpoint.take(&located.objects);
             let fresh = scan::s3::scan(
                 &store,
                 &todo,
                 index.clone(),
                 &pool,
                 cfg.concurrency,
-                cfg.limits,
+                limits,
                 &record,
             )
             .await;
-            anyhow::Ok((plan, held, fresh))
+            let digests = futures::stream::iter(located.digests)
+                .map(|d| async {
+                    let bytes = store.get(&d.key).await;
+                    (d, bytes)
+                })
+                .buffered(cfg.concurrency.max(1))
+                .collect::<Vec<_>>()
+                .await;
+            anyhow::Ok((located.plan, held, fresh, digests, checkpoint))
         })?,
         (Logs::S3 { .. } | Logs::Auto, None) => unreachable!("s3:// loads the AWS configuration"),
         (Logs::Auto, Some(_)) => unreachable!("auto is resolved to s3:// above"),
     };
     let resumed_objects = held.len();
     let scanned = scan::merge(checkpoint::rejoin(held, fresh));
+    let checked = match (cfg.integrity.mode, digests.is_empty()) {
+        (config::VerifyMode::Off, _) | (config::VerifyMode::Auto, true) => None,
+        (config::VerifyMode::On, true) => {
+            warnings.push(
+                "--verify-integrity on: no digest files found for the planned accounts and regions; nothing could be verified"
+                    .into(),
+            );
+            None
+        }
+        (_, false) => Some(integrity::check(
+            digests,
+            &scanned.manifest,
+            &plan.prefixes,
+            &signatures,
+            &public_keys,
+        )),
+    };
+    if let Some(c) = &checked {
+        if c.signatures_unchecked > 0 {
+            warnings.push(format!(
+                "{} digest signature(s) not verified (no signature or no public key: pass --digest-signatures and --public-key for a local archive)",
+                c.signatures_unchecked
+            ));
+        }
+    }
     let mut copies = scanned.uses;
     if let (Some(aws), Usage::Aws) = (&aws, &cfg.usage) {
         // Last uses the archive does not hold: ask CloudTrail's event history (last 90 days).
@@ -155,7 +212,8 @@ pub fn run(cfg: &Config) -> anyhow::Result<RunOutcome> {
             copies.extend(rt.block_on(lookup::lookup(aws, &missing, &index, &mut warnings)));
         }
     }
-    let correlated = correlate::correlate(&keys, &plan, copies, &scanned.manifest);
+    let correlated =
+        correlate::correlate(&keys, &plan, copies, &scanned.manifest, checked.as_ref());
     let mut summary = Summary::new(
         &correlated.findings,
         correlated.events.len(),
@@ -177,7 +235,20 @@ pub fn run(cfg: &Config) -> anyhow::Result<RunOutcome> {
             checkpoint.path().display()
         ));
     }
-    report::write(staging.path(), &correlated, &scanned.manifest, &summary)?;
+    summary.integrity = checked.as_ref().map(report::IntegritySummary::of);
+    if let Some(i) = summary.integrity.as_ref().filter(|i| i.findings() > 0) {
+        summary.warnings.push(format!(
+            "{} log file integrity finding(s); see integrity/ — verdicts in the days concerned are not stronger than that",
+            i.findings()
+        ));
+    }
+    report::write(
+        staging.path(),
+        &correlated,
+        &scanned.manifest,
+        checked.as_ref(),
+        &summary,
+    )?;
     interrupt::kill_point("commit", 0);
     staging.commit()?;
     checkpoint.remove();
@@ -284,15 +355,34 @@ fn trail_destination(found: &[trails::Trail], keys: &[inventory::Key]) -> anyhow
     }
 }
 
+/// What `locate` found: the plan, its log objects, and the digests of its days.
+struct Located {
+    plan: plan::Plan,
+    objects: Vec<ObjectRef>,
+    digests: Vec<ObjectRef>,
+}
+
+/// The limits of this run: logs are hashed when digests will be checked.
+fn integrity_limits(cfg: &Config, located: &Located) -> scan::decode::Limits {
+    scan::decode::Limits {
+        hash: match cfg.integrity.mode {
+            config::VerifyMode::Off => false,
+            config::VerifyMode::On | config::VerifyMode::Auto => !located.digests.is_empty(),
+        },
+        ..cfg.limits
+    }
+}
+
 /// Finds the archive's trail folders and extent in `store` below `start`, plans (with what the
-/// trails say about each account and region), and lists the planned day folders.
+/// trails say about each account and region), and lists the planned day folders (and, unless
+/// integrity checking is off, their digest folders).
 async fn locate<S: Store>(
     store: &S,
     start: &str,
     keys: &[inventory::Key],
     cfg: &Config,
     trails: Option<&[trails::Trail]>,
-) -> anyhow::Result<(plan::Plan, Vec<ObjectRef>)> {
+) -> anyhow::Result<Located> {
     let archive = scan::list::discover(store, start).await?;
     let starts = scan::list::archive_starts(store, &archive).await?;
     let mut plan = plan::plan(keys, &starts, cfg.backfill, cfg.since);
@@ -302,5 +392,13 @@ async fn locate<S: Store>(
         });
     }
     let objects = scan::list::list(store, &archive, &plan.prefixes).await?;
-    Ok((plan, objects))
+    let digests = match cfg.integrity.mode {
+        config::VerifyMode::Off => Vec::new(),
+        _ => scan::list::list_digests(store, &archive, &plan.prefixes).await?,
+    };
+    Ok(Located {
+        plan,
+        objects,
+        digests,
+    })
 }

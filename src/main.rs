@@ -52,6 +52,16 @@ enum Command {
         /// Replace an existing report in --out.
         #[arg(long)]
         overwrite: bool,
+        /// Check CloudTrail's digest chain (hashes, chain, signatures) in the same pass:
+        /// `auto` (default) when the archive holds digests for the planned accounts and regions.
+        #[arg(long, value_enum, default_value_t = Verify::Auto)]
+        verify_integrity: Verify,
+        /// JSON map of digest object key -> hex signature (a local archive has no S3 metadata).
+        #[arg(long)]
+        digest_signatures: Option<PathBuf>,
+        /// A CloudTrail public key to verify digest signatures with (DER, PEM or base64; repeatable).
+        #[arg(long)]
+        public_key: Vec<PathBuf>,
         /// Go on from where an interrupted run with the same arguments stopped (its checkpoint
         /// is kept next to --out until a run finishes); without it, a run starts afresh.
         #[arg(long)]
@@ -92,6 +102,13 @@ enum Command {
         /// Key prefix before AWSLogs/.
         #[arg(long)]
         prefix: Option<String>,
+        /// Write a signed hourly digest chain (CloudTrail-Digest/), the public key
+        /// (digest-public-key.der) and the signatures (digest-signatures.json).
+        #[arg(long)]
+        sign: bool,
+        /// Break the signed archive: comma-separated kinds, one object each.
+        #[arg(long, value_enum, value_delimiter = ',')]
+        tamper: Vec<synth::digests::Tamper>,
     },
 }
 
@@ -128,6 +145,13 @@ enum Backfill {
 }
 
 #[derive(Clone, Copy, ValueEnum)]
+enum Verify {
+    Auto,
+    On,
+    Off,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
 enum PresetArg {
     Small,
     Large,
@@ -155,6 +179,9 @@ fn main() -> ExitCode {
             live,
             overwrite,
             resume,
+            verify_integrity,
+            digest_signatures,
+            public_key,
             quiet,
         } => {
             let regions = match live.regions() {
@@ -201,6 +228,15 @@ fn main() -> ExitCode {
                 region: live.region,
                 overwrite,
                 resume,
+                integrity: keytrail::config::Integrity {
+                    mode: match verify_integrity {
+                        Verify::Auto => keytrail::config::VerifyMode::Auto,
+                        Verify::On => keytrail::config::VerifyMode::On,
+                        Verify::Off => keytrail::config::VerifyMode::Off,
+                    },
+                    signatures: digest_signatures,
+                    public_keys: public_key,
+                },
                 arguments: std::env::args().collect(),
             };
             match keytrail::run(&cfg) {
@@ -247,8 +283,12 @@ fn main() -> ExitCode {
             preset,
             org_id,
             prefix,
+            sign,
+            tamper,
         } => {
             let opts = SynthOptions {
+                sign,
+                tamper,
                 seed,
                 preset: match preset {
                     PresetArg::Small => Preset::Small,

@@ -7,6 +7,7 @@
 //! Athena's engine reads as `timestamp`; dates as Parquet `DATE`.
 
 use crate::correlate::{Correlated, Finding, Use, Verdict};
+use crate::integrity::{Checked, Finding as IntegrityFinding};
 use crate::model::{iso, Instant};
 use crate::scan::{ManifestRow, ScanStats};
 use chrono::NaiveDate;
@@ -148,6 +149,30 @@ impl Drop for Staging {
     }
 }
 
+/// The digest check in `summary.json`: counts in `validate-logs`' vocabulary.
+#[derive(Debug, Clone)]
+pub struct IntegritySummary {
+    pub digests: usize,
+    pub signatures_verified: usize,
+    pub signatures_unchecked: usize,
+    pub counts: BTreeMap<&'static str, usize>,
+}
+
+impl IntegritySummary {
+    pub fn of(c: &Checked) -> IntegritySummary {
+        IntegritySummary {
+            digests: c.digests,
+            signatures_verified: c.signatures_verified,
+            signatures_unchecked: c.signatures_unchecked,
+            counts: c.counts(),
+        }
+    }
+
+    pub fn findings(&self) -> usize {
+        self.counts.values().sum()
+    }
+}
+
 /// What `summary.json` says about the run.
 #[derive(Debug, Clone)]
 pub struct Summary {
@@ -164,6 +189,8 @@ pub struct Summary {
     pub stats: ScanStats,
     pub pre_tracking_events: usize,
     pub elapsed_seconds: f64,
+    /// The digest check, when it ran.
+    pub integrity: Option<IntegritySummary>,
     /// The process's peak resident memory (Linux `VmHWM`), when known.
     pub peak_rss_mib: Option<f64>,
     /// Objects whose results came from the checkpoint of an interrupted run (`--resume`).
@@ -232,6 +259,7 @@ impl Summary {
             elapsed_seconds: 0.0,
             resumed_objects: 0,
             peak_rss_mib: None,
+            integrity: None,
             warnings,
             attention,
         }
@@ -241,6 +269,7 @@ impl Summary {
     pub fn incomplete(&self) -> bool {
         self.stats.objects_unreadable > 0
             || self.verdicts.get("inconclusive").copied().unwrap_or(0) > 0
+            || self.integrity.as_ref().is_some_and(|i| i.findings() > 0)
     }
 
     fn mb_per_s(&self) -> f64 {
@@ -281,6 +310,12 @@ impl Summary {
             "kms_events": self.pre_tracking_events,
             "elapsed_seconds": self.elapsed_seconds,
             "peak_rss_mib": self.peak_rss_mib,
+            "integrity": self.integrity.as_ref().map(|i| serde_json::json!({
+                "digests": i.digests,
+                "signatures_verified": i.signatures_verified,
+                "signatures_not_verified": i.signatures_unchecked,
+                "findings": i.counts,
+            })),
             "throughput_mb_per_s": self.mb_per_s(),
             "warnings": self.warnings,
             "inconclusive_keys": self.attention.iter().map(|(k, r)| serde_json::json!({"key_arn": k, "reason": r})).collect::<Vec<_>>(),
@@ -306,6 +341,26 @@ impl Summary {
             s.records,
             s.kms_records
         );
+        if let Some(i) = &self.integrity {
+            let found: Vec<String> = i
+                .counts
+                .iter()
+                .filter(|(_, n)| **n > 0)
+                .map(|(k, n)| format!("{n} {k}"))
+                .collect();
+            let _ = writeln!(
+                o,
+                "integrity: {} digests, {} signatures verified, {} not; {}",
+                i.digests,
+                i.signatures_verified,
+                i.signatures_unchecked,
+                if found.is_empty() {
+                    "no findings".to_string()
+                } else {
+                    format!("findings: {} (see integrity/)", found.join(", "))
+                }
+            );
+        }
         if self.resumed_objects > 0 {
             let _ = writeln!(
                 o,
@@ -344,6 +399,7 @@ pub fn write(
     dir: &Path,
     c: &Correlated,
     manifest: &[ManifestRow],
+    integrity: Option<&Checked>,
     summary: &Summary,
 ) -> Result<(), ReportError> {
     write_parquet(
@@ -372,6 +428,13 @@ pub fn write(
         "part-00000.parquet",
         manifest_frame(manifest),
     )?;
+    if let Some(c) = integrity {
+        write_parquet(
+            &dir.join("integrity"),
+            "part-00000.parquet",
+            integrity_frame(&c.findings),
+        )?;
+    }
     let path = dir.join("summary.json");
     let text = serde_json::to_string_pretty(&summary.to_json()).expect("summary serialises");
     std::fs::write(&path, text + "\n").map_err(|source| ReportError::Io { path, source })
@@ -588,6 +651,14 @@ fn key_usage_frame(f: &[Finding]) -> PolarsResult<DataFrame> {
                 "verdict_reason",
                 f.iter().map(|x| Some(x.verdict_reason.as_str())).collect(),
             ),
+            s(
+                "integrity_status",
+                f.iter().map(|x| Some(x.integrity_status)).collect(),
+            ),
+            Column::new(
+                "integrity_failures".into(),
+                f.iter().map(|x| x.integrity_failures).collect::<Vec<i64>>(),
+            ),
         ],
     )
 }
@@ -701,6 +772,44 @@ fn manifest_frame(m: &[ManifestRow]) -> PolarsResult<DataFrame> {
                 m.iter().map(|r| Some(r.region.as_str())).collect(),
             ),
             date("delivery_date", m.iter().map(|r| r.delivery_date).collect())?,
+            s("sha256", m.iter().map(|r| r.sha256.as_deref()).collect()),
+        ],
+    )
+}
+
+fn integrity_frame(f: &[IntegrityFinding]) -> PolarsResult<DataFrame> {
+    DataFrame::new(
+        f.len(),
+        vec![
+            s(
+                "object",
+                f.iter().map(|x| Some(x.object.as_str())).collect(),
+            ),
+            s("kind", f.iter().map(|x| Some(x.kind.as_str())).collect()),
+            s(
+                "detail",
+                f.iter().map(|x| Some(x.detail.as_str())).collect(),
+            ),
+            s(
+                "account_id",
+                f.iter().map(|x| Some(x.account_id.as_str())).collect(),
+            ),
+            s(
+                "region",
+                f.iter().map(|x| Some(x.region.as_str())).collect(),
+            ),
+            date(
+                "first_day",
+                f.iter()
+                    .map(|x| x.days.first().copied().unwrap_or_default())
+                    .collect(),
+            )?,
+            date(
+                "last_day",
+                f.iter()
+                    .map(|x| x.days.last().copied().unwrap_or_default())
+                    .collect(),
+            )?,
         ],
     )
 }

@@ -54,7 +54,10 @@ def arrow_matches(ddl_type, t):
     return False
 
 
-for table in ["key_usage", "kms_events", "scan_manifest"]:
+tables = ["key_usage", "kms_events", "scan_manifest"]
+if os.path.isdir(f"{report}/integrity"):
+    tables.append("integrity")
+for table in tables:
     files = sorted(glob.glob(f"{report}/{table}/**/*.parquet", recursive=True))
     check(f"{table}: has Parquet files", bool(files), "none found")
     cols, parts = ddl_columns(os.path.join(queries, "ddl", f"{table}.sql"))

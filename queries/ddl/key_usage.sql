@@ -32,7 +32,9 @@ CREATE EXTERNAL TABLE IF NOT EXISTS key_usage (
   coverage_days_read           bigint,
   unreadable_objects           bigint,
   verdict                      string,
-  verdict_reason               string
+  verdict_reason               string,
+  integrity_status             string,
+  integrity_failures           bigint
 )
 STORED AS PARQUET
 LOCATION 's3://REPORT-BUCKET/keytrail/key_usage/';

@@ -11,7 +11,8 @@ CREATE EXTERNAL TABLE IF NOT EXISTS scan_manifest (
   unattributable_uses  bigint,
   account_id           string,
   region               string,
-  delivery_date        date
+  delivery_date        date,
+  sha256               string
 )
 STORED AS PARQUET
 LOCATION 's3://REPORT-BUCKET/keytrail/scan_manifest/';

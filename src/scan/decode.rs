@@ -11,6 +11,7 @@ use flate2::read::MultiGzDecoder;
 use memchr::memmem;
 use serde::Deserialize;
 use serde_json::value::RawValue;
+use sha2::Digest as _;
 use std::io::Read;
 
 /// What one readable log object held.
@@ -39,6 +40,8 @@ pub struct Limits {
     pub max_inflated: u64,
     /// A record larger than this is malformed (CloudTrail's own maximum is 256 KB).
     pub max_record: usize,
+    /// Hash each object's inflated bytes (SHA-256), for the digest check (`--verify-integrity`).
+    pub hash: bool,
 }
 
 impl Default for Limits {
@@ -47,6 +50,7 @@ impl Default for Limits {
             // CloudTrail writes at most 50 MB of gzip per object; its JSON inflates 10-20x.
             max_inflated: 2 << 30,
             max_record: 1 << 20,
+            hash: false,
         }
     }
 }
@@ -62,15 +66,36 @@ pub fn decode_with(
     log_object: &str,
     limits: Limits,
 ) -> Result<Decoded, String> {
+    decode_object(bytes, index, log_object, limits).0
+}
+
+/// SHA-256 of an object's inflated bytes (what a CloudTrail digest's `hashValue` is of).
+pub type Sha256 = [u8; 32];
+
+/// Decodes an object and, with `limits.hash`, hashes its inflated bytes in the same pass. The
+/// hash is there whenever the object inflates whole within the cap — also when its content is not
+/// a readable log, since the digest check must still compare it.
+pub fn decode_object(
+    bytes: &[u8],
+    index: &KeyIndex,
+    log_object: &str,
+    limits: Limits,
+) -> (Result<Decoded, String>, Option<Sha256>) {
     if bytes.is_empty() {
-        return Err("empty object (0 bytes)".into());
+        return (Err("empty object (0 bytes)".into()), None);
     }
     if !bytes.starts_with(&[0x1f, 0x8b]) {
-        return Err(format!("not gzip (starts with {})", hex_prefix(bytes)));
+        return (
+            Err(format!("not gzip (starts with {})", hex_prefix(bytes))),
+            None,
+        );
     }
     match inflate_whole(bytes, limits) {
-        Some(json) => decode_json_with(&json, index, log_object, limits),
-        None => decode_stream(bytes, index, log_object, limits),
+        Some(json) => {
+            let hash = limits.hash.then(|| sha2::Sha256::digest(&json).into());
+            (decode_json_with(&json, index, log_object, limits), hash)
+        }
+        None => stream(bytes, index, log_object, limits),
     }
 }
 
@@ -117,6 +142,7 @@ pub fn inflate_whole(bytes: &[u8], limits: Limits) -> Option<Vec<u8>> {
 fn inflate_chunks(
     bytes: &[u8],
     limits: Limits,
+    mut hasher: Option<&mut sha2::Sha256>,
     mut each: impl FnMut(&mut Vec<u8>, bool) -> Result<(), String>,
 ) -> Result<u64, String> {
     let mut gz = MultiGzDecoder::new(bytes);
@@ -135,6 +161,9 @@ fn inflate_chunks(
             }
         }
         buf.truncate(old + got);
+        if let Some(h) = hasher.as_deref_mut() {
+            h.update(&buf[old..]);
+        }
         total += got as u64;
         if total > limits.max_inflated {
             return Err(format!(
@@ -156,7 +185,7 @@ pub fn inflated_len(bytes: &[u8]) -> Result<u64, String> {
     if let Some(json) = inflate_whole(bytes, limits) {
         return Ok(json.len() as u64);
     }
-    inflate_chunks(bytes, limits, |buf, _| {
+    inflate_chunks(bytes, limits, None, |buf, _| {
         buf.clear();
         Ok(())
     })
@@ -172,29 +201,73 @@ pub fn decode_stream(
     log_object: &str,
     limits: Limits,
 ) -> Result<Decoded, String> {
+    stream(bytes, index, log_object, limits).0
+}
+
+/// The streaming decode, hashing as it inflates when `limits.hash`. A document that turns out
+/// not to be a log is still inflated to its end then, for its hash.
+fn stream(
+    bytes: &[u8],
+    index: &KeyIndex,
+    log_object: &str,
+    limits: Limits,
+) -> (Result<Decoded, String>, Option<Sha256>) {
     let mut splitter = Splitter::new();
     let mut sink = Sink::new(index, log_object, limits);
-    inflate_chunks(bytes, limits, |buf, last| {
-        splitter
-            .scan(buf, last, |span| {
-                sink.record(&buf[span.range.clone()], &span)
-            })
-            .map_err(|u| format!("not a CloudTrail log file: {}", u.0))?;
-        if splitter.in_record() && splitter.pos() - splitter.keep_from() > limits.max_record {
-            splitter.truncate_record();
+    let mut hasher = limits.hash.then(sha2::Sha256::new);
+    let mut failed: Option<String> = None;
+    let inflated = inflate_chunks(bytes, limits, hasher.as_mut(), |buf, last| {
+        if failed.is_some() {
+            buf.clear();
+            return Ok(());
         }
-        let keep = splitter.keep_from();
-        if splitter.pos() - keep > limits.max_record {
-            return Err(format!(
-                "not a CloudTrail log file: more than {} KiB between two records",
-                limits.max_record >> 10
-            ));
+        let step = split_chunk(&mut splitter, &mut sink, buf, last, limits);
+        match step {
+            Err(e) if limits.hash => {
+                failed = Some(e);
+                buf.clear();
+                Ok(())
+            }
+            other => other,
         }
-        buf.drain(..keep);
-        splitter.shift(keep);
-        Ok(())
-    })?;
-    Ok(sink.out)
+    });
+    let hash = match (&inflated, hasher) {
+        (Ok(_), Some(h)) => Some(h.finalize().into()),
+        _ => None,
+    };
+    let result = match (inflated, failed) {
+        (Err(e), _) | (Ok(_), Some(e)) => Err(e),
+        (Ok(_), None) => Ok(sink.out),
+    };
+    (result, hash)
+}
+
+/// Feeds one more inflated chunk to the splitter, keeping only the open record.
+fn split_chunk(
+    splitter: &mut Splitter,
+    sink: &mut Sink,
+    buf: &mut Vec<u8>,
+    last: bool,
+    limits: Limits,
+) -> Result<(), String> {
+    splitter
+        .scan(buf, last, |span| {
+            sink.record(&buf[span.range.clone()], &span)
+        })
+        .map_err(|u| format!("not a CloudTrail log file: {}", u.0))?;
+    if splitter.in_record() && splitter.pos() - splitter.keep_from() > limits.max_record {
+        splitter.truncate_record();
+    }
+    let keep = splitter.keep_from();
+    if splitter.pos() - keep > limits.max_record {
+        return Err(format!(
+            "not a CloudTrail log file: more than {} KiB between two records",
+            limits.max_record >> 10
+        ));
+    }
+    buf.drain(..keep);
+    splitter.shift(keep);
+    Ok(())
 }
 
 /// Decodes an inflated CloudTrail document: records located by the structural splitter, and only

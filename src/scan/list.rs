@@ -192,6 +192,41 @@ pub async fn list<S: Store>(
     Ok(out)
 }
 
+/// The digest files of the planned days and of the day after each (a digest is delivered after
+/// the hour it covers), from `.../<account>/CloudTrail-Digest/<region>/YYYY/MM/DD/`.
+pub async fn list_digests<S: Store>(
+    store: &S,
+    archive: &Archive,
+    prefixes: &BTreeSet<DayPrefix>,
+) -> Result<Vec<ObjectRef>, ListError> {
+    let digest_dirs = Archive {
+        trails: archive
+            .trails
+            .iter()
+            .map(|t| TrailDir {
+                account: t.account.clone(),
+                key_prefix: format!(
+                    "{}CloudTrail-Digest/",
+                    t.key_prefix.trim_end_matches("CloudTrail/")
+                ),
+            })
+            .collect(),
+    };
+    let days: BTreeSet<DayPrefix> = prefixes
+        .iter()
+        .flat_map(|p| {
+            [p.day, p.day + chrono::Duration::days(1)].map(|day| DayPrefix {
+                account: p.account.clone(),
+                region: p.region.clone(),
+                day,
+            })
+        })
+        .collect();
+    let mut found = list(store, &digest_dirs, &days).await?;
+    found.retain(|o| crate::integrity::is_digest_name(&o.key));
+    Ok(found)
+}
+
 /// Whether an object in a day folder is a CloudTrail log file of that account and region:
 /// `<account>_CloudTrail_<region>_<YYYYMMDDTHHmmZ>_<16 chars>.json.gz`. `Err` is the reason to
 /// skip it.

@@ -54,6 +54,9 @@ pub struct ManifestRow {
     pub delivery_date: NaiveDate,
     /// Skipped because its storage class needs a restore first (its evidence is missing).
     pub archived: bool,
+    /// Hex SHA-256 of the inflated bytes, when integrity is checked and the object inflates.
+    #[serde(default)]
+    pub sha256: Option<String>,
 }
 
 /// Counters of a scan, summed across workers.
@@ -154,6 +157,7 @@ fn row(obj: &ObjectRef, status: ObjectStatus, reason: Option<String>) -> Manifes
         region: obj.prefix.region.clone(),
         delivery_date: obj.prefix.day,
         archived: false,
+        sha256: None,
     }
 }
 
@@ -190,9 +194,15 @@ pub fn finish(
     index: &KeyIndex,
     limits: Limits,
 ) -> Scanned {
-    match fetched.and_then(|bytes| decode::decode_with(&bytes, index, &obj.key, limits)) {
+    let (decoded, hash) = match fetched {
+        Ok(bytes) => decode::decode_object(&bytes, index, &obj.key, limits),
+        Err(e) => (Err(e), None),
+    };
+    let sha256 = hash.map(|h| crate::checkpoint::hex(&h));
+    match decoded {
         Ok(d) => {
             let mut r = row(obj, ObjectStatus::Read, None);
+            r.sha256 = sha256;
             r.records = d.records;
             r.kms_records = d.kms_records;
             r.malformed_records = d.malformed_records;
@@ -214,11 +224,9 @@ pub fn finish(
                 objects_unreadable: 1,
                 ..ScanStats::default()
             };
-            (
-                row(obj, ObjectStatus::Unreadable, Some(reason)),
-                Vec::new(),
-                stats,
-            )
+            let mut r = row(obj, ObjectStatus::Unreadable, Some(reason));
+            r.sha256 = sha256;
+            (r, Vec::new(), stats)
         }
     }
 }

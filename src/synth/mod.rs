@@ -9,6 +9,7 @@
 //! The truth is computed from what the generator meant (its semantic calls) and where it put each
 //! delivered copy — never by parsing what it wrote — so it is independent of keytrail's decoder.
 
+pub mod digests;
 pub mod records;
 pub mod rng;
 mod truth;
@@ -44,6 +45,10 @@ pub struct SynthOptions {
     pub preset: Preset,
     pub org_id: Option<String>,
     pub prefix: Option<String>,
+    /// Write a signed hourly digest chain (`--sign`).
+    pub sign: bool,
+    /// Break the signed archive in these ways (`--tamper`).
+    pub tamper: Vec<digests::Tamper>,
 }
 
 /// The calendar of the synthetic world.
@@ -288,23 +293,67 @@ pub fn generate(out: &Path, opts: &SynthOptions) -> anyhow::Result<String> {
         base.push('/');
     }
     let files = plan_files(&calls, &cal, &shape, &base);
-    let written: Vec<(Obj, u64)> = files
+    anyhow::ensure!(opts.sign || opts.tamper.is_empty(), "--tamper needs --sign");
+    let written: Vec<(Obj, u64, String, Instant)> = files
         .par_iter()
         .enumerate()
         .map(|(i, f)| {
             write_file(&logs, f, &calls, &shape, &rng.fork(i as u64 + 1))
-                .map(|n| (f.obj.clone(), n))
+                .map(|(n, sha)| (f.obj.clone(), n, sha, f.delivered))
         })
         .collect::<anyhow::Result<_>>()?;
-    let bytes: u64 = written.iter().map(|(_, n)| n).sum();
-    let mut objects: Vec<Obj> = written.into_iter().map(|(o, _)| o).collect();
-    objects.extend(write_side_objects(&logs, &base, &cal)?);
+    let bytes: u64 = written.iter().map(|(_, n, _, _)| n).sum();
+    let mut integrity = None;
+    if opts.sign {
+        let signed: Vec<digests::SignedLog> = written
+            .iter()
+            .map(|(o, _, sha, delivered)| digests::SignedLog {
+                key: o.key.clone(),
+                account: o.account.clone(),
+                region: o.region.clone(),
+                delivered: *delivered,
+                sha256: sha.clone(),
+            })
+            .collect();
+        let last = written
+            .iter()
+            .map(|w| w.3)
+            .max()
+            .unwrap_or(start_of(cal.last_day));
+        let end = start_of(day_of(last)) + Duration::days(1);
+        let expected = digests::write(
+            out,
+            &logs,
+            &base,
+            start_of(cal.first_day),
+            end,
+            &signed,
+            &opts.tamper,
+        )?;
+        let damaged: Vec<&str> = written
+            .iter()
+            .filter(|(o, ..)| matches!(o.kind, ObjKind::Corrupt(_)))
+            .map(|(o, ..)| o.key.as_str())
+            .collect();
+        integrity = Some(serde_json::json!({
+            "findings": expected
+                .iter()
+                .map(|(k, o)| serde_json::json!({"kind": k, "object": o}))
+                .collect::<Vec<_>>(),
+            "corrupt_objects": damaged,
+        }));
+    }
+    let mut objects: Vec<Obj> = written.into_iter().map(|(o, ..)| o).collect();
+    objects.extend(write_side_objects(&logs, &base)?);
     objects.sort_by(|a, b| a.key.cmp(&b.key));
 
     let snapshot = truth::snapshot_lines(&keys, &calls, &cal);
     std::fs::write(out.join("usage.jsonl"), snapshot.join("\n") + "\n")
         .context("cannot write usage.jsonl")?;
-    let truth = truth::truth(&keys, &calls, &objects, &cal);
+    let mut truth = truth::truth(&keys, &calls, &objects, &cal);
+    if let Some(i) = integrity {
+        truth["integrity"] = i;
+    }
     std::fs::write(
         out.join("truth.json"),
         serde_json::to_string_pretty(&truth)? + "\n",
@@ -687,6 +736,8 @@ fn make_calls(rng: &mut Rng, keys: &[SynthKey], cal: &Calendar) -> Vec<Call> {
 struct FileSpec {
     obj: Obj,
     slot_start: Instant,
+    /// The delivery time in its name.
+    delivered: Instant,
 }
 
 const GAP: (&str, &str, [u32; 2]) = (ACCOUNT_B, "us-east-1", [14, 16]);
@@ -751,7 +802,8 @@ fn plan_files(calls: &[Call], cal: &Calendar, shape: &Shape, base: &str) -> Vec<
                 return None;
             }
             let slot_in_day = (slot_start - start_of(day)).num_seconds() / slot_secs;
-            let stamp = (slot_start + Duration::seconds(slot_secs - 300)).format("%Y%m%dT%H%MZ");
+            let delivered = slot_start + Duration::seconds(slot_secs - 300);
+            let stamp = delivered.format("%Y%m%dT%H%MZ");
             let name = format!(
                 "{account}_CloudTrail_{region}_{stamp}_{}.json.gz",
                 name_rng.alnum(16)
@@ -772,6 +824,7 @@ fn plan_files(calls: &[Call], cal: &Calendar, shape: &Shape, base: &str) -> Vec<
                     copies,
                 },
                 slot_start,
+                delivered,
             })
         })
         .collect()
@@ -783,7 +836,7 @@ fn write_file(
     calls: &[Call],
     shape: &Shape,
     rng: &Rng,
-) -> anyhow::Result<u64> {
+) -> anyhow::Result<(u64, String)> {
     let mut rng = rng.clone();
     let slot_secs = shape.slot_hours * 3600;
     let mut recs: Vec<(i64, String)> = f
@@ -821,6 +874,11 @@ fn write_file(
         e.write_all(data)?;
         e.finish()
     };
+    // What a digest lists: the hash of the JSON as delivered (before any corruption).
+    let sha = {
+        use sha2::Digest as _;
+        crate::checkpoint::hex(&sha2::Sha256::digest(json.as_bytes()))
+    };
     let bytes = match f.obj.kind {
         ObjKind::Log | ObjKind::Stray => gz(json.as_bytes())?,
         ObjKind::Corrupt(Corruption::TruncatedGzip) => {
@@ -834,12 +892,13 @@ fn write_file(
     let path = logs.join(&f.obj.key);
     std::fs::create_dir_all(path.parent().expect("has parent"))?;
     std::fs::write(&path, &bytes).with_context(|| format!("cannot write {}", path.display()))?;
-    Ok(bytes.len() as u64)
+    Ok((bytes.len() as u64, sha))
 }
 
-/// Objects that share log buckets but are not logs: digests, Insights, AWS Config's write check
+/// Objects that share log buckets but are not logs: Insights, AWS Config's write check (digests
+/// come with `--sign`)
 /// (one of them inside a day folder, where keytrail must skip it).
-fn write_side_objects(logs: &Path, base: &str, cal: &Calendar) -> anyhow::Result<Vec<Obj>> {
+fn write_side_objects(logs: &Path, base: &str) -> anyhow::Result<Vec<Obj>> {
     let mut out = Vec::new();
     let write = |key: String, bytes: &[u8]| -> anyhow::Result<()> {
         let path = logs.join(&key);
@@ -852,21 +911,6 @@ fn write_side_objects(logs: &Path, base: &str, cal: &Calendar) -> anyhow::Result
             b"",
         )?;
         for region in REGIONS {
-            for day in crate::model::days(cal.first_day, cal.last_day).step_by(7) {
-                let stamp = day.format("%Y%m%dT000512Z");
-                let digest = serde_json::json!({
-                    "awsAccountId": acct, "digestStartTime": format!("{day}T00:00:00Z"),
-                    "digestEndTime": format!("{day}T01:00:00Z"), "logFiles": [],
-                    "digestS3Bucket": "org-trail-logs", "previousDigestSignature": null
-                });
-                write(
-                    format!(
-                        "{base}{acct}/CloudTrail-Digest/{region}/{}/{acct}_CloudTrail-Digest_{region}_org-trail_us-east-1_{stamp}.json.gz",
-                        day.format("%Y/%m/%d")
-                    ),
-                    &gzip_bytes(digest.to_string().as_bytes()),
-                )?;
-            }
             let insight = format!(
                 "{base}{acct}/CloudTrail-Insight/{region}/2026/02/15/{acct}_CloudTrail-Insight_{region}_20260215T1200Z_AbCdEfGh12345678.json.gz"
             );

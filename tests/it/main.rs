@@ -7,6 +7,7 @@ mod common;
 mod decode;
 mod fake_aws;
 mod hostile;
+mod integrity;
 mod live;
 mod proxy;
 mod report_check;

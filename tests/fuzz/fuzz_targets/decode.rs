@@ -20,7 +20,7 @@ mod scan {
 
 use flate2::{write::GzEncoder, Compression};
 use libfuzzer_sys::fuzz_target;
-use scan::decode::{decode_exact, decode_json, decode_stream, decode_with, Limits};
+use scan::decode::{decode_exact, decode_json, decode_object, decode_stream, Limits};
 use scan::record::KeyIndex;
 use std::io::Write;
 use std::sync::OnceLock;
@@ -60,6 +60,7 @@ fn index() -> &'static KeyIndex {
 const LIMITS: Limits = Limits {
     max_inflated: 8 << 20,
     max_record: 64 << 10,
+    hash: true,
 };
 
 fuzz_target!(|data: &[u8]| {
@@ -69,10 +70,13 @@ fuzz_target!(|data: &[u8]| {
     let index = index();
     let name = "fuzz.json.gz";
     if mode % 2 == 0 {
-        let whole = decode_with(body, index, name, LIMITS);
+        let (whole, hash) = decode_object(body, index, name, LIMITS);
         let stream = decode_stream(body, index, name, LIMITS);
         if let (Ok(a), Ok(b)) = (&whole, &stream) {
             assert_eq!(a, b, "whole and streaming decodes differ");
+        }
+        if whole.is_ok() {
+            assert!(hash.is_some(), "a readable object has its hash");
         }
     } else {
         let exact = decode_exact(body, index, name, LIMITS);

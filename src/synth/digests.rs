@@ -1,0 +1,232 @@
+//! synth --sign: a real CloudTrail digest chain for the synthetic archive — one digest per hour
+//! per account and region, listing the SHA-256 of each log delivered in that hour, chained by
+//! `previousDigestHashValue` / `previousDigestSignature`, and signed (RSA PKCS#1 v1.5, SHA-256)
+//! with the fixed synth-only key `digest-signing-key.pk8` (a test key: it signs nothing real, and
+//! being fixed keeps `synth` deterministic). `--tamper` then breaks it in the ways
+//! `validate-logs` reports, and the expected findings go into the truth.
+
+use crate::integrity::{fingerprint, signed_string};
+use anyhow::Context;
+use chrono::{Duration, Utc};
+use rayon::prelude::*;
+use serde_json::json;
+use sha2::Digest as _;
+use std::collections::BTreeMap;
+use std::path::Path;
+
+/// The synth-only signing key (PKCS#8 DER, RSA 2048).
+const SIGNING_KEY: &[u8] = include_bytes!("digest-signing-key.pk8");
+/// The bucket the synthetic trail delivers to (what digests name).
+pub const BUCKET: &str = "org-trail-logs";
+const TRAIL: &str = "org-trail";
+
+/// Ways to break the signed archive, one object each.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, clap::ValueEnum)]
+pub enum Tamper {
+    /// Rewrite a log (still readable JSON, other bytes): `log_modified`.
+    ModifyLog,
+    /// Delete a log that a digest lists: `log_missing`.
+    DeleteLog,
+    /// Add a log that no digest lists: `log_unlisted`.
+    UnlistedLog,
+    /// Delete a digest: `digest_missing`.
+    DeleteDigest,
+    /// Change a digest's signature: `digest_bad_signature`.
+    BadSignature,
+}
+
+/// A log object written by synth, with the SHA-256 of the JSON CloudTrail delivered (for a
+/// corrupt object, the JSON before it was damaged).
+pub struct SignedLog {
+    pub key: String,
+    pub account: String,
+    pub region: String,
+    pub delivered: chrono::DateTime<Utc>,
+    pub sha256: String,
+}
+
+/// Writes the chains under `logs`, `signatures` (digest key → hex signature) and the public key;
+/// applies `tamper`; returns the expected findings as `(kind, object)`.
+pub fn write(
+    out: &Path,
+    logs: &Path,
+    base: &str,
+    first: chrono::DateTime<Utc>,
+    end: chrono::DateTime<Utc>,
+    written: &[SignedLog],
+    tamper: &[Tamper],
+) -> anyhow::Result<Vec<(String, String)>> {
+    let key = aws_lc_rs::rsa::KeyPair::from_pkcs8(SIGNING_KEY)
+        .map_err(|e| anyhow::anyhow!("synth signing key: {e}"))?;
+    use aws_lc_rs::signature::KeyPair as _;
+    let public = key.public_key().as_ref().to_vec();
+    let fp = fingerprint(&public);
+    let mut by_chain: BTreeMap<(&str, &str), Vec<&SignedLog>> = BTreeMap::new();
+    for l in written {
+        by_chain
+            .entry((l.account.as_str(), l.region.as_str()))
+            .or_default()
+            .push(l);
+    }
+    let chains: Vec<((&str, &str), Vec<&SignedLog>)> = by_chain.into_iter().collect();
+    let signed: Vec<Vec<(String, String)>> = chains
+        .par_iter()
+        .map(|((account, region), logs_of)| {
+            chain(logs, base, account, region, first, end, logs_of, &key, &fp)
+        })
+        .collect::<anyhow::Result<_>>()?;
+    let mut signatures: BTreeMap<String, String> = signed.into_iter().flatten().collect();
+
+    let mut expected = Vec::new();
+    // Targets: account A, us-east-1, on days inside the backfill windows, one per kind.
+    let pick = |day: u32, n: usize| {
+        written
+            .iter()
+            .filter(|l| {
+                l.account == super::ACCOUNT_A
+                    && l.region == "us-east-1"
+                    && l.delivered.date_naive() == super::date(2026, 2, day)
+            })
+            .nth(n)
+    };
+    let digest_key = |hour_end: chrono::DateTime<Utc>| {
+        let delivered = hour_end + Duration::minutes(7);
+        format!(
+            "{base}{acct}/CloudTrail-Digest/us-east-1/{}/{acct}_CloudTrail-Digest_us-east-1_{TRAIL}_us-east-1_{}.json.gz",
+            delivered.format("%Y/%m/%d"),
+            delivered.format("%Y%m%dT%H%M%SZ"),
+            acct = super::ACCOUNT_A,
+        )
+    };
+    for t in tamper {
+        match t {
+            Tamper::ModifyLog => {
+                let l = pick(5, 1).context("no log to modify")?;
+                let path = logs.join(&l.key);
+                let mut json = Vec::new();
+                std::io::Read::read_to_end(
+                    &mut flate2::read::GzDecoder::new(std::fs::File::open(&path)?),
+                    &mut json,
+                )?;
+                // Same records, other bytes: a space after the opening brace.
+                json.insert(1, b' ');
+                std::fs::write(&path, super::gzip_bytes(&json))?;
+                expected.push(("log_modified".to_string(), l.key.clone()));
+            }
+            Tamper::DeleteLog => {
+                let l = pick(6, 1).context("no log to delete")?;
+                std::fs::remove_file(logs.join(&l.key))?;
+                expected.push(("log_missing".to_string(), l.key.clone()));
+            }
+            Tamper::UnlistedLog => {
+                let l = pick(7, 1).context("no log to copy")?;
+                let key = l.key.replace(
+                    &l.key[l.key.len() - 24..l.key.len() - 8],
+                    "UNLISTEDUNLISTED",
+                );
+                std::fs::copy(logs.join(&l.key), logs.join(&key))?;
+                expected.push(("log_unlisted".to_string(), key));
+            }
+            Tamper::DeleteDigest => {
+                let hour_end = super::t(2026, 2, 8, 12, 0, 0);
+                let gone = digest_key(hour_end);
+                std::fs::remove_file(logs.join(&gone))
+                    .with_context(|| format!("no digest {gone}"))?;
+                signatures.remove(&gone);
+                // Reported on the digest after the hole.
+                expected.push((
+                    "digest_missing".to_string(),
+                    digest_key(hour_end + Duration::hours(1)),
+                ));
+            }
+            Tamper::BadSignature => {
+                let k = digest_key(super::t(2026, 2, 9, 12, 0, 0));
+                let sig = signatures.get_mut(&k).context("no digest to re-sign")?;
+                let flipped = if sig.starts_with('0') { "1" } else { "0" };
+                sig.replace_range(0..1, flipped);
+                expected.push(("digest_bad_signature".to_string(), k));
+            }
+        }
+    }
+    std::fs::write(
+        out.join("digest-signatures.json"),
+        serde_json::to_string_pretty(&signatures)? + "\n",
+    )?;
+    std::fs::write(out.join("digest-public-key.der"), &public)?;
+    expected.sort();
+    Ok(expected)
+}
+
+/// One account's and region's hourly chain; returns (digest key, hex signature) of each.
+#[allow(clippy::too_many_arguments)]
+fn chain(
+    logs: &Path,
+    base: &str,
+    account: &str,
+    region: &str,
+    first: chrono::DateTime<Utc>,
+    end: chrono::DateTime<Utc>,
+    logs_of: &[&SignedLog],
+    key: &aws_lc_rs::rsa::KeyPair,
+    fp: &str,
+) -> anyhow::Result<Vec<(String, String)>> {
+    let mut out = Vec::new();
+    let mut prev: Option<(String, String)> = None; // (sha256 hex, signature hex)
+    let mut hour = first;
+    while hour < end {
+        let next = hour + Duration::hours(1);
+        let delivered = next + Duration::minutes(7);
+        let key_name = format!(
+            "{base}{account}/CloudTrail-Digest/{region}/{}/{account}_CloudTrail-Digest_{region}_{TRAIL}_us-east-1_{}.json.gz",
+            delivered.format("%Y/%m/%d"),
+            delivered.format("%Y%m%dT%H%M%SZ")
+        );
+        let files: Vec<_> = logs_of
+            .iter()
+            .filter(|l| l.delivered >= hour && l.delivered < next)
+            .map(|l| json!({"s3Bucket": BUCKET, "s3Object": l.key, "hashValue": l.sha256}))
+            .collect();
+        let end_text = next.format("%Y-%m-%dT%H:%M:%SZ").to_string();
+        let doc = json!({
+            "awsAccountId": account,
+            "digestStartTime": hour.format("%Y-%m-%dT%H:%M:%SZ").to_string(),
+            "digestEndTime": end_text,
+            "digestS3Bucket": BUCKET,
+            "digestS3Object": key_name,
+            "digestPublicKeyFingerprint": fp,
+            "digestSignatureAlgorithm": "SHA256withRSA",
+            "newestEventTime": null,
+            "oldestEventTime": null,
+            "previousDigestS3Bucket": prev.as_ref().map(|_| BUCKET),
+            "previousDigestHashValue": prev.as_ref().map(|p| p.0.clone()),
+            "previousDigestHashAlgorithm": "SHA-256",
+            "previousDigestSignature": prev.as_ref().map(|p| p.1.clone()),
+            "logFiles": files,
+        });
+        let bytes = serde_json::to_vec(&doc)?;
+        let sha = crate::checkpoint::hex(&sha2::Sha256::digest(&bytes));
+        let message = signed_string(
+            &end_text,
+            BUCKET,
+            &key_name,
+            &sha,
+            prev.as_ref().map(|p| p.1.as_str()),
+        );
+        let mut sig = vec![0u8; key.public_modulus_len()];
+        key.sign(
+            &aws_lc_rs::signature::RSA_PKCS1_SHA256,
+            &aws_lc_rs::rand::SystemRandom::new(),
+            message.as_bytes(),
+            &mut sig,
+        )
+        .map_err(|e| anyhow::anyhow!("signing: {e}"))?;
+        let sig = crate::checkpoint::hex(&sig);
+        let path = logs.join(&key_name);
+        std::fs::create_dir_all(path.parent().expect("has parent"))?;
+        std::fs::write(&path, super::gzip_bytes(&bytes))?;
+        out.push((key_name, sig.clone()));
+        prev = Some((sha, sig));
+        hour = next;
+    }
+    Ok(out)
+}
