@@ -134,6 +134,20 @@ pub fn run(usage: &Path, logs: &Path, threads: usize) -> anyhow::Result<Bench> {
             });
         },
     );
+    let hashing = scan::decode::Limits {
+        hash: true,
+        ..Default::default()
+    };
+    timed(
+        &format!(
+            "scan + SHA-256 (integrity): {} threads",
+            pool.current_num_threads()
+        ),
+        &mut phases,
+        || {
+            pool.install(|| scan::scan_local(&store, &objects, &index, hashing, &|_, _| {}));
+        },
+    );
     Ok(Bench {
         objects: objects.len(),
         gzip_bytes,
@@ -176,6 +190,11 @@ impl Bench {
             "scan speed-up, {} threads vs 1: {:.2}x",
             self.threads,
             t(2) / t(3)
+        );
+        let _ = writeln!(
+            o,
+            "integrity cost (scan + SHA-256 / scan): {:.2}x",
+            t(4) / t(3)
         );
         o
     }

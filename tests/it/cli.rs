@@ -180,6 +180,7 @@ fn bench_prints_its_figures() {
         "scan: 1 thread",
         "scan / floor (libdeflate)",
         "2 threads vs 1",
+        "integrity cost (scan + SHA-256 / scan)",
     ] {
         assert!(text.contains(line), "missing `{line}` in\n{text}");
     }
