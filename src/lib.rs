@@ -104,11 +104,11 @@ pub fn run(cfg: &Config) -> anyhow::Result<RunOutcome> {
         }
         (_, _, logs) => (logs.clone(), None),
     };
-    let signatures = match &cfg.integrity.signatures {
+    let mut signatures = match &cfg.integrity.signatures {
         Some(p) => integrity::read_signatures(p)?,
         None => Default::default(),
     };
-    let public_keys = integrity::read_public_keys(&cfg.integrity.public_keys)?;
+    let mut public_keys = integrity::read_public_keys(&cfg.integrity.public_keys)?;
     // The checkpoint is opened once the limits are known (whether logs are hashed depends on
     // whether the archive has digests).
     let open_checkpoint = |limits| -> anyhow::Result<checkpoint::Checkpoint> {
@@ -164,14 +164,36 @@ pub fn run(cfg: &Config) -> anyhow::Result<RunOutcome> {
                 &record,
             )
             .await;
-            let digests = futures::stream::iter(located.digests)
+            let fetched = futures::stream::iter(located.digests)
                 .map(|d| async {
-                    let bytes = store.get(&d.key).await;
-                    (d, bytes)
+                    let got = store.get_with_signature(&d.key).await;
+                    (d, got)
                 })
                 .buffered(cfg.concurrency.max(1))
                 .collect::<Vec<_>>()
                 .await;
+            let mut digests = Vec::with_capacity(fetched.len());
+            for (d, got) in fetched {
+                digests.push(match got {
+                    Ok((bytes, signature)) => {
+                        // CloudTrail's own signature (object metadata) is the one to check.
+                        if let Some(sig) = signature {
+                            signatures.insert(d.key.clone(), sig);
+                        }
+                        (d, Ok(bytes))
+                    }
+                    Err(e) => (d, Err(e)),
+                });
+            }
+            if !digests.is_empty() && cfg.integrity.public_keys.is_empty() {
+                let failed = cloudtrail_keys(aws, &digests, &mut public_keys, &mut warnings).await;
+                // Where the keys could not be listed, the signatures go unverified.
+                for (d, _) in &digests {
+                    if failed.contains(d.prefix.region.as_str()) {
+                        signatures.remove(&d.key);
+                    }
+                }
+            }
             anyhow::Ok((located.plan, held, fresh, digests, checkpoint))
         })?,
         (Logs::S3 { .. } | Logs::Auto, None) => unreachable!("s3:// loads the AWS configuration"),
@@ -353,6 +375,43 @@ fn trail_destination(found: &[trails::Trail], keys: &[inventory::Key]) -> anyhow
         )
         }
     }
+}
+
+/// The digest-signing keys from CloudTrail `ListPublicKeys`, in each region the digests come from,
+/// over the period they span. Returns the regions where they could not be listed: there the
+/// signatures go unverified (a warning), rather than every digest being reported as signed by an
+/// unknown key.
+async fn cloudtrail_keys<'d>(
+    aws: &aws::Aws,
+    digests: &'d [(ObjectRef, Result<Vec<u8>, String>)],
+    keys: &mut integrity::PublicKeys,
+    warnings: &mut Vec<String>,
+) -> std::collections::BTreeSet<&'d str> {
+    let mut failed = std::collections::BTreeSet::new();
+    let mut regions: std::collections::BTreeMap<&str, (chrono::NaiveDate, chrono::NaiveDate)> =
+        Default::default();
+    for (d, _) in digests {
+        let span = regions
+            .entry(d.prefix.region.as_str())
+            .or_insert((d.prefix.day, d.prefix.day));
+        span.0 = span.0.min(d.prefix.day);
+        span.1 = span.1.max(d.prefix.day);
+    }
+    keys.try_all = false;
+    for (region, (first, last)) in regions {
+        let from = model::start_of(first) - chrono::Duration::days(1);
+        let to = model::start_of(last) + chrono::Duration::days(1);
+        match trails::list_public_keys(aws, region, from, to).await {
+            Ok(found) => keys.keys.extend(found),
+            Err(e) => {
+                warnings.push(format!(
+                    "{e:#}; digest signatures in {region} could not be verified"
+                ));
+                failed.insert(region);
+            }
+        }
+    }
+    failed
 }
 
 /// What `locate` found: the plan, its log objects, and the digests of its days.

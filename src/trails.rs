@@ -305,6 +305,43 @@ pub async fn discover(
     Ok(trails)
 }
 
+/// CloudTrail's digest-signing public keys valid between `from` and `to` in `region`
+/// (`ListPublicKeys`), as `(fingerprint, DER)`. The SDK hands over the decoded blob; a further
+/// base64 layer is accepted too.
+pub async fn list_public_keys(
+    aws: &Aws,
+    region: &str,
+    from: crate::model::Instant,
+    to: crate::model::Instant,
+) -> anyhow::Result<Vec<(String, Vec<u8>)>> {
+    use aws_sdk_cloudtrail::primitives::DateTime;
+    let mut out = Vec::new();
+    let mut pages = aws
+        .cloudtrail(region)
+        .list_public_keys()
+        .start_time(DateTime::from_secs(from.timestamp()))
+        .end_time(DateTime::from_secs(to.timestamp()))
+        .into_paginator()
+        .send();
+    while let Some(page) = pages.next().await {
+        let page = page.map_err(|e| {
+            anyhow::anyhow!(
+                "ListPublicKeys in {region} failed: {}",
+                DisplayErrorContext(&e)
+            )
+        })?;
+        for k in page.public_key_list() {
+            if let (Some(fp), Some(v)) = (k.fingerprint(), k.value()) {
+                out.push((
+                    fp.to_ascii_lowercase(),
+                    crate::integrity::read_public_key(v.as_ref()),
+                ));
+            }
+        }
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

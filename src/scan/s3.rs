@@ -72,6 +72,12 @@ impl S3Store {
     /// Content-Length — is a transport fault too, so the whole GET is made again, with backoff,
     /// up to [`BODY_ATTEMPTS`] times. Only then is it an error.
     pub async fn get(&self, key: &str) -> Result<Vec<u8>, String> {
+        self.get_with_signature(key).await.map(|(body, _)| body)
+    }
+
+    /// The body of one object and its `signature` user metadata (`x-amz-meta-signature`, where
+    /// CloudTrail puts a digest's signature). Retried as [`S3Store::get`] describes.
+    pub async fn get_with_signature(&self, key: &str) -> Result<(Vec<u8>, Option<String>), String> {
         let mut attempt = 1;
         loop {
             let out = self
@@ -83,6 +89,7 @@ impl S3Store {
                 .await
                 .map_err(|e| format!("GetObject failed: {}", DisplayErrorContext(&e)))?;
             let expected = out.content_length().and_then(|n| usize::try_from(n).ok());
+            let signature = out.metadata().and_then(|m| m.get("signature")).cloned();
             let broken = match out.body.collect().await {
                 Err(e) => format!("reading the body failed: {e}"),
                 Ok(b) => {
@@ -91,7 +98,7 @@ impl S3Store {
                         Some(n) if n != body.len() => {
                             format!("body of {} bytes, Content-Length {n}", body.len())
                         }
-                        _ => return Ok(body),
+                        _ => return Ok((body, signature)),
                     }
                 }
             };

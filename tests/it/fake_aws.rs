@@ -57,6 +57,8 @@ struct State {
     /// Records `LookupEvents` can return, by `eventID`.
     events: HashMap<String, String>,
     faults: Faults,
+    /// `ListPublicKeys` entries (`Value` base64, `Fingerprint`, validity).
+    public_keys: Vec<Value>,
     seen: Vec<Seen>,
     glu_count: usize,
     failed_once: bool,
@@ -95,6 +97,7 @@ impl FakeAws {
             trails,
             events: HashMap::new(),
             faults,
+            public_keys: Vec::new(),
             seen: Vec::new(),
             glu_count: 0,
             failed_once: false,
@@ -114,6 +117,16 @@ impl FakeAws {
     /// Makes `LookupEvents` know these records (by `eventID`).
     pub fn add_events(&self, events: HashMap<String, String>) {
         self.state.lock().unwrap().events.extend(events);
+    }
+
+    /// Makes `ListPublicKeys` return this key (DER) with this fingerprint, valid all along.
+    pub fn add_public_key(&self, der: &[u8], fingerprint: &str) {
+        self.state.lock().unwrap().public_keys.push(json!({
+            "Value": base64(der),
+            "Fingerprint": fingerprint,
+            "ValidityStartTime": 1.7e9,
+            "ValidityEndTime": 1.9e9,
+        }));
     }
 
     pub fn seen(&self) -> Vec<Seen> {
@@ -307,6 +320,10 @@ async fn handle(
             };
             reply(StatusCode::OK, json!({"Events": events}))
         }
+        "ListPublicKeys" => reply(
+            StatusCode::OK,
+            json!({"PublicKeyList": st.public_keys.clone()}),
+        ),
         "DescribeTrails" => {
             // A multi-region trail shows in every region (as a shadow outside its home).
             let list: Vec<Value> = st
@@ -360,4 +377,23 @@ pub fn count_by_operation(seen: &[Seen]) -> HashMap<String, usize> {
         *m.entry(s.operation.clone()).or_default() += 1;
     }
     m
+}
+
+/// Standard base64, as the JSON protocols carry blobs.
+fn base64(bytes: &[u8]) -> String {
+    const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for c in bytes.chunks(3) {
+        let n = (u32::from(c[0]) << 16)
+            | (u32::from(*c.get(1).unwrap_or(&0)) << 8)
+            | u32::from(*c.get(2).unwrap_or(&0));
+        for i in 0..4 {
+            if i <= c.len() {
+                out.push(A[(n >> (18 - 6 * i) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
 }

@@ -238,3 +238,122 @@ fn tampered_days_make_a_negative_verdict_inconclusive_and_clean_days_verify() {
         .iter()
         .all(|r| r["integrity_status"] == "not_checked"));
 }
+
+/// Over S3: each digest's signature travels as object metadata (`x-amz-meta-signature`), and
+/// the public key comes from CloudTrail `ListPublicKeys` (the test endpoint), matched by
+/// fingerprint — no files needed. The archive holds the first twelve days (the tampering is in
+/// them), so the expected findings are exactly the tampering.
+#[test]
+fn over_s3_signatures_come_from_metadata_and_keys_from_list_public_keys() {
+    use crate::fake_aws::{count_by_operation, FakeAws, Faults};
+    use crate::s3::{rt, Moto};
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("synth");
+    let truth = signed(&data, "21", Some(ALL_TAMPERS));
+    let signatures: std::collections::HashMap<String, String> = serde_json::from_str(
+        &std::fs::read_to_string(data.join("digest-signatures.json")).unwrap(),
+    )
+    .unwrap();
+    let logs = data.join("logs");
+    let early = |key: &str| {
+        key.split('/')
+            .collect::<Vec<_>>()
+            .windows(3)
+            .any(|w| w[0] == "2026" && w[1] == "02" && w[2] <= "12")
+    };
+    let moto = Moto::start();
+    let client = moto.client();
+    rt().block_on(async {
+        use futures::StreamExt;
+        client
+            .create_bucket()
+            .bucket("signed-logs")
+            .send()
+            .await
+            .unwrap();
+        let puts = crate::common::files(&logs).into_iter().filter_map(|p| {
+            let key = p.strip_prefix(&logs).unwrap().to_string_lossy().to_string();
+            early(&key).then(|| {
+                let client = client.clone();
+                let sig = signatures.get(&key).cloned();
+                async move {
+                    client
+                        .put_object()
+                        .bucket("signed-logs")
+                        .key(&key)
+                        .body(std::fs::read(&p).unwrap().into())
+                        .set_metadata(sig.map(|s| [("signature".to_string(), s)].into()))
+                        .send()
+                        .await
+                        .unwrap();
+                }
+            })
+        });
+        futures::stream::iter(puts)
+            .buffer_unordered(16)
+            .collect::<Vec<()>>()
+            .await;
+    });
+    let der = std::fs::read(data.join("digest-public-key.der")).unwrap();
+    let fingerprint: String = sha2::Sha256::digest(&der)[..16]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let snapshot = std::fs::read_to_string(data.join("usage.jsonl")).unwrap();
+    let fake = FakeAws::start(&snapshot, Faults::default(), vec![]);
+    fake.add_public_key(&der, &fingerprint);
+    let mut env = moto.env();
+    env.push(("AWS_ENDPOINT_URL_CLOUDTRAIL", fake.endpoint.clone()));
+    let out = tmp.path().join("report");
+    let usage = data.join("usage.jsonl");
+    let o = crate::common::keytrail_with_env(
+        &[
+            "run",
+            "--usage",
+            usage.to_str().unwrap(),
+            "--logs",
+            "s3://signed-logs",
+            "--out",
+            out.to_str().unwrap(),
+            "--backfill",
+            "all",
+        ],
+        &env,
+    );
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert_eq!(o.status.code(), Some(1), "{text}");
+    let mut want: Vec<(String, String)> = truth["integrity"]["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            (
+                f["kind"].as_str().unwrap().to_string(),
+                f["object"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    want.sort();
+    assert_eq!(findings(&out), want, "{text}");
+    let summary: Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(
+        summary["integrity"]["signatures_not_verified"], 0,
+        "{summary}"
+    );
+    assert!(
+        summary["integrity"]["signatures_verified"]
+            .as_u64()
+            .unwrap()
+            > 500
+    );
+    let ops = count_by_operation(&fake.seen());
+    assert!(
+        ops.get("ListPublicKeys").copied().unwrap_or(0) >= 1,
+        "{ops:?}"
+    );
+}
