@@ -191,6 +191,16 @@ pub struct PublicKeys {
     pub try_all: bool,
 }
 
+impl PublicKeys {
+    /// No key yet, for a local archive: file keys may be tried against any digest.
+    pub fn default_local() -> PublicKeys {
+        PublicKeys {
+            keys: Vec::new(),
+            try_all: true,
+        }
+    }
+}
+
 /// keytrail's fingerprint of a public key (what `synth --sign` writes into its digests): the
 /// first 16 bytes of the SHA-256 of its DER, in hex.
 pub fn fingerprint(der: &[u8]) -> String {
@@ -648,6 +658,128 @@ pub fn check(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn digest(key: &str, start: &str, end: &str, prev_hash: Option<&str>, sha: &str) -> Digest {
+        Digest {
+            key: key.into(),
+            account: "111122223333".into(),
+            region: "us-east-1".into(),
+            trail: "t".into(),
+            start: parse_iso(start).unwrap(),
+            end: parse_iso(end).unwrap(),
+            end_text: end.into(),
+            s3_bucket: "b".into(),
+            s3_object: key.into(),
+            prev_hash: prev_hash.map(str::to_string),
+            prev_signature: None,
+            fingerprint: Some("aa".into()),
+            logs: Vec::new(),
+            sha256: sha.into(),
+            signature: None,
+        }
+    }
+
+    fn planned(days: &[u32]) -> BTreeSet<DayPrefix> {
+        days.iter()
+            .map(|d| DayPrefix {
+                account: "111122223333".into(),
+                region: "us-east-1".into(),
+                day: NaiveDate::from_ymd_opt(2026, 2, *d).unwrap(),
+            })
+            .collect()
+    }
+
+    fn kinds(c: &Checked) -> Vec<(&'static str, &str)> {
+        c.findings
+            .iter()
+            .map(|f| (f.kind.as_str(), f.object.as_str()))
+            .collect()
+    }
+
+    #[test]
+    fn keys_are_matched_by_fingerprint_or_reported_missing() {
+        let mut d = digest(
+            "d1",
+            "2026-02-01T00:00:00Z",
+            "2026-02-01T01:00:00Z",
+            None,
+            "00",
+        );
+        d.signature = Some("0011".into());
+        let other = PublicKeys {
+            keys: vec![("bb".into(), vec![0x30])],
+            try_all: false,
+        };
+        let c = verify(vec![d.clone()], &[], &planned(&[1]), &other);
+        assert_eq!(kinds(&c), [("public_key_not_found", "d1")]);
+        // A key with the fingerprint that does not verify the signature: a bad signature.
+        let same = PublicKeys {
+            keys: vec![("aa".into(), vec![0x30])],
+            try_all: false,
+        };
+        let c = verify(vec![d.clone()], &[], &planned(&[1]), &same);
+        assert_eq!(kinds(&c), [("digest_bad_signature", "d1")]);
+        // No keys at all for a local archive: not verified, not a finding.
+        let c = verify(vec![d], &[], &planned(&[1]), &PublicKeys::default_local());
+        assert!(c.findings.is_empty());
+        assert_eq!(c.signatures_unchecked, 1);
+    }
+
+    #[test]
+    fn chain_holes_and_hash_breaks() {
+        let a = digest(
+            "a",
+            "2026-02-01T00:00:00Z",
+            "2026-02-01T01:00:00Z",
+            None,
+            "aa",
+        );
+        let b = digest(
+            "b",
+            "2026-02-01T01:00:00Z",
+            "2026-02-01T02:00:00Z",
+            Some("aa"),
+            "bb",
+        );
+        let c = digest(
+            "c",
+            "2026-02-01T03:00:00Z",
+            "2026-02-01T04:00:00Z",
+            Some("xx"),
+            "cc",
+        );
+        let d = digest(
+            "d",
+            "2026-02-01T04:00:00Z",
+            "2026-02-01T05:00:00Z",
+            Some("c0"),
+            "dd",
+        );
+        let keys = PublicKeys::default_local();
+        let got = verify(vec![d, c, b, a], &[], &planned(&[1]), &keys);
+        // b -> c skips 02:00-03:00; c's hash is not what d says.
+        assert_eq!(
+            kinds(&got),
+            [("digest_missing", "c"), ("digest_hash_mismatch", "c")]
+        );
+        // A hole that reaches into a day this run did not list is not called a hole.
+        let e = digest(
+            "e",
+            "2026-02-05T00:00:00Z",
+            "2026-02-05T01:00:00Z",
+            Some("bb"),
+            "ee",
+        );
+        let b = digest(
+            "b",
+            "2026-02-01T01:00:00Z",
+            "2026-02-01T02:00:00Z",
+            None,
+            "bb",
+        );
+        let got = verify(vec![b, e], &[], &planned(&[1, 5]), &keys);
+        assert!(got.findings.is_empty(), "{:?}", kinds(&got));
+    }
 
     #[test]
     fn base64_and_hex() {

@@ -201,6 +201,14 @@ pub fn run(cfg: &Config) -> anyhow::Result<RunOutcome> {
     };
     let resumed_objects = held.len();
     let scanned = scan::merge(checkpoint::rejoin(held, fresh));
+    if digests.is_empty() && cfg.integrity.mode != config::VerifyMode::Off {
+        for t in trails.iter().flatten().filter(|t| t.log_file_validation) {
+            warnings.push(format!(
+                "trail {} has log file validation enabled, but the archive holds no digest files for the planned days: they may have been removed; integrity was not checked",
+                t.arn
+            ));
+        }
+    }
     let checked = match (cfg.integrity.mode, digests.is_empty()) {
         (config::VerifyMode::Off, _) | (config::VerifyMode::Auto, true) => None,
         (config::VerifyMode::On, true) => {

@@ -152,6 +152,8 @@ pub struct Trail {
     pub prefix: String,
     pub multi_region: bool,
     pub organization: bool,
+    /// `LogFileValidationEnabled`: the trail writes signed digests.
+    pub log_file_validation: bool,
     pub coverage: Coverage,
 }
 
@@ -299,6 +301,7 @@ pub async fn discover(
             prefix: p,
             multi_region: t.is_multi_region_trail().unwrap_or(false),
             organization: t.is_organization_trail().unwrap_or(false),
+            log_file_validation: t.log_file_validation_enabled().unwrap_or(false),
             coverage: kms_coverage(&basic, &advanced),
         });
     }
@@ -496,6 +499,7 @@ mod tests {
             prefix: String::new(),
             multi_region: multi,
             organization: org,
+            log_file_validation: false,
             coverage,
         }
     }

@@ -33,6 +33,10 @@ pub enum Tamper {
     DeleteDigest,
     /// Change a digest's signature: `digest_bad_signature`.
     BadSignature,
+    /// Rewrite a digest (same content, other bytes): the next digest's
+    /// `previousDigestHashValue` no longer matches (`digest_hash_mismatch`) and neither does its
+    /// own signature (`digest_bad_signature`).
+    ModifyDigest,
 }
 
 /// A log object written by synth, with the SHA-256 of the JSON CloudTrail delivered (for a
@@ -144,6 +148,19 @@ pub fn write(
                 let sig = signatures.get_mut(&k).context("no digest to re-sign")?;
                 let flipped = if sig.starts_with('0') { "1" } else { "0" };
                 sig.replace_range(0..1, flipped);
+                expected.push(("digest_bad_signature".to_string(), k));
+            }
+            Tamper::ModifyDigest => {
+                let k = digest_key(super::t(2026, 2, 10, 12, 0, 0));
+                let path = logs.join(&k);
+                let mut json = Vec::new();
+                std::io::Read::read_to_end(
+                    &mut flate2::read::GzDecoder::new(std::fs::File::open(&path)?),
+                    &mut json,
+                )?;
+                json.insert(1, b' ');
+                std::fs::write(&path, super::gzip_bytes(&json))?;
+                expected.push(("digest_hash_mismatch".to_string(), k.clone()));
                 expected.push(("digest_bad_signature".to_string(), k));
             }
         }

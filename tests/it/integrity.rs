@@ -12,7 +12,8 @@ use std::collections::BTreeSet;
 use std::io::Read;
 use std::path::Path;
 
-const ALL_TAMPERS: &str = "modify-log,delete-log,unlisted-log,delete-digest,bad-signature";
+const ALL_TAMPERS: &str =
+    "modify-log,delete-log,unlisted-log,delete-digest,bad-signature,modify-digest";
 
 fn signed(dir: &Path, seed: &str, tamper: Option<&str>) -> Value {
     let mut args = vec!["--seed", seed, "--sign"];
@@ -89,7 +90,7 @@ fn every_tampering_is_reported_once_and_nothing_else() {
             )
         })
         .collect();
-    assert_eq!(want.len(), 5);
+    assert_eq!(want.len(), 7);
     let corrupt = corrupt(&truth, &manifest);
     assert!(!corrupt.is_empty(), "the corrupt objects' days are read");
     want.extend(corrupt);
@@ -103,11 +104,12 @@ fn every_tampering_is_reported_once_and_nothing_else() {
         "log_missing",
         "log_unlisted",
         "digest_missing",
-        "digest_bad_signature",
+        "digest_hash_mismatch",
     ] {
         assert_eq!(counts[kind], 1, "{kind}: {summary}");
     }
-    assert_eq!(counts["digest_hash_mismatch"], 0);
+    // The re-signed digest and the modified one.
+    assert_eq!(counts["digest_bad_signature"], 2);
     assert_eq!(counts["public_key_not_found"], 0);
     assert!(
         summary["integrity"]["signatures_verified"]

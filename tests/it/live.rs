@@ -92,6 +92,11 @@ fn live_run_equals_the_offline_run_and_survives_faults_at_the_quota() {
     let (code, text, live) = l.run("live", &[]);
     let (truth, data, tmp, kms) = (&l.truth, &l.data, &l.tmp, &l.aws);
     assert_eq!(code, Some(1), "{text}");
+    // The trail validates its logs, but this (unsigned) archive holds no digests: said.
+    assert!(
+        text.contains("has log file validation enabled, but the archive holds no digest files"),
+        "{text}"
+    );
 
     let offline = tmp.path().join("offline");
     let (code, text) = run(&data.join("usage.jsonl"), &data.join("logs"), &offline, &[]);
