@@ -143,3 +143,118 @@ fn org_trail_with_prefix_reproduces_the_truth() {
 fn backfill_all_reproduces_the_truth() {
     check_layout("31337", &[], &["--backfill", "all", "--threads", "1"]);
 }
+
+/// Pruned work: a run whose keys are in one account and region, with a 30-day window, reads
+/// only that account's and region's folders of the window's days (plus the delivery-slack day
+/// and the days of each key's last use) — every object there, and nothing else. The expected
+/// folders are worked out here from the snapshot, and the objects in them by walking the
+/// archive.
+#[test]
+fn a_one_region_thirty_day_run_reads_only_its_prefixes() {
+    use chrono::{Duration, NaiveDate};
+    use std::collections::BTreeSet;
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("synth");
+    crate::common::synth(&data, &["--seed", "31"]);
+    let (account, region) = ("111122223333", "us-east-1");
+    let lines: Vec<String> = std::fs::read_to_string(data.join("usage.jsonl"))
+        .unwrap()
+        .lines()
+        .filter(|l| l.contains(&format!("arn:aws:kms:{region}:{account}:key/")))
+        .map(str::to_string)
+        .collect();
+    assert!(lines.len() >= 5);
+    let usage = tmp.path().join("one-region.jsonl");
+    std::fs::write(&usage, lines.join("\n") + "\n").unwrap();
+    // Snapshot timestamps are epoch seconds or ISO-8601 strings.
+    let day = |v: &serde_json::Value| -> Option<NaiveDate> {
+        match v {
+            serde_json::Value::Number(n) => {
+                chrono::DateTime::from_timestamp(n.as_f64()? as i64, 0).map(|t| t.date_naive())
+            }
+            serde_json::Value::String(s) => chrono::DateTime::parse_from_rfc3339(s)
+                .ok()
+                .map(|t| t.naive_utc().date()),
+            _ => None,
+        }
+    };
+    let since = NaiveDate::from_ymd_opt(2026, 2, 6).unwrap();
+    let mut days: BTreeSet<NaiveDate> = BTreeSet::new();
+    for l in &lines {
+        let v: serde_json::Value = serde_json::from_str(l).unwrap();
+        if !v["Error"].is_null() {
+            continue; // GetKeyLastUsage failed: no window, nothing to join.
+        }
+        let (created, end) = (
+            day(&v["KeyCreationDate"]).unwrap(),
+            day(&v["TrackingStartDate"]).unwrap(),
+        );
+        // A key created at or after tracking start has no pre-tracking window.
+        let created = if created < end {
+            created.max(since)
+        } else {
+            end + Duration::days(1)
+        };
+        // The window (to tracking start, exclusive) and the slack day after it.
+        let mut d = created;
+        while d <= end {
+            days.insert(d);
+            d += Duration::days(1);
+        }
+        if let Some(t) = day(&v["KeyLastUsage"]["Timestamp"]) {
+            days.extend([t, t + Duration::days(1)]);
+        }
+    }
+    let window_days = days
+        .iter()
+        .filter(|d| **d < NaiveDate::from_ymd_opt(2026, 3, 9).unwrap())
+        .count();
+    assert!((28..=32).contains(&window_days), "{window_days}");
+
+    let out = tmp.path().join("report");
+    let (code, text) = crate::common::run(
+        &usage,
+        &data.join("logs"),
+        &out,
+        &["--backfill", "all", "--since", "2026-02-06"],
+    );
+    assert!(code <= 1, "{text}");
+    let read: BTreeSet<String> = read_table(&out.join("scan_manifest"))
+        .iter()
+        .map(|r| r["object"].as_str().unwrap().to_string())
+        .collect();
+    let logs = data.join("logs");
+    let want: BTreeSet<String> = crate::common::files(&logs)
+        .into_iter()
+        .map(|p| p.strip_prefix(&logs).unwrap().to_string_lossy().to_string())
+        .filter(|k| {
+            let parts: Vec<&str> = k.split('/').collect();
+            let Some(i) = parts.iter().position(|p| *p == "CloudTrail") else {
+                return false;
+            };
+            let date = parts.get(i + 2..i + 5).and_then(|ymd| {
+                NaiveDate::from_ymd_opt(
+                    ymd[0].parse().ok()?,
+                    ymd[1].parse().ok()?,
+                    ymd[2].parse().ok()?,
+                )
+            });
+            parts[i - 1] == account
+                && parts.get(i + 1) == Some(&region)
+                && parts.len() == i + 6
+                && date.is_some_and(|d| days.contains(&d))
+        })
+        .collect();
+    let total = crate::common::files(&logs).len();
+    assert!(
+        want.len() * 3 < total,
+        "{} of {total}: the run must be a small part",
+        want.len()
+    );
+    let extra: Vec<&String> = read.difference(&want).collect();
+    let missed: Vec<&String> = want.difference(&read).collect();
+    assert!(
+        extra.is_empty() && missed.is_empty(),
+        "read but not planned: {extra:?}\nplanned but not read: {missed:?}"
+    );
+}
