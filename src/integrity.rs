@@ -452,36 +452,37 @@ pub fn verify(
             }
             continue;
         }
-        if next.prev_hash.as_deref() != Some(prev.sha256.as_str()) {
+        let broken = if next.prev_hash.as_deref() != Some(prev.sha256.as_str()) {
+            Some(format!(
+                "its SHA-256 is {}, the next digest ({}) says {}",
+                prev.sha256,
+                next.key,
+                next.prev_hash.as_deref().unwrap_or("null")
+            ))
+        } else {
+            // Its signature, as the next digest remembers it (unless it is itself reported bad).
+            prev.signature
+                .as_deref()
+                .filter(|sig| {
+                    !bad_signature.contains(prev.key.as_str())
+                        && next.prev_signature.as_deref() != Some(*sig)
+                })
+                .map(|_| {
+                    format!(
+                        "the next digest ({}) names another previousDigestSignature",
+                        next.key
+                    )
+                })
+        };
+        if let Some(detail) = broken {
             chain_findings.push(Finding {
                 kind: Kind::DigestHashMismatch,
                 object: prev.key.clone(),
                 account_id: prev.account.clone(),
                 region: prev.region.clone(),
                 days: days_between(prev.start, prev.end),
-                detail: format!(
-                    "its SHA-256 is {}, the next digest ({}) says {}",
-                    prev.sha256,
-                    next.key,
-                    next.prev_hash.as_deref().unwrap_or("null")
-                ),
+                detail,
             });
-        } else if let (Some(sig), false) =
-            (&prev.signature, bad_signature.contains(prev.key.as_str()))
-        {
-            if next.prev_signature.as_deref() != Some(sig.as_str()) {
-                chain_findings.push(Finding {
-                    kind: Kind::DigestHashMismatch,
-                    object: prev.key.clone(),
-                    account_id: prev.account.clone(),
-                    region: prev.region.clone(),
-                    days: days_between(prev.start, prev.end),
-                    detail: format!(
-                        "the next digest ({}) names another previousDigestSignature",
-                        next.key
-                    ),
-                });
-            }
         }
     }
     for d in &digests {

@@ -106,15 +106,7 @@ pub fn write(
         match t {
             Tamper::ModifyLog => {
                 let l = pick(5, 1).context("no log to modify")?;
-                let path = logs.join(&l.key);
-                let mut json = Vec::new();
-                std::io::Read::read_to_end(
-                    &mut flate2::read::GzDecoder::new(std::fs::File::open(&path)?),
-                    &mut json,
-                )?;
-                // Same records, other bytes: a space after the opening brace.
-                json.insert(1, b' ');
-                std::fs::write(&path, super::gzip_bytes(&json))?;
+                respace(&logs.join(&l.key))?;
                 expected.push(("log_modified".to_string(), l.key.clone()));
             }
             Tamper::DeleteLog => {
@@ -152,14 +144,7 @@ pub fn write(
             }
             Tamper::ModifyDigest => {
                 let k = digest_key(super::t(2026, 2, 10, 12, 0, 0));
-                let path = logs.join(&k);
-                let mut json = Vec::new();
-                std::io::Read::read_to_end(
-                    &mut flate2::read::GzDecoder::new(std::fs::File::open(&path)?),
-                    &mut json,
-                )?;
-                json.insert(1, b' ');
-                std::fs::write(&path, super::gzip_bytes(&json))?;
+                respace(&logs.join(&k))?;
                 expected.push(("digest_hash_mismatch".to_string(), k.clone()));
                 expected.push(("digest_bad_signature".to_string(), k));
             }
@@ -172,6 +157,19 @@ pub fn write(
     std::fs::write(out.join("digest-public-key.der"), &public)?;
     expected.sort();
     Ok(expected)
+}
+
+/// Rewrites a gzip'd JSON object with the same content in other bytes (a space after the opening
+/// brace): what it says is unchanged, its hash is not.
+fn respace(path: &Path) -> anyhow::Result<()> {
+    let mut json = Vec::new();
+    std::io::Read::read_to_end(
+        &mut flate2::read::GzDecoder::new(std::fs::File::open(path)?),
+        &mut json,
+    )?;
+    json.insert(1, b' ');
+    std::fs::write(path, super::gzip_bytes(&json))?;
+    Ok(())
 }
 
 /// One account's and region's hourly chain; returns (digest key, hex signature) of each.

@@ -53,6 +53,23 @@ fn findings(out: &Path) -> Vec<(String, String)> {
     v
 }
 
+/// (kind, object) of each finding the generator's tampering must cause, sorted.
+fn tampered(truth: &Value) -> Vec<(String, String)> {
+    let mut v: Vec<(String, String)> = truth["integrity"]["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            (
+                f["kind"].as_str().unwrap().to_string(),
+                f["object"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    v.sort();
+    v
+}
+
 /// The corrupt objects the generator wrote, which no digest can vouch for: each is `log_modified`
 /// when its day is read.
 fn corrupt(truth: &Value, manifest: &[Value]) -> Vec<(String, String)> {
@@ -79,17 +96,7 @@ fn every_tampering_is_reported_once_and_nothing_else() {
     let (code, text) = check(&data, &out, &[]);
     assert_eq!(code, 1, "{text}");
     let manifest = read_table(&out.join("scan_manifest"));
-    let mut want: Vec<(String, String)> = truth["integrity"]["findings"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|f| {
-            (
-                f["kind"].as_str().unwrap().to_string(),
-                f["object"].as_str().unwrap().to_string(),
-            )
-        })
-        .collect();
+    let mut want = tampered(&truth);
     assert_eq!(want.len(), 7);
     let corrupt = corrupt(&truth, &manifest);
     assert!(!corrupt.is_empty(), "the corrupt objects' days are read");
@@ -328,17 +335,7 @@ fn over_s3_signatures_come_from_metadata_and_keys_from_list_public_keys() {
         String::from_utf8_lossy(&o.stderr)
     );
     assert_eq!(o.status.code(), Some(1), "{text}");
-    let mut want: Vec<(String, String)> = truth["integrity"]["findings"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|f| {
-            (
-                f["kind"].as_str().unwrap().to_string(),
-                f["object"].as_str().unwrap().to_string(),
-            )
-        })
-        .collect();
+    let mut want = tampered(&truth);
     want.sort();
     assert_eq!(findings(&out), want, "{text}");
     let summary: Value =
