@@ -1,17 +1,8 @@
 //! The command line's contract: bad input gives one clear line and exit 2, and leaves nothing
 //! behind; a good run exits 0 or 1 and replaces nothing it should not.
 
-use crate::common::{keytrail, run, synth};
+use crate::common::{entries, keytrail, run, synth};
 use std::path::Path;
-
-fn entries(dir: &Path) -> Vec<String> {
-    let mut v: Vec<String> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    v.sort();
-    v
-}
 
 #[test]
 fn usage_errors_exit_2_with_one_clear_line_and_leave_nothing_behind() {

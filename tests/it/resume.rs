@@ -3,9 +3,9 @@
 //! recorded. The kill points are set with `KEYTRAIL_KILL_AT` (the process sends itself SIGKILL
 //! there, so the point is exact); the journal is read here independently of keytrail's reader.
 
-use crate::common::{keytrail_with_env, read_table, synth};
+use crate::common::{entries, keytrail_with_env, read_table, synth};
 use crate::proxy::Recorder;
-use crate::s3::{rt, upload, Moto};
+use crate::s3::synth_in_moto;
 use serde_json::Value;
 use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
@@ -61,15 +61,6 @@ fn journal(work: &Path) -> Vec<String> {
         statuses.push(v["row"]["status"].as_str().unwrap().to_string());
     }
     statuses
-}
-
-fn entries(dir: &Path) -> Vec<String> {
-    let mut v: Vec<String> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    v.sort();
-    v
 }
 
 fn summary(out: &Path) -> Value {
@@ -190,16 +181,7 @@ fn a_resume_of_another_run_is_refused_and_a_run_without_resume_starts_afresh() {
 /// Over S3: a run killed mid-scan and resumed GETs exactly the objects the journal did not hold.
 #[test]
 fn a_resumed_s3_run_fetches_only_what_the_killed_run_had_not_recorded() {
-    let moto = Moto::start();
-    let tmp = tempfile::tempdir().unwrap();
-    let data = tmp.path().join("synth");
-    synth(&data, &["--seed", "9"]);
-    rt().block_on(upload(
-        &moto.client(),
-        "resume-logs",
-        &data.join("logs"),
-        |_| None,
-    ));
+    let (moto, tmp, data, _) = synth_in_moto(&["--seed", "9"], "resume-logs", |_| None);
     let usage = data.join("usage.jsonl");
     let base = tmp.path().join("base");
     let clean = run(&moto.env(), &usage, "s3://resume-logs", &base, &[]);

@@ -119,6 +119,27 @@ pub async fn upload(
         .await;
 }
 
+/// A fresh moto with the synth archive of `synth_args` uploaded to `bucket` (objects for which
+/// `class` answers get that storage class): the server, the temporary directory, the synth
+/// directory in it, and the truth.
+pub fn synth_in_moto(
+    synth_args: &[&str],
+    bucket: &str,
+    class: impl Fn(&str) -> Option<StorageClass>,
+) -> (
+    Moto,
+    tempfile::TempDir,
+    std::path::PathBuf,
+    serde_json::Value,
+) {
+    let moto = Moto::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("synth");
+    let truth = synth(&data, synth_args);
+    rt().block_on(upload(&moto.client(), bucket, &data.join("logs"), class));
+    (moto, tmp, data, truth)
+}
+
 pub fn rt() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -157,11 +178,7 @@ fn run_with(
 
 #[test]
 fn s3_archive_gives_the_same_report_as_the_local_directory() {
-    let moto = Moto::start();
-    let tmp = tempfile::tempdir().unwrap();
-    let data = tmp.path().join("synth");
-    synth(
-        &data,
+    let (moto, tmp, data, _) = synth_in_moto(
         &[
             "--seed",
             "2024",
@@ -170,13 +187,9 @@ fn s3_archive_gives_the_same_report_as_the_local_directory() {
             "--prefix",
             "trails/org",
         ],
-    );
-    rt().block_on(upload(
-        &moto.client(),
         "org-trail-logs",
-        &data.join("logs"),
         |_| None,
-    ));
+    );
 
     let usage = data.join("usage.jsonl");
     let local = tmp.path().join("local");
@@ -218,18 +231,11 @@ fn s3_archive_gives_the_same_report_as_the_local_directory() {
 
 #[test]
 fn archived_objects_are_skipped_and_weaken_the_verdicts_that_need_them() {
-    let moto = Moto::start();
-    let tmp = tempfile::tempdir().unwrap();
-    let data = tmp.path().join("synth");
-    let truth = synth(&data, &["--seed", "99"]);
     // Every log of account 111122223333 in us-east-1 delivered on 2026-02-26 goes to Glacier.
     let frozen_day = "AWSLogs/111122223333/CloudTrail/us-east-1/2026/02/26/";
-    rt().block_on(upload(
-        &moto.client(),
-        "trail-logs",
-        &data.join("logs"),
-        |k| k.starts_with(frozen_day).then_some(StorageClass::Glacier),
-    ));
+    let (moto, tmp, data, truth) = synth_in_moto(&["--seed", "99"], "trail-logs", |k| {
+        k.starts_with(frozen_day).then_some(StorageClass::Glacier)
+    });
     let out = tmp.path().join("r");
     let (code, text) = run_with(
         &moto.env(),
@@ -293,16 +299,7 @@ fn archived_objects_are_skipped_and_weaken_the_verdicts_that_need_them() {
 
 #[test]
 fn a_fifth_of_s3_requests_failing_changes_nothing_in_the_report() {
-    let moto = Moto::start();
-    let tmp = tempfile::tempdir().unwrap();
-    let data = tmp.path().join("synth");
-    synth(&data, &["--seed", "515"]);
-    rt().block_on(upload(
-        &moto.client(),
-        "trail-logs",
-        &data.join("logs"),
-        |_| None,
-    ));
+    let (moto, tmp, data, _) = synth_in_moto(&["--seed", "515"], "trail-logs", |_| None);
     let usage = data.join("usage.jsonl");
     let clean = tmp.path().join("clean");
     let t = Instant::now();
