@@ -169,6 +169,8 @@ pub struct Config {
     pub integrity: Integrity,
     /// Go on from the checkpoint of an interrupted run with the same archive, keys and limits.
     pub resume: bool,
+    /// Show the scan's progress on stderr (when it is a terminal); off with `--quiet`.
+    pub progress: bool,
     /// The command line, recorded in `summary.json`.
     pub arguments: Vec<String>,
 }

@@ -17,6 +17,7 @@ pub mod inventory;
 pub mod lookup;
 pub mod model;
 pub mod plan;
+pub mod progress;
 pub mod report;
 pub mod scan;
 pub mod synth;
@@ -133,9 +134,14 @@ pub fn run(cfg: &Config) -> anyhow::Result<RunOutcome> {
             let located = rt.block_on(locate(&store, "", &keys, cfg, trails.as_deref()))?;
             let limits = integrity_limits(cfg, &located);
             let checkpoint = open_checkpoint(limits)?;
-            let record = |obj: &ObjectRef, s: &scan::Scanned| checkpoint.record(obj, s);
             let (held, todo) = checkpoint.take(&located.objects);
+            let progress = scan_progress(&todo, cfg);
+            let record = |obj: &ObjectRef, s: &scan::Scanned| {
+                checkpoint.record(obj, s);
+                progress.object(obj.size);
+            };
             let fresh = pool.install(|| scan::scan_local(&store, &todo, &index, limits, &record));
+            progress.finish();
             let digests = located
                 .digests
                 .into_iter()
@@ -152,8 +158,12 @@ pub fn run(cfg: &Config) -> anyhow::Result<RunOutcome> {
             let located = locate(&store, prefix, &keys, cfg, trails.as_deref()).await?;
             let limits = integrity_limits(cfg, &located);
             let checkpoint = open_checkpoint(limits)?;
-            let record = |obj: &ObjectRef, s: &scan::Scanned| checkpoint.record(obj, s);
             let (held, todo) = checkpoint.take(&located.objects);
+            let progress = scan_progress(&todo, cfg);
+            let record = |obj: &ObjectRef, s: &scan::Scanned| {
+                checkpoint.record(obj, s);
+                progress.object(obj.size);
+            };
             let fresh = scan::s3::scan(
                 &store,
                 &todo,
@@ -164,6 +174,7 @@ pub fn run(cfg: &Config) -> anyhow::Result<RunOutcome> {
                 &record,
             )
             .await;
+            progress.finish();
             let fetched = futures::stream::iter(located.digests)
                 .map(|d| async {
                     let got = store.get_with_signature(&d.key).await;
@@ -420,6 +431,15 @@ async fn cloudtrail_keys<'d>(
         }
     }
     failed
+}
+
+/// The scan's progress bar over the objects still to scan (unless `--quiet`).
+fn scan_progress(todo: &[ObjectRef], cfg: &Config) -> progress::Progress {
+    progress::Progress::scan(
+        todo.len() as u64,
+        todo.iter().map(|o| o.size).sum(),
+        cfg.progress,
+    )
 }
 
 /// What `locate` found: the plan, its log objects, and the digests of its days.

@@ -228,6 +228,7 @@ fn main() -> ExitCode {
                 region: live.region,
                 overwrite,
                 resume,
+                progress: !quiet,
                 integrity: keytrail::config::Integrity {
                     mode: match verify_integrity {
                         Verify::Auto => keytrail::config::VerifyMode::Auto,

@@ -1,0 +1,50 @@
+//! progress: the scan's progress on stderr (bytes of the planned objects, rate, time left). It is
+//! hidden when stderr is not a terminal and with `--quiet`, and draws no colour, so `NO_COLOR`
+//! and logs captured by a batch system are left alone. Nothing here affects the report.
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+pub struct Progress {
+    bar: Option<ProgressBar>,
+    objects: u64,
+    done: AtomicU64,
+}
+
+impl Progress {
+    /// A bar over `objects` objects of `bytes` bytes in all; `show: false` draws nothing.
+    pub fn scan(objects: u64, bytes: u64, show: bool) -> Progress {
+        let target = ProgressDrawTarget::stderr();
+        let bar = (show && !target.is_hidden()).then(|| {
+            let bar = ProgressBar::with_draw_target(Some(bytes), target);
+            bar.set_style(
+                ProgressStyle::with_template(
+                    "scan [{bar:30}] {binary_bytes}/{binary_total_bytes} {binary_bytes_per_sec}, {eta} left, {msg}",
+                )
+                .expect("a valid template")
+                .progress_chars("=> "),
+            );
+            bar
+        });
+        Progress {
+            bar,
+            objects,
+            done: AtomicU64::new(0),
+        }
+    }
+
+    /// One more object of `bytes` is done.
+    pub fn object(&self, bytes: u64) {
+        if let Some(bar) = &self.bar {
+            let n = self.done.fetch_add(1, Ordering::Relaxed) + 1;
+            bar.inc(bytes);
+            bar.set_message(format!("{n}/{} objects", self.objects));
+        }
+    }
+
+    pub fn finish(&self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+    }
+}
