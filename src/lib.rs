@@ -212,39 +212,16 @@ pub fn run(cfg: &Config) -> anyhow::Result<RunOutcome> {
     };
     let resumed_objects = held.len();
     let scanned = scan::merge(checkpoint::rejoin(held, fresh));
-    if digests.is_empty() && cfg.integrity.mode != config::VerifyMode::Off {
-        for t in trails.iter().flatten().filter(|t| t.log_file_validation) {
-            warnings.push(format!(
-                "trail {} has log file validation enabled, but the archive holds no digest files for the planned days: they may have been removed; integrity was not checked",
-                t.arn
-            ));
-        }
-    }
-    let checked = match (cfg.integrity.mode, digests.is_empty()) {
-        (config::VerifyMode::Off, _) | (config::VerifyMode::Auto, true) => None,
-        (config::VerifyMode::On, true) => {
-            warnings.push(
-                "--verify-integrity on: no digest files found for the planned accounts and regions; nothing could be verified"
-                    .into(),
-            );
-            None
-        }
-        (_, false) => Some(integrity::check(
-            digests,
-            &scanned.manifest,
-            &plan.prefixes,
-            &signatures,
-            &public_keys,
-        )),
-    };
-    if let Some(c) = &checked {
-        if c.signatures_unchecked > 0 {
-            warnings.push(format!(
-                "{} digest signature(s) not verified (no signature or no public key: pass --digest-signatures and --public-key for a local archive)",
-                c.signatures_unchecked
-            ));
-        }
-    }
+    let checked = check_integrity(
+        cfg,
+        digests,
+        &scanned.manifest,
+        &plan,
+        &signatures,
+        &public_keys,
+        trails.as_deref(),
+        &mut warnings,
+    );
     let mut copies = scanned.uses;
     if let (Some(aws), Usage::Aws) = (&aws, &cfg.usage) {
         // Last uses the archive does not hold: ask CloudTrail's event history (last 90 days).
@@ -294,6 +271,53 @@ pub fn run(cfg: &Config) -> anyhow::Result<RunOutcome> {
     staging.commit()?;
     checkpoint.remove();
     Ok(RunOutcome { summary })
+}
+
+/// The digest check over what was scanned, as `--verify-integrity` asks; `None` when it did not
+/// run (and a warning when it should have been able to).
+#[allow(clippy::too_many_arguments)]
+fn check_integrity(
+    cfg: &Config,
+    digests: Vec<(ObjectRef, Result<Vec<u8>, String>)>,
+    manifest: &[scan::ManifestRow],
+    plan: &plan::Plan,
+    signatures: &std::collections::HashMap<String, String>,
+    public_keys: &integrity::PublicKeys,
+    trails: Option<&[trails::Trail]>,
+    warnings: &mut Vec<String>,
+) -> Option<integrity::Checked> {
+    use config::VerifyMode;
+    if digests.is_empty() && cfg.integrity.mode != VerifyMode::Off {
+        for t in trails
+            .iter()
+            .copied()
+            .flatten()
+            .filter(|t| t.log_file_validation)
+        {
+            warnings.push(format!(
+                "trail {} has log file validation enabled, but the archive holds no digest files for the planned days: they may have been removed; integrity was not checked",
+                t.arn
+            ));
+        }
+    }
+    let checked = match (cfg.integrity.mode, digests.is_empty()) {
+        (VerifyMode::Off, _) | (VerifyMode::Auto, true) => return None,
+        (VerifyMode::On, true) => {
+            warnings.push(
+                "--verify-integrity on: no digest files found for the planned accounts and regions; nothing could be verified"
+                    .into(),
+            );
+            return None;
+        }
+        (_, false) => integrity::check(digests, manifest, &plan.prefixes, signatures, public_keys),
+    };
+    if checked.signatures_unchecked > 0 {
+        warnings.push(format!(
+            "{} digest signature(s) not verified (no signature or no public key: pass --digest-signatures and --public-key for a local archive)",
+            checked.signatures_unchecked
+        ));
+    }
+    Some(checked)
 }
 
 /// Keeps the live run's usage snapshot in the checkpoint, for a resume (best effort: without it a
