@@ -110,9 +110,10 @@ pub fn run(cfg: &Config) -> anyhow::Result<RunOutcome> {
         None => Default::default(),
     };
     let mut public_keys = integrity::read_public_keys(&cfg.integrity.public_keys)?;
-    // The checkpoint is opened once the limits are known (whether logs are hashed depends on
-    // whether the archive has digests).
-    let open_checkpoint = |limits| -> anyhow::Result<checkpoint::Checkpoint> {
+    // The checkpoint is opened once the archive is listed: whether logs are hashed (part of its
+    // identity) depends on whether digests exist.
+    let setup = |located: &Located| -> anyhow::Result<ScanSetup> {
+        let limits = integrity_limits(cfg, located);
         let identity = checkpoint::Identity::new(&logs, &keys, limits);
         let checkpoint = checkpoint::Checkpoint::open(&checkpoint_dir, &identity, cfg.resume)?;
         if matches!(cfg.usage, Usage::Aws) {
@@ -126,22 +127,29 @@ pub fn run(cfg: &Config) -> anyhow::Result<RunOutcome> {
             }
         }
         interrupt::kill_point("start", 0);
-        Ok(checkpoint)
+        let (held, todo) = checkpoint.take(&located.objects);
+        let progress = progress::Progress::scan(
+            todo.len() as u64,
+            todo.iter().map(|o| o.size).sum(),
+            cfg.progress,
+        );
+        Ok(ScanSetup {
+            limits,
+            checkpoint,
+            held,
+            todo,
+            progress,
+        })
     };
     let (plan, held, fresh, digests, checkpoint) = match (&logs, &aws) {
         (Logs::Local(dir), _) => {
             let store = LocalStore { root: dir.clone() };
             let located = rt.block_on(locate(&store, "", &keys, cfg, trails.as_deref()))?;
-            let limits = integrity_limits(cfg, &located);
-            let checkpoint = open_checkpoint(limits)?;
-            let (held, todo) = checkpoint.take(&located.objects);
-            let progress = scan_progress(&todo, cfg);
-            let record = |obj: &ObjectRef, s: &scan::Scanned| {
-                checkpoint.record(obj, s);
-                progress.object(obj.size);
-            };
-            let fresh = pool.install(|| scan::scan_local(&store, &todo, &index, limits, &record));
-            progress.finish();
+            let s = setup(&located)?;
+            let fresh = pool.install(|| {
+                scan::scan_local(&store, &s.todo, &index, s.limits, &|o, r| s.record(o, r))
+            });
+            s.progress.finish();
             let digests = located
                 .digests
                 .into_iter()
@@ -150,31 +158,24 @@ pub fn run(cfg: &Config) -> anyhow::Result<RunOutcome> {
                     (d, bytes)
                 })
                 .collect();
-            (located.plan, held, fresh, digests, checkpoint)
+            (located.plan, s.held, fresh, digests, s.checkpoint)
         }
         (Logs::S3 { bucket, prefix }, Some(aws)) => rt.block_on(async {
             use futures::StreamExt;
             let store = S3Store::connect(aws, bucket).await?;
             let located = locate(&store, prefix, &keys, cfg, trails.as_deref()).await?;
-            let limits = integrity_limits(cfg, &located);
-            let checkpoint = open_checkpoint(limits)?;
-            let (held, todo) = checkpoint.take(&located.objects);
-            let progress = scan_progress(&todo, cfg);
-            let record = |obj: &ObjectRef, s: &scan::Scanned| {
-                checkpoint.record(obj, s);
-                progress.object(obj.size);
-            };
+            let s = setup(&located)?;
             let fresh = scan::s3::scan(
                 &store,
-                &todo,
+                &s.todo,
                 index.clone(),
                 &pool,
                 cfg.concurrency,
-                limits,
-                &record,
+                s.limits,
+                &|o, r| s.record(o, r),
             )
             .await;
-            progress.finish();
+            s.progress.finish();
             let fetched = futures::stream::iter(located.digests)
                 .map(|d| async {
                     let got = store.get_with_signature(&d.key).await;
@@ -205,7 +206,7 @@ pub fn run(cfg: &Config) -> anyhow::Result<RunOutcome> {
                     }
                 }
             }
-            anyhow::Ok((located.plan, held, fresh, digests, checkpoint))
+            anyhow::Ok((located.plan, s.held, fresh, digests, s.checkpoint))
         })?,
         (Logs::S3 { .. } | Logs::Auto, None) => unreachable!("s3:// loads the AWS configuration"),
         (Logs::Auto, Some(_)) => unreachable!("auto is resolved to s3:// above"),
@@ -457,13 +458,22 @@ async fn cloudtrail_keys<'d>(
     failed
 }
 
-/// The scan's progress bar over the objects still to scan (unless `--quiet`).
-fn scan_progress(todo: &[ObjectRef], cfg: &Config) -> progress::Progress {
-    progress::Progress::scan(
-        todo.len() as u64,
-        todo.iter().map(|o| o.size).sum(),
-        cfg.progress,
-    )
+/// A scan about to run: its limits, its checkpoint, what the checkpoint already holds, what is
+/// left to scan, and its progress bar.
+struct ScanSetup {
+    limits: scan::decode::Limits,
+    checkpoint: checkpoint::Checkpoint,
+    held: Vec<(usize, scan::Scanned)>,
+    todo: Vec<ObjectRef>,
+    progress: progress::Progress,
+}
+
+impl ScanSetup {
+    /// One object is done: journal it and show it.
+    fn record(&self, obj: &ObjectRef, scanned: &scan::Scanned) {
+        self.checkpoint.record(obj, scanned);
+        self.progress.object(obj.size);
+    }
 }
 
 /// What `locate` found: the plan, its log objects, and the digests of its days.
