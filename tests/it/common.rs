@@ -22,6 +22,15 @@ pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
+/// The report's three tables in `got` equal those in `expected`, row for row (none empty).
+pub fn assert_same_tables(expected: &Path, got: &Path, what: &str) {
+    for t in ["key_usage", "kms_events", "scan_manifest"] {
+        let want = read_table(&expected.join(t));
+        assert!(!want.is_empty(), "{what}: {t} is empty");
+        assert_eq!(read_table(&got.join(t)), want, "{what}: table {t} differs");
+    }
+}
+
 /// The names in `dir` (not recursive), sorted.
 pub fn entries(dir: &Path) -> Vec<String> {
     let mut v: Vec<String> = std::fs::read_dir(dir)

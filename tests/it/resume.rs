@@ -3,14 +3,12 @@
 //! recorded. The kill points are set with `KEYTRAIL_KILL_AT` (the process sends itself SIGKILL
 //! there, so the point is exact); the journal is read here independently of keytrail's reader.
 
-use crate::common::{entries, keytrail_with_env, read_table, synth};
+use crate::common::{assert_same_tables, entries, keytrail_with_env, read_table, synth};
 use crate::proxy::Recorder;
 use crate::s3::synth_in_moto;
 use serde_json::Value;
 use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
-
-const TABLES: [&str; 3] = ["key_usage", "kms_events", "scan_manifest"];
 
 fn run(
     env: &[(&str, String)],
@@ -67,16 +65,6 @@ fn summary(out: &Path) -> Value {
     serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap()
 }
 
-fn assert_same_report(expected: &Path, got: &Path, what: &str) {
-    for t in TABLES {
-        assert_eq!(
-            read_table(&got.join(t)),
-            read_table(&expected.join(t)),
-            "{what}: table {t} differs from the uninterrupted run's"
-        );
-    }
-}
-
 #[test]
 fn a_run_killed_anywhere_and_resumed_gives_the_uninterrupted_report() {
     let tmp = tempfile::tempdir().unwrap();
@@ -131,7 +119,7 @@ fn a_run_killed_anywhere_and_resumed_gives_the_uninterrupted_report() {
             "{point}: {}",
             text(&resumed)
         );
-        assert_same_report(&base, &out, point);
+        assert_same_tables(&base, &out, point);
         let s = summary(&out);
         assert_eq!(
             s["objects"]["resumed_from_checkpoint"].as_u64(),
@@ -211,7 +199,7 @@ fn a_resumed_s3_run_fetches_only_what_the_killed_run_had_not_recorded() {
         "{}",
         text(&resumed)
     );
-    assert_same_report(&base, &out, "s3");
+    assert_same_tables(&base, &out, "s3");
     let fetched_in_all: usize = read_table(&out.join("scan_manifest"))
         .iter()
         .filter(|r| r["status"] != "skipped")
