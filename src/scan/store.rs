@@ -70,7 +70,13 @@ impl LocalStore {
         let mut out = Listing::default();
         for entry in rd {
             let entry = entry.map_err(err)?;
-            let meta = entry.metadata().map_err(err)?;
+            // A symlinked folder or file (trees linked together) is what it points to; a dangling
+            // link stays an object, whose read then fails and is recorded.
+            let meta = match entry.file_type().map_err(err)?.is_symlink() {
+                true => std::fs::metadata(entry.path()).or_else(|_| entry.metadata()),
+                false => entry.metadata(),
+            }
+            .map_err(err)?;
             let name = entry.file_name().to_string_lossy().into_owned();
             if meta.is_dir() {
                 out.folders.push(format!("{prefix}{name}/"));
@@ -109,4 +115,41 @@ pub fn folder_name(folder: &str) -> &str {
         .rsplit('/')
         .next()
         .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn symlinked_folders_and_files_are_listed_as_what_they_point_to() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path();
+        std::fs::create_dir_all(root.join("real/day")).unwrap();
+        std::fs::write(root.join("real/day/a.json.gz"), b"12345").unwrap();
+        std::os::unix::fs::symlink(root.join("real"), root.join("linked")).unwrap();
+        std::os::unix::fs::symlink(
+            root.join("real/day/a.json.gz"),
+            root.join("real/day/b.json.gz"),
+        )
+        .unwrap();
+        std::os::unix::fs::symlink(root.join("nowhere"), root.join("real/day/c.json.gz")).unwrap();
+        let store = LocalStore {
+            root: root.to_path_buf(),
+        };
+        let top = store.list_sync("").unwrap();
+        assert_eq!(top.folders, ["linked/", "real/"]);
+        let day = store.list_sync("linked/day/").unwrap();
+        let got: Vec<(&str, u64)> = day
+            .objects
+            .iter()
+            .map(|e| (e.key.as_str(), e.size))
+            .collect();
+        assert_eq!(
+            got[..2],
+            [("linked/day/a.json.gz", 5), ("linked/day/b.json.gz", 5)]
+        );
+        // The dangling link is still an object: reading it fails, and that is recorded.
+        assert_eq!(got[2].0, "linked/day/c.json.gz");
+    }
 }
