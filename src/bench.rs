@@ -1,7 +1,8 @@
 //! bench: how close the scan is to the hardware's floor, measured in one run on the same files
 //! and threads: (a) the floor — read and inflate every planned log object and nothing else, with
 //! flate2 (zlib-rs) and with the product's inflate (libdeflate, streaming fallback); (b) the
-//! full scan (inflate, find, parse, attribute) with one thread and with all. It prints throughput in compressed and uncompressed MB/s, the ratio
+//! full scan (inflate, find, parse, attribute) with one thread and with all; with `--s3-logs`,
+//! (c) the same scan fetching the objects from S3 (a loopback server, to compare). It prints throughput in compressed and uncompressed MB/s, the ratio
 //! scan / floor, the speed-up from threads, and the peak RSS of each phase. Figures, not
 //! assertions: this machine class is shared and noisy, so compare ratios from one run.
 
@@ -65,8 +66,23 @@ fn timed(name: &str, phases: &mut Vec<Phase>, f: impl FnOnce()) {
     });
 }
 
-/// Benchmarks the archive at `logs` for the keys of `usage`, planning as `run --backfill all`.
-pub fn run(usage: &Path, logs: &Path, threads: usize) -> anyhow::Result<Bench> {
+/// Benchmarks the archive at `logs` for the keys of `usage`, planning as `run --backfill all`;
+/// with `s3_logs` (the same archive in a bucket), also the scan over S3.
+pub fn run(
+    usage: &Path,
+    logs: &Path,
+    threads: usize,
+    s3_logs: Option<&str>,
+) -> anyhow::Result<Bench> {
+    let s3_logs = s3_logs
+        .map(|s| match crate::config::Logs::parse(s) {
+            Ok(crate::config::Logs::S3 { bucket, prefix }) => Ok((bucket, prefix)),
+            Ok(_) => Err(anyhow::anyhow!(
+                "--s3-logs {s}: expected s3://bucket[/prefix]"
+            )),
+            Err(e) => Err(anyhow::anyhow!(e)),
+        })
+        .transpose()?;
     let keys = inventory::read_snapshot(usage)?;
     let store = LocalStore {
         root: logs.to_path_buf(),
@@ -82,7 +98,9 @@ pub fn run(usage: &Path, logs: &Path, threads: usize) -> anyhow::Result<Bench> {
         .into_iter()
         .filter(|o| scan::skip_reason(o).is_none())
         .collect();
-    let index = KeyIndex::new(keys.iter().map(|k| (&k.arn, k.aliases.as_slice())));
+    let index = std::sync::Arc::new(KeyIndex::new(
+        keys.iter().map(|k| (&k.arn, k.aliases.as_slice())),
+    ));
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(threads)
         .build()?;
@@ -125,15 +143,17 @@ pub fn run(usage: &Path, logs: &Path, threads: usize) -> anyhow::Result<Bench> {
     timed("scan: 1 thread", &mut phases, || {
         one.install(|| scan::scan_local(&store, &objects, &index, Default::default(), &|_, _| {}));
     });
+    let mut local = Vec::new();
     timed(
         &format!("scan: {} threads", pool.current_num_threads()),
         &mut phases,
         || {
-            pool.install(|| {
+            local = pool.install(|| {
                 scan::scan_local(&store, &objects, &index, Default::default(), &|_, _| {})
             });
         },
     );
+    let local = scan::merge(local).stats;
     let hashing = scan::decode::Limits {
         hash: true,
         ..Default::default()
@@ -148,6 +168,50 @@ pub fn run(usage: &Path, logs: &Path, threads: usize) -> anyhow::Result<Bench> {
             pool.install(|| scan::scan_local(&store, &objects, &index, hashing, &|_, _| {}));
         },
     );
+    if let Some((bucket, prefix)) = s3_logs {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()?;
+        let aws = rt.block_on(crate::aws::load(None, None));
+        let store = rt.block_on(scan::s3::S3Store::connect(&aws, &bucket))?;
+        let in_s3: Vec<ObjectRef> = objects
+            .iter()
+            .map(|o| ObjectRef {
+                key: format!("{prefix}{}", o.key),
+                ..o.clone()
+            })
+            .collect();
+        let in_flight = scan::s3::InFlight {
+            objects: 32,
+            bytes: 128 << 20,
+        };
+        let mut over_s3 = Vec::new();
+        timed(
+            &format!(
+                "scan over s3://{bucket}: {} threads",
+                pool.current_num_threads()
+            ),
+            &mut phases,
+            || {
+                over_s3 = rt.block_on(scan::s3::scan(
+                    &store,
+                    &in_s3,
+                    index.clone(),
+                    &pool,
+                    in_flight,
+                    Default::default(),
+                    &|_, _| {},
+                ));
+            },
+        );
+        let over_s3 = scan::merge(over_s3).stats;
+        anyhow::ensure!(
+            over_s3 == local,
+            "s3://{bucket}/{prefix} did not scan like the local archive (is it the same?): \
+             {over_s3:?} vs {local:?}"
+        );
+    }
     Ok(Bench {
         objects: objects.len(),
         gzip_bytes,
@@ -196,6 +260,9 @@ impl Bench {
             "integrity cost (scan + SHA-256 / scan): {:.2}x",
             t(4) / t(3)
         );
+        if self.phases.len() > 5 {
+            let _ = writeln!(o, "s3:// throughput / local: {:.2}x", t(3) / t(5));
+        }
         o
     }
 }

@@ -158,6 +158,9 @@ pub struct Config {
     pub threads: usize,
     /// S3 objects fetched or being decoded at once.
     pub concurrency: usize,
+    /// Compressed bytes of S3 objects held at once, fetched or being decoded
+    /// (`--max-in-flight-mib`); one object larger than this is fetched alone.
+    pub max_in_flight: u64,
     /// What one object may cost (`--max-inflated-mib`).
     pub limits: crate::scan::decode::Limits,
     /// AWS profile and region (`--profile`, `--region`); the SDK's defaults when `None`.

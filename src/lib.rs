@@ -170,7 +170,10 @@ pub fn run(cfg: &Config) -> anyhow::Result<RunOutcome> {
                 &s.todo,
                 index.clone(),
                 &pool,
-                cfg.concurrency,
+                scan::s3::InFlight {
+                    objects: cfg.concurrency,
+                    bytes: cfg.max_in_flight,
+                },
                 s.limits,
                 &|o, r| s.record(o, r),
             )

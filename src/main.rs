@@ -44,8 +44,12 @@ enum Command {
         #[arg(long)]
         threads: Option<usize>,
         /// S3 objects fetched at once (s3:// archives).
-        #[arg(long, default_value_t = 32)]
-        concurrency: usize,
+        #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u64).range(1..))]
+        concurrency: u64,
+        /// MiB of S3 objects (as stored, compressed) held at once while fetched or decoded; an
+        /// object larger than this is fetched alone (s3:// archives).
+        #[arg(long, default_value_t = 128, value_parser = clap::value_parser!(u64).range(1..))]
+        max_in_flight_mib: u64,
         /// An object that inflates to more than this many MiB is unreadable (gzip bombs).
         #[arg(long, default_value_t = 2048, value_parser = clap::value_parser!(u64).range(1..))]
         max_inflated_mib: u64,
@@ -87,6 +91,10 @@ enum Command {
         /// Worker threads (default: all cores).
         #[arg(long)]
         threads: Option<usize>,
+        /// The same archive in S3 (s3://bucket[/prefix], e.g. a loopback S3 server through
+        /// AWS_ENDPOINT_URL): adds a phase scanning it over the network, beside the local scan.
+        #[arg(long)]
+        s3_logs: Option<String>,
     },
     /// Generate a deterministic synthetic archive, usage snapshot and ground truth.
     Synth {
@@ -175,6 +183,7 @@ fn main() -> ExitCode {
             since,
             threads,
             concurrency,
+            max_in_flight_mib,
             max_inflated_mib,
             live,
             overwrite,
@@ -219,7 +228,8 @@ fn main() -> ExitCode {
                 },
                 since,
                 threads: threads.unwrap_or(0),
-                concurrency,
+                concurrency: concurrency as usize,
+                max_in_flight: max_in_flight_mib << 20,
                 limits: keytrail::scan::decode::Limits {
                     max_inflated: max_inflated_mib << 20,
                     ..Default::default()
@@ -271,7 +281,8 @@ fn main() -> ExitCode {
             usage,
             logs,
             threads,
-        } => match keytrail::bench::run(&usage, &logs, threads.unwrap_or(0)) {
+            s3_logs,
+        } => match keytrail::bench::run(&usage, &logs, threads.unwrap_or(0), s3_logs.as_deref()) {
             Ok(b) => {
                 say(&b.render());
                 ExitCode::SUCCESS

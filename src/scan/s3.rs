@@ -1,7 +1,8 @@
 //! s3: the archive in an S3 bucket. Listing is `ListObjectsV2` with a `/` delimiter on the
 //! planned folders only (never the whole bucket); objects are fetched with `GetObject`, many at
 //! a time on tokio, and each body is handed to the rayon pool to be decoded, so network waits
-//! and CPU work overlap while memory stays bounded by the number of objects in flight.
+//! and CPU work overlap while memory stays bounded by the objects and bytes in flight
+//! ([`InFlight`]).
 
 use super::list::ObjectRef;
 use super::record::KeyIndex;
@@ -93,7 +94,8 @@ impl S3Store {
             let broken = match out.body.collect().await {
                 Err(e) => format!("reading the body failed: {e}"),
                 Ok(b) => {
-                    let body = b.into_bytes().to_vec();
+                    // One contiguous body; no second copy when it already is one.
+                    let body = Vec::from(b.into_bytes());
                     match expected {
                         Some(n) if n != body.len() => {
                             format!("body of {} bytes, Content-Length {n}", body.len())
@@ -170,29 +172,79 @@ impl Store for S3Store {
     }
 }
 
-/// Scans `objects` from S3: at most `concurrency` objects fetched or being decoded at once;
-/// results in object order.
+/// What the S3 scan may hold at once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InFlight {
+    /// Objects fetched or being decoded.
+    pub objects: usize,
+    /// Their bytes as stored (compressed). An object larger than this waits until nothing else
+    /// is held, then goes alone.
+    pub bytes: u64,
+}
+
+/// A budget of bytes held at once, counted in KiB so that terabyte objects still fit a
+/// semaphore's permits. Waiters are served in order (tokio's semaphore is fair), so a large
+/// object is not starved by small ones.
+#[derive(Debug, Clone)]
+pub struct ByteBudget {
+    kib: u32,
+    held: Arc<tokio::sync::Semaphore>,
+}
+
+impl ByteBudget {
+    pub fn new(bytes: u64) -> ByteBudget {
+        let kib = kib(bytes).clamp(1, tokio::sync::Semaphore::MAX_PERMITS as u32);
+        ByteBudget {
+            kib,
+            held: Arc::new(tokio::sync::Semaphore::new(kib as usize)),
+        }
+    }
+
+    /// Waits until `size` bytes fit (all of the budget, for an object larger than it); they are
+    /// given back when the permit is dropped.
+    pub async fn take(&self, size: u64) -> tokio::sync::OwnedSemaphorePermit {
+        let share = kib(size).clamp(1, self.kib);
+        self.held
+            .clone()
+            .acquire_many_owned(share)
+            .await
+            .expect("the semaphore is never closed")
+    }
+}
+
+fn kib(bytes: u64) -> u32 {
+    u32::try_from(bytes.div_ceil(1024)).unwrap_or(u32::MAX)
+}
+
+/// Scans `objects` from S3 within the `in_flight` bounds; results in object order. An object's
+/// share of the byte budget is taken before its GET and given back once it is decoded, so bodies
+/// waiting for a decoder count too.
 pub async fn scan(
     store: &S3Store,
     objects: &[ObjectRef],
     index: Arc<KeyIndex>,
     pool: &rayon::ThreadPool,
-    concurrency: usize,
+    in_flight: InFlight,
     limits: super::decode::Limits,
     on_done: OnDone<'_>,
 ) -> Vec<Scanned> {
+    let budget = ByteBudget::new(in_flight.bytes);
     stream::iter(objects.iter().cloned())
         .map(|obj| {
             let index = index.clone();
+            let budget = budget.clone();
             async move {
                 let scanned = match skip_reason(&obj) {
                     Some(reason) => skipped(&obj, reason),
                     None => {
+                        let held = budget.take(obj.size).await;
                         let fetched = store.get(&obj.key).await;
                         let (tx, rx) = tokio::sync::oneshot::channel();
                         let decoded = obj.clone();
                         pool.spawn(move || {
-                            let _ = tx.send(finish(&decoded, fetched, &index, limits));
+                            let scanned = finish(&decoded, fetched, &index, limits);
+                            drop(held);
+                            let _ = tx.send(scanned);
                         });
                         rx.await.expect("the decoder always answers")
                     }
@@ -201,7 +253,39 @@ pub async fn scan(
                 scanned
             }
         })
-        .buffered(concurrency.max(1))
+        .buffered(in_flight.objects.max(1))
         .collect()
         .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    /// Whether `take(size)` is granted within a moment.
+    async fn granted(budget: &ByteBudget, size: u64) -> Option<tokio::sync::OwnedSemaphorePermit> {
+        tokio::time::timeout(Duration::from_millis(50), budget.take(size))
+            .await
+            .ok()
+    }
+
+    #[tokio::test]
+    async fn the_byte_budget_holds_back_what_does_not_fit() {
+        let budget = ByteBudget::new(100 << 10);
+        let first = granted(&budget, 60 << 10).await.expect("fits");
+        assert!(granted(&budget, 60 << 10).await.is_none(), "120 KiB > 100");
+        let small = granted(&budget, 40 << 10).await.expect("100 KiB fits");
+        drop(first);
+        let second = granted(&budget, 60 << 10).await.expect("freed");
+        drop((small, second));
+        // Larger than the whole budget: it waits for everything else, then goes alone.
+        let tiny = granted(&budget, 1).await.expect("fits");
+        assert!(granted(&budget, 1 << 30).await.is_none());
+        drop(tiny);
+        let huge = granted(&budget, 1 << 30).await.expect("alone");
+        // Even an empty object waits: its GET is a request in flight too.
+        assert!(granted(&budget, 0).await.is_none());
+        drop(huge);
+    }
 }

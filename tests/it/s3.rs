@@ -207,12 +207,55 @@ fn s3_archive_gives_the_same_report_as_the_local_directory() {
         &usage,
         "s3://org-trail-logs/trails",
         &remote,
-        &["--concurrency", "8"],
+        // A byte budget that holds only a few objects at once.
+        &["--concurrency", "8", "--max-in-flight-mib", "1"],
     );
     assert_eq!(code, 1, "{text}");
 
     assert_eq!(read_table(&local.join("key_usage")).len(), 36);
     assert_same_tables(&local, &remote, "local vs s3://");
+}
+
+/// `bench --s3-logs` scans the same objects over S3 and checks that they scan alike: it prints
+/// the S3 phase for the bucket holding the archive, and refuses a bucket holding another.
+#[test]
+fn bench_measures_the_same_archive_over_s3() {
+    let (moto, tmp, data, _) = synth_in_moto(&["--seed", "12"], "bench-logs", |_| None);
+    let bench = |logs: &Path| {
+        keytrail_with_env(
+            &[
+                "bench",
+                "--usage",
+                data.join("usage.jsonl").to_str().unwrap(),
+                "--logs",
+                logs.to_str().unwrap(),
+                "--threads",
+                "2",
+                "--s3-logs",
+                "s3://bench-logs",
+            ],
+            &moto.env(),
+        )
+    };
+    let o = bench(&data.join("logs"));
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        o.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    for line in [
+        "scan over s3://bench-logs: 2 threads",
+        "s3:// throughput / local",
+    ] {
+        assert!(text.contains(line), "missing `{line}` in\n{text}");
+    }
+    let other = tmp.path().join("other");
+    synth(&other, &["--seed", "13"]);
+    let o = bench(&other.join("logs"));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success());
+    assert!(err.contains("did not scan like the local archive"), "{err}");
 }
 
 #[test]
