@@ -90,13 +90,11 @@ pub fn decode_object(
             None,
         );
     }
-    match inflate_whole(bytes, limits) {
-        Some(json) => {
-            let hash = limits.hash.then(|| sha2::Sha256::digest(&json).into());
-            (decode_json_with(&json, index, log_object, limits), hash)
-        }
-        None => stream(bytes, index, log_object, limits),
-    }
+    let whole = with_inflated(bytes, limits, |json| {
+        let hash = limits.hash.then(|| sha2::Sha256::digest(json).into());
+        (decode_json_with(json, index, log_object, limits), hash)
+    });
+    whole.unwrap_or_else(|| stream(bytes, index, log_object, limits))
 }
 
 /// Objects whose trailer promises more than this are inflated by the streaming path, so that no
@@ -109,14 +107,20 @@ const CHUNK: usize = 1 << 20;
 thread_local! {
     static LIBDEFLATE: std::cell::RefCell<libdeflater::Decompressor> =
         std::cell::RefCell::new(libdeflater::Decompressor::new());
+    /// The whole path's output buffer, reused from object to object: no page faults and no
+    /// zeroing per object once it has grown to the usual size.
+    static INFLATED: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
 }
+
+/// A reused buffer larger than this is given back after use (an unusually large object).
+const KEEP_MAX: usize = 16 << 20;
 
 /// Inflates a single-member gzip (what CloudTrail writes) whose trailer (ISIZE) gives a plausible
 /// size up to [`WHOLE_MAX`], with libdeflate, into a buffer of exactly that size — about twice as
-/// fast as zlib-rs here (`keytrail bench`). `None` for anything else — several members, a trailer
-/// that lies, a large object, a truncated or corrupt stream: the streaming path reads those, with
-/// bounded memory, and names what is wrong.
-pub fn inflate_whole(bytes: &[u8], limits: Limits) -> Option<Vec<u8>> {
+/// fast as zlib-rs here (`keytrail bench`) — and hands the JSON to `f`. `None` for anything else
+/// — several members, a trailer that lies, a large object, a truncated or corrupt stream: the
+/// streaming path reads those, with bounded memory, and names what is wrong.
+pub fn with_inflated<R>(bytes: &[u8], limits: Limits, f: impl FnOnce(&[u8]) -> R) -> Option<R> {
     let n = bytes.len();
     if n < 18 {
         return None;
@@ -131,9 +135,19 @@ pub fn inflate_whole(bytes: &[u8], limits: Limits) -> Option<Vec<u8>> {
     if !plausible {
         return None;
     }
-    let mut out = vec![0u8; isize];
-    let done = LIBDEFLATE.with(|d| d.borrow_mut().gzip_decompress(bytes, &mut out));
-    (done == Ok(isize)).then_some(out)
+    INFLATED.with(|cell| {
+        let mut buf = cell.borrow_mut();
+        if buf.len() < isize {
+            buf.resize(isize, 0);
+        }
+        let out = &mut buf[..isize];
+        let done = LIBDEFLATE.with(|d| d.borrow_mut().gzip_decompress(bytes, out));
+        let result = (done == Ok(isize)).then(|| f(out));
+        if buf.len() > KEEP_MAX {
+            *buf = Vec::new();
+        }
+        result
+    })
 }
 
 /// Inflates with flate2 a chunk at a time, appending each chunk to a buffer and handing it to
@@ -182,8 +196,8 @@ fn inflate_chunks(
 /// The inflated size of an object, by the product's own inflate (the benchmark's floor).
 pub fn inflated_len(bytes: &[u8]) -> Result<u64, String> {
     let limits = Limits::default();
-    if let Some(json) = inflate_whole(bytes, limits) {
-        return Ok(json.len() as u64);
+    if let Some(n) = with_inflated(bytes, limits, |json| json.len() as u64) {
+        return Ok(n);
     }
     inflate_chunks(bytes, limits, None, |buf, _| {
         buf.clear();
@@ -283,9 +297,59 @@ fn decode_json_with(
     limits: Limits,
 ) -> Result<Decoded, String> {
     let mut sink = Sink::new(index, log_object, limits);
-    match split::split(json, |span| sink.record(&json[span.range.clone()], &span)) {
+    // The prefilter's searches run over the whole document, each byte looked at once, rather
+    // than once per record: far fewer calls, and the SIMD search runs on long stretches.
+    let kms = memmem::Finder::new(KMS_EVENT_SOURCE.as_bytes());
+    let escape = memmem::Finder::new(b"\\u");
+    let mut named = Ahead::new(&kms, json);
+    let mut escaped = Ahead::new(&escape, json);
+    let split = split::split(json, |span| {
+        let r = span.range.clone();
+        let maybe_kms =
+            named.occurs_in(r.clone()) || (span.backslash && escaped.occurs_in(r.clone()));
+        sink.record_found(&json[r], &span, maybe_kms)
+    });
+    match split {
         Ok(()) => Ok(sink.out),
         Err(_) => decode_exact(json, index, log_object, limits),
+    }
+}
+
+/// Where a needle next occurs in a document, for ranges asked about in increasing order: the
+/// document is searched forward only, never twice over.
+struct Ahead<'f, 'h> {
+    finder: &'f memmem::Finder<'f>,
+    hay: &'h [u8],
+    /// The first occurrence at or after `from` (`None`: there is none).
+    next: Option<usize>,
+    from: usize,
+    searched: bool,
+}
+
+impl<'f, 'h> Ahead<'f, 'h> {
+    fn new(finder: &'f memmem::Finder<'f>, hay: &'h [u8]) -> Self {
+        Ahead {
+            finder,
+            hay,
+            next: None,
+            from: 0,
+            searched: false,
+        }
+    }
+
+    /// The needle lies wholly inside `r` (ranges come in increasing order of start).
+    fn occurs_in(&mut self, r: std::ops::Range<usize>) -> bool {
+        let stale = match self.next {
+            Some(n) => n < r.start,
+            None => !self.searched || self.from > r.start,
+        };
+        if stale {
+            self.from = r.start;
+            self.searched = true;
+            self.next = self.finder.find(&self.hay[r.start..]).map(|i| r.start + i);
+        }
+        self.next
+            .is_some_and(|n| n + self.finder.needle().len() <= r.end)
     }
 }
 
@@ -337,16 +401,22 @@ impl<'i> Sink<'i> {
         }
     }
 
+    /// Takes one record. Most records are not KMS calls: they are skipped without parsing. A
+    /// KMS record names its source in plain bytes unless it spells it with \u escapes, so
+    /// records with escapes are parsed too.
     fn record(&mut self, raw: &[u8], span: &Span) {
+        let maybe_kms =
+            self.kms.find(raw).is_some() || (span.backslash && memmem::find(raw, b"\\u").is_some());
+        self.record_found(raw, span, maybe_kms);
+    }
+
+    /// Takes one record whose prefilter answer (`maybe_kms`) is already known.
+    fn record_found(&mut self, raw: &[u8], span: &Span, maybe_kms: bool) {
         self.out.records += 1;
         if span.truncated || raw.len() > self.limits.max_record {
             self.out.malformed_records += 1;
             return;
         }
-        // Most records are not KMS calls: skip them without parsing. A KMS record names its
-        // source in plain bytes unless it spells it with \u escapes, so those are parsed too.
-        let maybe_kms =
-            self.kms.find(raw).is_some() || (span.backslash && memmem::find(raw, b"\\u").is_some());
         if !maybe_kms {
             return;
         }
@@ -458,12 +528,19 @@ mod tests {
         let doc = doc();
         let one = gz(doc.as_bytes());
         let limits = Limits::default();
-        assert_eq!(inflate_whole(&one, limits).unwrap(), doc.as_bytes());
+        assert_eq!(
+            with_inflated(&one, limits, <[u8]>::to_vec).unwrap(),
+            doc.as_bytes()
+        );
+        // The buffer is reused: a smaller object after a larger one is exactly itself.
+        let small = r#"{"Records":[]}"#;
+        let got = with_inflated(&gz(small.as_bytes()), limits, <[u8]>::to_vec);
+        assert_eq!(got.as_deref(), Some(small.as_bytes()));
         // Two members: libdeflate stops after the first, so the streaming path must answer.
         let (a, b) = doc.split_at(doc.len() / 2);
         let mut two = gz(a.as_bytes());
         two.extend(gz(b.as_bytes()));
-        assert_eq!(inflate_whole(&two, limits), None);
+        assert_eq!(with_inflated(&two, limits, <[u8]>::to_vec), None);
         assert_eq!(inflated_len(&two).unwrap(), doc.len() as u64);
         assert_eq!(
             decode(&two, &index(), "o").unwrap(),
@@ -555,6 +632,29 @@ mod tests {
                 err.contains(want),
                 "case {name}: `{err}` should contain `{want}`"
             );
+        }
+    }
+
+    proptest::proptest! {
+        /// The forward-only search answers as a search of each range by itself would.
+        #[test]
+        fn searching_ahead_agrees_with_searching_each_range(
+            hay in "[ab]{0,200}",
+            cuts in proptest::collection::btree_set(0usize..200, 0..20),
+        ) {
+            let hay = hay.as_bytes();
+            let finder = memmem::Finder::new(b"ab");
+            let mut ahead = Ahead::new(&finder, hay);
+            let cuts: Vec<usize> = cuts.into_iter().filter(|&c| c <= hay.len()).collect();
+            // Ranges in increasing order, some skipped, some adjacent.
+            for (i, w) in cuts.windows(2).enumerate() {
+                if i % 3 == 2 {
+                    continue;
+                }
+                let r = w[0]..w[1];
+                let want = memmem::find(&hay[r.clone()], b"ab").is_some();
+                proptest::prop_assert_eq!(ahead.occurs_in(r.clone()), want, "{:?}", r);
+            }
         }
     }
 }

@@ -33,6 +33,8 @@ pub fn is_tracked_operation(name: &str) -> bool {
 }
 
 /// The fields of a CloudTrail record that keytrail reads; everything else is ignored unparsed.
+/// Strings are borrowed from the record's bytes (owned only where they hold escapes), so reading
+/// a record allocates next to nothing.
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Record<'a> {
@@ -44,50 +46,64 @@ pub struct Record<'a> {
     pub event_name: Option<Cow<'a, str>>,
     #[serde(borrow)]
     pub aws_region: Option<Cow<'a, str>>,
-    #[serde(rename = "sourceIPAddress")]
-    pub source_ip_address: Option<String>,
-    pub user_agent: Option<String>,
+    #[serde(rename = "sourceIPAddress", borrow)]
+    pub source_ip_address: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    pub user_agent: Option<Cow<'a, str>>,
     /// Any JSON: only its presence matters (present and not null means the call failed).
     #[serde(borrow)]
     pub error_code: Option<&'a RawValue>,
-    #[serde(rename = "eventID")]
-    pub event_id: Option<String>,
-    #[serde(rename = "sharedEventID")]
-    pub shared_event_id: Option<String>,
-    pub recipient_account_id: Option<String>,
-    pub user_identity: Option<UserIdentity>,
+    #[serde(rename = "eventID", borrow)]
+    pub event_id: Option<Cow<'a, str>>,
+    #[serde(rename = "sharedEventID", borrow)]
+    pub shared_event_id: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    pub recipient_account_id: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    pub user_identity: Option<UserIdentity<'a>>,
     #[serde(borrow)]
     pub request_parameters: Option<RequestParameters<'a>>,
-    pub resources: Option<Vec<Resource>>,
+    #[serde(borrow)]
+    pub resources: Option<Vec<Resource<'a>>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct UserIdentity {
-    #[serde(rename = "type")]
-    pub kind: Option<String>,
-    pub arn: Option<String>,
-    pub account_id: Option<String>,
-    pub invoked_by: Option<String>,
+pub struct UserIdentity<'a> {
+    #[serde(rename = "type", borrow)]
+    pub kind: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    pub arn: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    pub account_id: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    pub invoked_by: Option<Cow<'a, str>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct RequestParameters<'a> {
-    pub key_id: Option<String>,
-    pub destination_key_id: Option<String>,
+    #[serde(borrow)]
+    pub key_id: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    pub destination_key_id: Option<Cow<'a, str>>,
     #[serde(borrow)]
     pub encryption_context: Option<&'a RawValue>,
 }
 
 #[derive(Debug, Deserialize)]
-pub struct Resource {
-    #[serde(rename = "ARN")]
-    pub arn: Option<String>,
-    #[serde(rename = "accountId")]
-    pub account_id: Option<String>,
-    #[serde(rename = "type")]
-    pub kind: Option<String>,
+pub struct Resource<'a> {
+    #[serde(rename = "ARN", borrow)]
+    pub arn: Option<Cow<'a, str>>,
+    #[serde(rename = "accountId", borrow)]
+    pub account_id: Option<Cow<'a, str>>,
+    #[serde(rename = "type", borrow)]
+    pub kind: Option<Cow<'a, str>>,
+}
+
+/// An owned copy of a borrowed field.
+fn owned(field: &Option<Cow<'_, str>>) -> Option<String> {
+    field.as_deref().map(str::to_string)
 }
 
 /// What a use is called in `kms_events.key_role`.
@@ -283,7 +299,7 @@ pub fn use_copies(
         .as_deref()
         .and_then(parse_iso)
         .ok_or("eventTime missing or not ISO-8601")?;
-    let event_id = r.event_id.clone().ok_or("eventID missing")?;
+    let event_id = owned(&r.event_id).ok_or("eventID missing")?;
     let ui = r.user_identity.as_ref();
     Ok(keys
         .iter()
@@ -291,21 +307,21 @@ pub fn use_copies(
             key: key.clone(),
             role: *role,
             event_id: event_id.clone(),
-            shared_event_id: r.shared_event_id.clone(),
+            shared_event_id: owned(&r.shared_event_id),
             event_time,
             operation: r.event_name.as_deref().unwrap_or_default().to_string(),
-            principal_arn: ui.and_then(|u| u.arn.clone()),
-            principal_type: ui.and_then(|u| u.kind.clone()),
-            principal_account: ui.and_then(|u| u.account_id.clone()),
-            invoked_by: ui.and_then(|u| u.invoked_by.clone()),
-            source_ip: r.source_ip_address.clone(),
-            user_agent: r.user_agent.clone(),
+            principal_arn: ui.and_then(|u| owned(&u.arn)),
+            principal_type: ui.and_then(|u| owned(&u.kind)),
+            principal_account: ui.and_then(|u| owned(&u.account_id)),
+            invoked_by: ui.and_then(|u| owned(&u.invoked_by)),
+            source_ip: owned(&r.source_ip_address),
+            user_agent: owned(&r.user_agent),
             encryption_context: r
                 .request_parameters
                 .as_ref()
                 .and_then(|p| p.encryption_context)
                 .map(|raw| compact_json(raw.get())),
-            recipient_account_id: r.recipient_account_id.clone(),
+            recipient_account_id: owned(&r.recipient_account_id),
             log_object: log_object.to_string(),
         })
         .collect())
