@@ -44,11 +44,13 @@ enum Command {
         #[arg(long)]
         threads: Option<usize>,
         /// S3 objects fetched at once (s3:// archives).
-        #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u64).range(1..))]
+        #[arg(long, default_value_t = keytrail::scan::s3::DEFAULT_CONCURRENCY,
+              value_parser = clap::value_parser!(u64).range(1..))]
         concurrency: u64,
         /// MiB of S3 objects (as stored, compressed) held at once while fetched or decoded; an
         /// object larger than this is fetched alone (s3:// archives).
-        #[arg(long, default_value_t = 128, value_parser = clap::value_parser!(u64).range(1..))]
+        #[arg(long, default_value_t = keytrail::scan::s3::DEFAULT_IN_FLIGHT_MIB,
+              value_parser = clap::value_parser!(u64).range(1..))]
         max_in_flight_mib: u64,
         /// An object that inflates to more than this many MiB is unreadable (gzip bombs).
         #[arg(long, default_value_t = 2048, value_parser = clap::value_parser!(u64).range(1..))]
