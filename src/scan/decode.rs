@@ -320,10 +320,9 @@ fn decode_json_with(
 struct Ahead<'f, 'h> {
     finder: &'f memmem::Finder<'f>,
     hay: &'h [u8],
-    /// The first occurrence at or after `from` (`None`: there is none).
-    next: Option<usize>,
-    from: usize,
-    searched: bool,
+    /// Where the last search started (`None`: not searched yet) and the first occurrence at or
+    /// after it (`None`: there is none).
+    searched: Option<(usize, Option<usize>)>,
 }
 
 impl<'f, 'h> Ahead<'f, 'h> {
@@ -331,25 +330,22 @@ impl<'f, 'h> Ahead<'f, 'h> {
         Ahead {
             finder,
             hay,
-            next: None,
-            from: 0,
-            searched: false,
+            searched: None,
         }
     }
 
     /// The needle lies wholly inside `r` (ranges come in increasing order of start).
     fn occurs_in(&mut self, r: std::ops::Range<usize>) -> bool {
-        let stale = match self.next {
-            Some(n) => n < r.start,
-            None => !self.searched || self.from > r.start,
+        let next = match self.searched {
+            // Still the first occurrence at or after `r.start`.
+            Some((from, next)) if from <= r.start && next.is_none_or(|n| n >= r.start) => next,
+            _ => {
+                let next = self.finder.find(&self.hay[r.start..]).map(|i| r.start + i);
+                self.searched = Some((r.start, next));
+                next
+            }
         };
-        if stale {
-            self.from = r.start;
-            self.searched = true;
-            self.next = self.finder.find(&self.hay[r.start..]).map(|i| r.start + i);
-        }
-        self.next
-            .is_some_and(|n| n + self.finder.needle().len() <= r.end)
+        next.is_some_and(|n| n + self.finder.needle().len() <= r.end)
     }
 }
 
