@@ -1,7 +1,7 @@
 //! The command line's contract: bad input gives one clear line and exit 2, and leaves nothing
 //! behind; a good run exits 0 or 1 and replaces nothing it should not.
 
-use crate::common::{entries, keytrail, run, synth};
+use crate::common::{assert_prints, entries, keytrail, run, synth};
 use std::path::Path;
 
 #[test]
@@ -160,21 +160,16 @@ fn bench_prints_its_figures() {
         "--threads",
         "2",
     ]);
-    let text = String::from_utf8_lossy(&o.stdout);
-    assert!(
-        o.status.success(),
-        "{text}{}",
-        String::from_utf8_lossy(&o.stderr)
+    assert_prints(
+        &o,
+        &[
+            "floor: read + inflate, libdeflate",
+            "scan: 1 thread",
+            "scan / floor (libdeflate)",
+            "2 threads vs 1",
+            "integrity cost (scan + SHA-256 / scan)",
+        ],
     );
-    for line in [
-        "floor: read + inflate, libdeflate",
-        "scan: 1 thread",
-        "scan / floor (libdeflate)",
-        "2 threads vs 1",
-        "integrity cost (scan + SHA-256 / scan)",
-    ] {
-        assert!(text.contains(line), "missing `{line}` in\n{text}");
-    }
 }
 
 /// SIGINT and SIGTERM stop a run with exit 130, removing the report being staged, and leave

@@ -18,6 +18,19 @@ pub fn keytrail_with_env(args: &[&str], env: &[(&str, String)]) -> Output {
     c.output().expect("keytrail runs")
 }
 
+/// A command that succeeded and printed each of `lines` (somewhere in its stdout).
+pub fn assert_prints(o: &Output, lines: &[&str]) {
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        o.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    for line in lines {
+        assert!(text.contains(line), "missing `{line}` in\n{text}");
+    }
+}
+
 pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }

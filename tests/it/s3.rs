@@ -2,7 +2,9 @@
 //! loopback (moto's server, started by the test): the same archive read from S3 and from a local
 //! directory gives the same report, row for row.
 
-use crate::common::{assert_same_tables, files, keytrail_with_env, read_table, synth};
+use crate::common::{
+    assert_prints, assert_same_tables, files, keytrail_with_env, read_table, synth,
+};
 use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::StorageClass;
@@ -237,19 +239,14 @@ fn bench_measures_the_same_archive_over_s3() {
             &moto.env(),
         )
     };
-    let o = bench(&data.join("logs"));
-    let text = String::from_utf8_lossy(&o.stdout);
-    assert!(
-        o.status.success(),
-        "{text}{}",
-        String::from_utf8_lossy(&o.stderr)
+    assert_prints(
+        &bench(&data.join("logs")),
+        &[
+            "scan over s3://bench-logs: 2 threads",
+            "s3:// throughput / local",
+            "keytrail CPU, s3:// / local",
+        ],
     );
-    for line in [
-        "scan over s3://bench-logs: 2 threads",
-        "s3:// throughput / local",
-    ] {
-        assert!(text.contains(line), "missing `{line}` in\n{text}");
-    }
     let other = tmp.path().join("other");
     synth(&other, &["--seed", "13"]);
     let o = bench(&other.join("logs"));
