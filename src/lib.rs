@@ -105,11 +105,13 @@ pub fn run(cfg: &Config) -> anyhow::Result<RunOutcome> {
         }
         (_, _, logs) => (logs.clone(), None),
     };
-    let mut signatures = match &cfg.integrity.signatures {
-        Some(p) => integrity::read_signatures(p)?,
-        None => Default::default(),
+    let mut verify_with = VerifyWith {
+        signatures: match &cfg.integrity.signatures {
+            Some(p) => integrity::read_signatures(p)?,
+            None => Default::default(),
+        },
+        public_keys: integrity::read_public_keys(&cfg.integrity.public_keys)?,
     };
-    let mut public_keys = integrity::read_public_keys(&cfg.integrity.public_keys)?;
     // The checkpoint is opened once the archive is listed: whether logs are hashed (part of its
     // identity) depends on whether digests exist.
     let setup = |located: &Located| -> anyhow::Result<ScanSetup> {
@@ -161,7 +163,6 @@ pub fn run(cfg: &Config) -> anyhow::Result<RunOutcome> {
             (located.plan, s.held, fresh, digests, s.checkpoint)
         }
         (Logs::S3 { bucket, prefix }, Some(aws)) => rt.block_on(async {
-            use futures::StreamExt;
             let store = S3Store::connect(aws, bucket).await?;
             let located = locate(&store, prefix, &keys, cfg, trails.as_deref()).await?;
             let s = setup(&located)?;
@@ -179,36 +180,15 @@ pub fn run(cfg: &Config) -> anyhow::Result<RunOutcome> {
             )
             .await;
             s.progress.finish();
-            let fetched = futures::stream::iter(located.digests)
-                .map(|d| async {
-                    let got = store.get_with_signature(&d.key).await;
-                    (d, got)
-                })
-                .buffered(cfg.concurrency.max(1))
-                .collect::<Vec<_>>()
-                .await;
-            let mut digests = Vec::with_capacity(fetched.len());
-            for (d, got) in fetched {
-                digests.push(match got {
-                    Ok((bytes, signature)) => {
-                        // CloudTrail's own signature (object metadata) is the one to check.
-                        if let Some(sig) = signature {
-                            signatures.insert(d.key.clone(), sig);
-                        }
-                        (d, Ok(bytes))
-                    }
-                    Err(e) => (d, Err(e)),
-                });
-            }
-            if !digests.is_empty() && cfg.integrity.public_keys.is_empty() {
-                let failed = cloudtrail_keys(aws, &digests, &mut public_keys, &mut warnings).await;
-                // Where the keys could not be listed, the signatures go unverified.
-                for (d, _) in &digests {
-                    if failed.contains(d.prefix.region.as_str()) {
-                        signatures.remove(&d.key);
-                    }
-                }
-            }
+            let digests = s3_digests(
+                &store,
+                aws,
+                located.digests,
+                cfg,
+                &mut verify_with,
+                &mut warnings,
+            )
+            .await;
             anyhow::Ok((located.plan, s.held, fresh, digests, s.checkpoint))
         })?,
         (Logs::S3 { .. } | Logs::Auto, None) => unreachable!("s3:// loads the AWS configuration"),
@@ -221,8 +201,7 @@ pub fn run(cfg: &Config) -> anyhow::Result<RunOutcome> {
         digests,
         &scanned.manifest,
         &plan,
-        &signatures,
-        &public_keys,
+        &verify_with,
         trails.as_deref(),
         &mut warnings,
     );
@@ -277,16 +256,66 @@ pub fn run(cfg: &Config) -> anyhow::Result<RunOutcome> {
     Ok(RunOutcome { summary })
 }
 
+/// What digest signatures are checked with: the signatures (S3 metadata, or
+/// `--digest-signatures`) and CloudTrail's public keys (`--public-key`, or ListPublicKeys).
+struct VerifyWith {
+    /// Digest object key -> hex signature.
+    signatures: std::collections::HashMap<String, String>,
+    public_keys: integrity::PublicKeys,
+}
+
+/// Fetches an S3 archive's digests, taking CloudTrail's signature of each from its metadata and,
+/// unless `--public-key` gave them, the public keys from ListPublicKeys. Where the keys could not
+/// be listed, those signatures go unverified (with a warning) rather than reported as bad.
+async fn s3_digests(
+    store: &S3Store,
+    aws: &aws::Aws,
+    digests: Vec<ObjectRef>,
+    cfg: &Config,
+    verify_with: &mut VerifyWith,
+    warnings: &mut Vec<String>,
+) -> Vec<(ObjectRef, Result<Vec<u8>, String>)> {
+    use futures::StreamExt;
+    let fetched = futures::stream::iter(digests)
+        .map(|d| async {
+            let got = store.get_with_signature(&d.key).await;
+            (d, got)
+        })
+        .buffered(cfg.concurrency.max(1))
+        .collect::<Vec<_>>()
+        .await;
+    let mut digests = Vec::with_capacity(fetched.len());
+    for (d, got) in fetched {
+        digests.push(match got {
+            Ok((bytes, signature)) => {
+                // CloudTrail's own signature (object metadata) is the one to check.
+                if let Some(sig) = signature {
+                    verify_with.signatures.insert(d.key.clone(), sig);
+                }
+                (d, Ok(bytes))
+            }
+            Err(e) => (d, Err(e)),
+        });
+    }
+    if !digests.is_empty() && cfg.integrity.public_keys.is_empty() {
+        let failed = cloudtrail_keys(aws, &digests, &mut verify_with.public_keys, warnings).await;
+        for (d, _) in &digests {
+            if failed.contains(d.prefix.region.as_str()) {
+                verify_with.signatures.remove(&d.key);
+            }
+        }
+    }
+    digests
+}
+
 /// The digest check over what was scanned, as `--verify-integrity` asks; `None` when it did not
 /// run (and a warning when it should have been able to).
-#[allow(clippy::too_many_arguments)]
 fn check_integrity(
     cfg: &Config,
     digests: Vec<(ObjectRef, Result<Vec<u8>, String>)>,
     manifest: &[scan::ManifestRow],
     plan: &plan::Plan,
-    signatures: &std::collections::HashMap<String, String>,
-    public_keys: &integrity::PublicKeys,
+    verify_with: &VerifyWith,
     trails: Option<&[trails::Trail]>,
     warnings: &mut Vec<String>,
 ) -> Option<integrity::Checked> {
@@ -313,7 +342,13 @@ fn check_integrity(
             );
             return None;
         }
-        (_, false) => integrity::check(digests, manifest, &plan.prefixes, signatures, public_keys),
+        (_, false) => integrity::check(
+            digests,
+            manifest,
+            &plan.prefixes,
+            &verify_with.signatures,
+            &verify_with.public_keys,
+        ),
     };
     if checked.signatures_unchecked > 0 {
         warnings.push(format!(
