@@ -355,4 +355,66 @@ fn over_s3_signatures_come_from_metadata_and_keys_from_list_public_keys() {
         ops.get("ListPublicKeys").copied().unwrap_or(0) >= 1,
         "{ops:?}"
     );
+
+    // The same bucket, but CloudTrail lists only a key of another fingerprint: no signature can
+    // be checked, and every digest in the bucket says so once (`public_key_not_found`). A bad
+    // signature is still caught, by the chain: the next digest names another
+    // previousDigestSignature (`digest_hash_mismatch`; the modified digest has that finding
+    // already). The other findings stand as before.
+    let other = FakeAws::start(&snapshot, Faults::default(), vec![]);
+    other.add_public_key(&der, "0123456789abcdef0123456789abcdef");
+    let env: Vec<_> = env
+        .into_iter()
+        .map(|(k, v)| match k {
+            "AWS_ENDPOINT_URL_CLOUDTRAIL" => (k, other.endpoint.clone()),
+            _ => (k, v),
+        })
+        .collect();
+    let out = tmp.path().join("report-unknown-key");
+    let o = crate::common::keytrail_with_env(
+        &[
+            "run",
+            "--usage",
+            usage.to_str().unwrap(),
+            "--logs",
+            "s3://signed-logs",
+            "--out",
+            out.to_str().unwrap(),
+            "--backfill",
+            "all",
+        ],
+        &env,
+    );
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let mut want: BTreeSet<(String, String)> = tampered(&truth)
+        .into_iter()
+        .map(|(kind, object)| match kind.as_str() {
+            "digest_bad_signature" => ("digest_hash_mismatch".to_string(), object),
+            _ => (kind, object),
+        })
+        .collect();
+    let digests: Vec<(String, String)> = crate::common::files(&logs)
+        .iter()
+        .map(|p| p.strip_prefix(&logs).unwrap().to_string_lossy().to_string())
+        .filter(|k| early(k) && k.contains("/CloudTrail-Digest/"))
+        .map(|k| ("public_key_not_found".to_string(), k))
+        .collect();
+    assert!(digests.len() > 100, "{}", digests.len());
+    want.extend(digests);
+    let want: Vec<_> = want.into_iter().collect();
+    let got = findings(&out);
+    let missing: Vec<_> = want.iter().filter(|f| !got.contains(f)).collect();
+    let extra: Vec<_> = got.iter().filter(|f| !want.contains(f)).collect();
+    assert!(
+        missing.is_empty() && extra.is_empty() && got.len() == want.len(),
+        "missing {missing:?}, not expected {extra:?}"
+    );
+    let summary: Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(summary["integrity"]["signatures_verified"], 0, "{summary}");
 }
