@@ -17,9 +17,22 @@ use std::io::Read;
 use std::path::Path;
 use std::time::Instant;
 
+/// What a phase measures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    FloorFlate2,
+    Floor,
+    /// The scan on one thread, the speed-up's baseline (only when there are more threads).
+    ScanOneThread,
+    Scan,
+    ScanHashed,
+    ScanS3,
+}
+
 /// One measured phase.
 #[derive(Debug, Clone)]
 pub struct Phase {
+    pub role: Role,
     pub name: String,
     pub seconds: f64,
     /// CPU time of this process (user + system, all threads) during the phase.
@@ -69,11 +82,12 @@ fn cpu_seconds() -> f64 {
     s(u.ru_utime) + s(u.ru_stime)
 }
 
-fn timed(name: &str, phases: &mut Vec<Phase>, f: impl FnOnce()) {
+fn timed(role: Role, name: &str, phases: &mut Vec<Phase>, f: impl FnOnce()) {
     reset_peak();
     let (t, cpu) = (Instant::now(), cpu_seconds());
     f();
     phases.push(Phase {
+        role,
         name: name.to_string(),
         seconds: t.elapsed().as_secs_f64(),
         cpu_seconds: cpu_seconds() - cpu,
@@ -119,16 +133,16 @@ pub fn run(
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(threads)
         .build()?;
-    let one = rayon::ThreadPoolBuilder::new().num_threads(1).build()?;
     let read = |o: &ObjectRef| std::fs::read(store.path_of(&o.key)).unwrap_or_default();
     // Warm the page cache so that every phase reads from memory alike.
     let gzip_bytes: u64 = pool.install(|| objects.par_iter().map(|o| read(o).len() as u64).sum());
     let mut phases = Vec::new();
     let mut json_bytes = 0;
     timed(
+        Role::FloorFlate2,
         &format!(
-            "floor: read + inflate, flate2 (zlib-rs), {} threads",
-            pool.current_num_threads()
+            "floor: read + inflate, flate2 (zlib-rs), {}",
+            thread_count(pool.current_num_threads())
         ),
         &mut phases,
         || {
@@ -141,9 +155,10 @@ pub fn run(
         },
     );
     timed(
+        Role::Floor,
         &format!(
-            "floor: read + inflate, libdeflate (product), {} threads",
-            pool.current_num_threads()
+            "floor: read + inflate, libdeflate (product), {}",
+            thread_count(pool.current_num_threads())
         ),
         &mut phases,
         || {
@@ -155,12 +170,18 @@ pub fn run(
             });
         },
     );
-    timed("scan: 1 thread", &mut phases, || {
-        one.install(|| scan::scan_local(&store, &objects, &index, Default::default(), &|_, _| {}));
-    });
+    if pool.current_num_threads() > 1 {
+        let one = rayon::ThreadPoolBuilder::new().num_threads(1).build()?;
+        timed(Role::ScanOneThread, "scan: 1 thread", &mut phases, || {
+            one.install(|| {
+                scan::scan_local(&store, &objects, &index, Default::default(), &|_, _| {})
+            });
+        });
+    }
     let mut local = Vec::new();
     timed(
-        &format!("scan: {} threads", pool.current_num_threads()),
+        Role::Scan,
+        &format!("scan: {}", thread_count(pool.current_num_threads())),
         &mut phases,
         || {
             local = pool.install(|| {
@@ -174,9 +195,10 @@ pub fn run(
         ..Default::default()
     };
     timed(
+        Role::ScanHashed,
         &format!(
-            "scan + SHA-256 (integrity): {} threads",
-            pool.current_num_threads()
+            "scan + SHA-256 (integrity): {}",
+            thread_count(pool.current_num_threads())
         ),
         &mut phases,
         || {
@@ -203,9 +225,10 @@ pub fn run(
         };
         let mut over_s3 = Vec::new();
         timed(
+            Role::ScanS3,
             &format!(
-                "scan over s3://{bucket}: {} threads",
-                pool.current_num_threads()
+                "scan over s3://{bucket}: {}",
+                thread_count(pool.current_num_threads())
             ),
             &mut phases,
             || {
@@ -236,17 +259,26 @@ pub fn run(
     })
 }
 
+/// "1 thread", "2 threads".
+fn thread_count(n: usize) -> String {
+    if n == 1 {
+        "1 thread".to_string()
+    } else {
+        format!("{n} threads")
+    }
+}
+
 impl Bench {
     pub fn render(&self) -> String {
         use std::fmt::Write;
         let mut o = String::new();
         let _ = writeln!(
             o,
-            "objects: {} ({:.1} MB gzip, {:.1} MB JSON), {} threads",
+            "objects: {} ({:.1} MB gzip, {:.1} MB JSON), {}",
             self.objects,
             self.gzip_bytes as f64 / 1e6,
             self.json_bytes as f64 / 1e6,
-            self.threads
+            thread_count(self.threads)
         );
         for p in &self.phases {
             let _ = writeln!(
@@ -261,32 +293,48 @@ impl Bench {
                     .map_or("n/a".to_string(), |m| format!("{m:.0} MiB"))
             );
         }
-        let t = |i: usize| self.phases.get(i).map_or(f64::NAN, |p| p.seconds);
-        let cpu = |i: usize| self.phases.get(i).map_or(f64::NAN, |p| p.cpu_seconds);
-        let _ = writeln!(o, "libdeflate vs flate2 floor: {:.2}x faster", t(0) / t(1));
-        let _ = writeln!(o, "scan / floor (libdeflate): {:.2}x", t(3) / t(1));
+        let phase = |r: Role| self.phases.iter().find(|p| p.role == r);
+        let t = |r: Role| phase(r).map_or(f64::NAN, |p| p.seconds);
+        let cpu = |r: Role| phase(r).map_or(f64::NAN, |p| p.cpu_seconds);
+        use Role::*;
+        let _ = writeln!(
+            o,
+            "libdeflate vs flate2 floor: {:.2}x faster",
+            t(FloorFlate2) / t(Floor)
+        );
+        let _ = writeln!(o, "scan / floor (libdeflate): {:.2}x", t(Scan) / t(Floor));
         // CPU time is steadier than wall time on a shared machine.
         let _ = writeln!(
             o,
             "scan / floor (libdeflate), CPU time: {:.2}x",
-            cpu(3) / cpu(1)
+            cpu(Scan) / cpu(Floor)
         );
-        let _ = writeln!(o, "scan / floor (flate2):     {:.2}x", t(3) / t(0));
         let _ = writeln!(
             o,
-            "scan speed-up, {} threads vs 1: {:.2}x",
-            self.threads,
-            t(2) / t(3)
+            "scan / floor (flate2):     {:.2}x",
+            t(Scan) / t(FloorFlate2)
         );
+        if phase(ScanOneThread).is_some() {
+            let _ = writeln!(
+                o,
+                "scan speed-up, {} vs 1: {:.2}x",
+                thread_count(self.threads),
+                t(ScanOneThread) / t(Scan)
+            );
+        }
         let _ = writeln!(
             o,
             "integrity cost (scan + SHA-256 / scan): {:.2}x",
-            t(4) / t(3)
+            t(ScanHashed) / t(Scan)
         );
-        if self.phases.len() > 5 {
-            let _ = writeln!(o, "s3:// throughput / local: {:.2}x", t(3) / t(5));
+        if phase(ScanS3).is_some() {
+            let _ = writeln!(o, "s3:// throughput / local: {:.2}x", t(Scan) / t(ScanS3));
             // On loopback the server's work shares these cores; keytrail's own cost is this.
-            let _ = writeln!(o, "keytrail CPU, s3:// / local: {:.2}x", cpu(5) / cpu(3));
+            let _ = writeln!(
+                o,
+                "keytrail CPU, s3:// / local: {:.2}x",
+                cpu(ScanS3) / cpu(Scan)
+            );
         }
         o
     }

@@ -170,6 +170,23 @@ fn bench_prints_its_figures() {
             "integrity cost (scan + SHA-256 / scan)",
         ],
     );
+    // One thread: the scan is measured once, and there is no speed-up to print.
+    let o = keytrail(&[
+        "bench",
+        "--usage",
+        data.join("usage.jsonl").to_str().unwrap(),
+        "--logs",
+        data.join("logs").to_str().unwrap(),
+        "--threads",
+        "1",
+    ]);
+    assert_prints(&o, &["scan: 1 thread", "scan / floor (libdeflate)"]);
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(text.matches("scan: 1 thread").count(), 1, "{text}");
+    assert!(
+        !text.contains("speed-up") && !text.contains("1 threads"),
+        "{text}"
+    );
 }
 
 /// SIGINT and SIGTERM stop a run with exit 130, removing the report being staged, and leave
