@@ -105,6 +105,10 @@ pub struct Digest {
     pub region: String,
     /// The trail that wrote it (from its name), so that chains of different trails stay apart.
     pub trail: String,
+    /// A backfill digest (`..._backfill.json.gz`): CloudTrail's late listing of log files that
+    /// missed their hour's digest. Its signature and listed logs count; it is not an hour of
+    /// the chain.
+    pub backfill: bool,
     pub start: Instant,
     pub end: Instant,
     /// `digestEndTime` exactly as written (it is part of the signed string).
@@ -136,9 +140,15 @@ pub fn parse_digest(key: &str, account: &str, region: &str, gz: &[u8]) -> Result
     let d: DigestJson =
         serde_json::from_slice(&json).map_err(|e| format!("not a CloudTrail digest: {e}"))?;
     let time = |s: &str| parse_iso(s).ok_or_else(|| format!("bad digest time `{s}`"));
-    // <acct>_CloudTrail-Digest_<region>_<trail>_<home-region>_<time>.json.gz
+    // <acct>_CloudTrail-Digest_<region>_<trail>_<home-region>_<time>[_backfill].json.gz; a
+    // trail's name may itself hold underscores.
     let name = key.rsplit('/').next().unwrap_or_default();
-    let parts: Vec<&str> = name.split('_').collect();
+    let stem = name.strip_suffix(".json.gz").unwrap_or(name);
+    let (stem, backfill) = match stem.strip_suffix("_backfill") {
+        Some(s) => (s, true),
+        None => (stem, false),
+    };
+    let parts: Vec<&str> = stem.split('_').collect();
     let trail = if parts.len() >= 6 {
         parts[3..parts.len() - 2].join("_")
     } else {
@@ -149,6 +159,7 @@ pub fn parse_digest(key: &str, account: &str, region: &str, gz: &[u8]) -> Result
         account: account.to_string(),
         region: region.to_string(),
         trail,
+        backfill,
         start: time(&d.digest_start_time)?,
         end: time(&d.digest_end_time)?,
         end_text: d.digest_end_time,
@@ -422,8 +433,21 @@ pub fn verify(
         .collect();
     let mut chain_findings = Vec::new();
     let mut spans: BTreeMap<(String, String), Vec<(Instant, Instant)>> = BTreeMap::new();
-    for pair in digests.windows(2) {
-        let (prev, next) = (&pair[0], &pair[1]);
+    // The hourly chain is the regular digests. Backfill digests stand beside it; should the
+    // next hour's digest point at one instead of at the previous hour, the chain holds too.
+    let chain: Vec<&Digest> = digests.iter().filter(|d| !d.backfill).collect();
+    let backfills: Vec<&Digest> = digests.iter().filter(|d| d.backfill).collect();
+    let points_at_backfill = |next: &Digest| {
+        backfills.iter().any(|b| {
+            (&b.account, &b.region, &b.trail) == (&next.account, &next.region, &next.trail)
+                && next.prev_hash.as_deref() == Some(b.sha256.as_str())
+                && b.signature
+                    .as_ref()
+                    .is_none_or(|sig| next.prev_signature.as_ref() == Some(sig))
+        })
+    };
+    for pair in chain.windows(2) {
+        let (prev, next) = (pair[0], pair[1]);
         if (&prev.account, &prev.region, &prev.trail) != (&next.account, &next.region, &next.trail)
         {
             continue;
@@ -452,7 +476,9 @@ pub fn verify(
             }
             continue;
         }
-        let broken = if next.prev_hash.as_deref() != Some(prev.sha256.as_str()) {
+        let broken = if points_at_backfill(next) {
+            None
+        } else if next.prev_hash.as_deref() != Some(prev.sha256.as_str()) {
             Some(format!(
                 "its SHA-256 is {}, the next digest ({}) says {}",
                 prev.sha256,
@@ -666,6 +692,7 @@ mod tests {
             account: "111122223333".into(),
             region: "us-east-1".into(),
             trail: "t".into(),
+            backfill: false,
             start: parse_iso(start).unwrap(),
             end: parse_iso(end).unwrap(),
             end_text: end.into(),
@@ -780,6 +807,81 @@ mod tests {
         );
         let got = verify(vec![b, e], &[], &planned(&[1, 5]), &keys);
         assert!(got.findings.is_empty(), "{:?}", kinds(&got));
+    }
+
+    #[test]
+    fn backfill_digests_stand_beside_the_hourly_chain() {
+        let hour = |key: &str, h: u32, prev: Option<&str>, sha: &str| {
+            digest(
+                key,
+                &format!("2026-02-01T{:02}:00:00Z", h),
+                &format!("2026-02-01T{:02}:00:00Z", h + 1),
+                prev,
+                sha,
+            )
+        };
+        let backfill = |key: &str, h: u32, sha: &str| Digest {
+            backfill: true,
+            ..hour(key, h, Some("unrelated"), sha)
+        };
+        let keys = PublicKeys::default_local();
+        // Beside the chain: a late listing for hour 1 breaks nothing, and a second one hours
+        // later is no hole.
+        let got = verify(
+            vec![
+                hour("a", 0, None, "aa"),
+                hour("b", 1, Some("aa"), "bb"),
+                backfill("x", 1, "xx"),
+                hour("c", 2, Some("bb"), "cc"),
+                hour("d", 3, Some("cc"), "dd"),
+                backfill("y", 5, "yy"),
+            ],
+            &[],
+            &planned(&[1]),
+            &keys,
+        );
+        assert!(got.findings.is_empty(), "{:?}", kinds(&got));
+        // In the chain: the hour after it points at the backfill, not at the hour before.
+        let got = verify(
+            vec![
+                hour("a", 0, None, "aa"),
+                backfill("x", 0, "xx"),
+                hour("b", 1, Some("xx"), "bb"),
+                hour("c", 2, Some("b?"), "cc"),
+            ],
+            &[],
+            &planned(&[1]),
+            &keys,
+        );
+        // ... while a link to anything else is still a break.
+        assert_eq!(kinds(&got), [("digest_hash_mismatch", "b")]);
+    }
+
+    #[test]
+    fn a_digest_name_gives_its_trail_and_whether_it_is_a_backfill() {
+        let json = br#"{"digestStartTime":"2026-02-01T00:00:00Z","digestEndTime":"2026-02-01T01:00:00Z","digestS3Bucket":"b","digestS3Object":"k","previousDigestHashValue":null,"previousDigestSignature":null,"digestPublicKeyFingerprint":"aa","logFiles":[]}"#;
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        std::io::Write::write_all(&mut gz, json).unwrap();
+        let gz = gz.finish().unwrap();
+        let dir = "AWSLogs/1/CloudTrail-Digest/eu-west-1/2026/02/01/";
+        let d = parse_digest(
+            &format!(
+                "{dir}1_CloudTrail-Digest_eu-west-1_my_trail_us-east-1_20260201T010700Z.json.gz"
+            ),
+            "1",
+            "eu-west-1",
+            &gz,
+        )
+        .unwrap();
+        assert_eq!((d.trail.as_str(), d.backfill), ("my_trail", false));
+        let d = parse_digest(
+            &format!("{dir}1_CloudTrail-Digest_eu-west-1_my_trail_us-east-1_20260201T010700Z_backfill.json.gz"),
+            "1",
+            "eu-west-1",
+            &gz,
+        )
+        .unwrap();
+        assert_eq!((d.trail.as_str(), d.backfill), ("my_trail", true));
     }
 
     #[test]
