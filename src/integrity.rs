@@ -103,8 +103,10 @@ pub struct Digest {
     pub key: String,
     pub account: String,
     pub region: String,
-    /// The trail that wrote it (from its name), so that chains of different trails stay apart.
+    /// The trail that wrote it and that trail's home region (from its name), so that chains of
+    /// different trails stay apart — also two trails of one name in two home regions.
     pub trail: String,
+    pub home_region: String,
     /// A backfill digest (`..._backfill.json.gz`): CloudTrail's late listing of log files that
     /// missed their hour's digest. Its signature and listed logs count; it is not an hour of
     /// the chain.
@@ -124,6 +126,13 @@ pub struct Digest {
     pub sha256: String,
     /// Hex signature (S3 metadata `signature`, or `--digest-signatures`), when known.
     pub signature: Option<String>,
+}
+
+impl Digest {
+    /// Which trail's chain it belongs to (with the account and region).
+    fn chain(&self) -> (&str, &str) {
+        (&self.trail, &self.home_region)
+    }
 }
 
 /// Whether an object key is a digest file: `..._CloudTrail-Digest_<region>_<trail>_<home>_<time>.json.gz`.
@@ -149,16 +158,20 @@ pub fn parse_digest(key: &str, account: &str, region: &str, gz: &[u8]) -> Result
         None => (stem, false),
     };
     let parts: Vec<&str> = stem.split('_').collect();
-    let trail = if parts.len() >= 6 {
-        parts[3..parts.len() - 2].join("_")
+    let (trail, home_region) = if parts.len() >= 6 {
+        (
+            parts[3..parts.len() - 2].join("_"),
+            parts[parts.len() - 2].to_string(),
+        )
     } else {
-        String::new()
+        Default::default()
     };
     Ok(Digest {
         key: key.to_string(),
         account: account.to_string(),
         region: region.to_string(),
         trail,
+        home_region,
         backfill,
         start: time(&d.digest_start_time)?,
         end: time(&d.digest_end_time)?,
@@ -423,7 +436,12 @@ pub fn verify(
 
     // The chain, per account, region and trail.
     digests.sort_by(|a, b| {
-        (&a.account, &a.region, &a.trail, a.start).cmp(&(&b.account, &b.region, &b.trail, b.start))
+        (&a.account, &a.region, a.chain(), a.start).cmp(&(
+            &b.account,
+            &b.region,
+            b.chain(),
+            b.start,
+        ))
     });
     let bad_signature: BTreeSet<&str> = out
         .findings
@@ -439,7 +457,7 @@ pub fn verify(
     let backfills: Vec<&Digest> = digests.iter().filter(|d| d.backfill).collect();
     let points_at_backfill = |next: &Digest| {
         backfills.iter().any(|b| {
-            (&b.account, &b.region, &b.trail) == (&next.account, &next.region, &next.trail)
+            (&b.account, &b.region, b.chain()) == (&next.account, &next.region, next.chain())
                 && next.prev_hash.as_deref() == Some(b.sha256.as_str())
                 && b.signature
                     .as_ref()
@@ -448,7 +466,8 @@ pub fn verify(
     };
     for pair in chain.windows(2) {
         let (prev, next) = (pair[0], pair[1]);
-        if (&prev.account, &prev.region, &prev.trail) != (&next.account, &next.region, &next.trail)
+        if (&prev.account, &prev.region, prev.chain())
+            != (&next.account, &next.region, next.chain())
         {
             continue;
         }
@@ -467,10 +486,11 @@ pub fn verify(
                     region: next.region.clone(),
                     days,
                     detail: format!(
-                        "no digest from {} to {} (trail {})",
+                        "no digest from {} to {} (trail {}, home region {})",
                         crate::model::iso(prev.end),
                         crate::model::iso(next.start),
-                        next.trail
+                        next.trail,
+                        next.home_region
                     ),
                 });
             }
@@ -692,6 +712,7 @@ mod tests {
             account: "111122223333".into(),
             region: "us-east-1".into(),
             trail: "t".into(),
+            home_region: "us-east-1".into(),
             backfill: false,
             start: parse_iso(start).unwrap(),
             end: parse_iso(end).unwrap(),
@@ -858,6 +879,34 @@ mod tests {
     }
 
     #[test]
+    fn two_trails_of_one_name_in_two_home_regions_are_two_chains() {
+        let hour = |key: &str, home: &str, h: u32, prev: Option<&str>, sha: &str| Digest {
+            home_region: home.into(),
+            ..digest(
+                key,
+                &format!("2026-02-01T{:02}:00:00Z", h),
+                &format!("2026-02-01T{:02}:00:00Z", h + 1),
+                prev,
+                sha,
+            )
+        };
+        let got = verify(
+            vec![
+                hour("e0", "us-east-1", 0, None, "e0"),
+                hour("w0", "eu-west-1", 0, None, "w0"),
+                hour("e1", "us-east-1", 1, Some("e0"), "e1"),
+                hour("w1", "eu-west-1", 1, Some("w0"), "w1"),
+                hour("e2", "us-east-1", 2, Some("e1"), "e2"),
+                hour("w2", "eu-west-1", 2, Some("w1"), "w2"),
+            ],
+            &[],
+            &planned(&[1]),
+            &PublicKeys::default_local(),
+        );
+        assert!(got.findings.is_empty(), "{:?}", kinds(&got));
+    }
+
+    #[test]
     fn a_digest_name_gives_its_trail_and_whether_it_is_a_backfill() {
         let json = br#"{"digestStartTime":"2026-02-01T00:00:00Z","digestEndTime":"2026-02-01T01:00:00Z","digestS3Bucket":"b","digestS3Object":"k","previousDigestHashValue":null,"previousDigestSignature":null,"digestPublicKeyFingerprint":"aa","logFiles":[]}"#;
         let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
@@ -873,7 +922,10 @@ mod tests {
             &gz,
         )
         .unwrap();
-        assert_eq!((d.trail.as_str(), d.backfill), ("my_trail", false));
+        assert_eq!(
+            (d.trail.as_str(), d.home_region.as_str(), d.backfill),
+            ("my_trail", "us-east-1", false)
+        );
         let d = parse_digest(
             &format!("{dir}1_CloudTrail-Digest_eu-west-1_my_trail_us-east-1_20260201T010700Z_backfill.json.gz"),
             "1",
@@ -881,7 +933,10 @@ mod tests {
             &gz,
         )
         .unwrap();
-        assert_eq!((d.trail.as_str(), d.backfill), ("my_trail", true));
+        assert_eq!(
+            (d.trail.as_str(), d.home_region.as_str(), d.backfill),
+            ("my_trail", "us-east-1", true)
+        );
     }
 
     #[test]
