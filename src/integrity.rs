@@ -471,9 +471,11 @@ pub fn verify(
         {
             continue;
         }
-        if next.start > prev.end {
+        let linked = next.prev_hash.as_deref() == Some(prev.sha256.as_str());
+        if next.start > prev.end && !linked {
             // A hole: reported only when every day it spans was listed (otherwise the digests
-            // of the hole may simply be in folders this run did not read).
+            // of the hole may simply be in folders this run did not read). A digest that names
+            // its predecessor's hash leaves no room for a missing one, whatever the times say.
             let days = days_between(prev.end, next.start);
             if days
                 .iter()
@@ -486,11 +488,17 @@ pub fn verify(
                     region: next.region.clone(),
                     days,
                     detail: format!(
-                        "no digest from {} to {} (trail {}, home region {})",
+                        "no digest from {} to {} (trail {}, home region {}){}",
                         crate::model::iso(prev.end),
                         crate::model::iso(next.start),
                         next.trail,
-                        next.home_region
+                        next.home_region,
+                        if next.prev_hash.is_none() && next.prev_signature.is_none() {
+                            "; the chain starts again here (no previous digest named): \
+                             logging or log file validation was off, or the chain was cut"
+                        } else {
+                            "; this digest names a previous one that is not in the archive"
+                        }
                     ),
                 });
             }
@@ -498,7 +506,7 @@ pub fn verify(
         }
         let broken = if points_at_backfill(next) {
             None
-        } else if next.prev_hash.as_deref() != Some(prev.sha256.as_str()) {
+        } else if !linked {
             Some(format!(
                 "its SHA-256 is {}, the next digest ({}) says {}",
                 prev.sha256,
@@ -828,6 +836,39 @@ mod tests {
         );
         let got = verify(vec![b, e], &[], &planned(&[1, 5]), &keys);
         assert!(got.findings.is_empty(), "{:?}", kinds(&got));
+        // Periods a few seconds apart, but the later digest names the earlier one's hash: no
+        // digest can be missing between them.
+        let f = digest(
+            "f",
+            "2026-02-01T00:00:00Z",
+            "2026-02-01T01:00:00Z",
+            None,
+            "ff",
+        );
+        let g = digest(
+            "g",
+            "2026-02-01T01:00:05Z",
+            "2026-02-01T02:00:05Z",
+            Some("ff"),
+            "gg",
+        );
+        let got = verify(vec![f.clone(), g], &[], &planned(&[1]), &keys);
+        assert!(got.findings.is_empty(), "{:?}", kinds(&got));
+        // A chain that starts again after a hole (no previous digest named) says so.
+        let h = digest(
+            "h",
+            "2026-02-01T05:00:00Z",
+            "2026-02-01T06:00:00Z",
+            None,
+            "hh",
+        );
+        let got = verify(vec![f, h], &[], &planned(&[1]), &keys);
+        assert_eq!(kinds(&got), [("digest_missing", "h")]);
+        assert!(
+            got.findings[0].detail.contains("starts again"),
+            "{}",
+            got.findings[0].detail
+        );
     }
 
     #[test]
