@@ -471,8 +471,9 @@ pub fn verify(
         {
             continue;
         }
-        let linked = next.prev_hash.as_deref() == Some(prev.sha256.as_str());
-        if next.start > prev.end && !linked {
+        let to_prev = next.prev_hash.as_deref() == Some(prev.sha256.as_str());
+        let to_backfill = points_at_backfill(next);
+        if next.start > prev.end && !to_prev && !to_backfill {
             // A hole: reported only when every day it spans was listed (otherwise the digests
             // of the hole may simply be in folders this run did not read). A digest that names
             // its predecessor's hash leaves no room for a missing one, whatever the times say.
@@ -504,9 +505,9 @@ pub fn verify(
             }
             continue;
         }
-        let broken = if points_at_backfill(next) {
+        let broken = if to_backfill {
             None
-        } else if !linked {
+        } else if !to_prev {
             Some(format!(
                 "its SHA-256 is {}, the next digest ({}) says {}",
                 prev.sha256,
@@ -903,13 +904,16 @@ mod tests {
             &keys,
         );
         assert!(got.findings.is_empty(), "{:?}", kinds(&got));
-        // In the chain: the hour after it points at the backfill, not at the hour before.
+        // In the chain: the hour after it points at the backfill, not at the hour before (also
+        // across a gap in time).
         let got = verify(
             vec![
                 hour("a", 0, None, "aa"),
                 backfill("x", 0, "xx"),
                 hour("b", 1, Some("xx"), "bb"),
                 hour("c", 2, Some("b?"), "cc"),
+                backfill("z", 3, "zz"),
+                hour("e", 4, Some("zz"), "ee"),
             ],
             &[],
             &planned(&[1]),
