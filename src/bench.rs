@@ -138,12 +138,10 @@ pub fn run(
     let gzip_bytes: u64 = pool.install(|| objects.par_iter().map(|o| read(o).len() as u64).sum());
     let mut phases = Vec::new();
     let mut json_bytes = 0;
+    let on = thread_count(pool.current_num_threads());
     timed(
         Role::FloorFlate2,
-        &format!(
-            "floor: read + inflate, flate2 (zlib-rs), {}",
-            thread_count(pool.current_num_threads())
-        ),
+        &format!("floor: read + inflate, flate2 (zlib-rs), {on}"),
         &mut phases,
         || {
             json_bytes = pool.install(|| {
@@ -156,10 +154,7 @@ pub fn run(
     );
     timed(
         Role::Floor,
-        &format!(
-            "floor: read + inflate, libdeflate (product), {}",
-            thread_count(pool.current_num_threads())
-        ),
+        &format!("floor: read + inflate, libdeflate (product), {on}"),
         &mut phases,
         || {
             pool.install(|| {
@@ -179,16 +174,10 @@ pub fn run(
         });
     }
     let mut local = Vec::new();
-    timed(
-        Role::Scan,
-        &format!("scan: {}", thread_count(pool.current_num_threads())),
-        &mut phases,
-        || {
-            local = pool.install(|| {
-                scan::scan_local(&store, &objects, &index, Default::default(), &|_, _| {})
-            });
-        },
-    );
+    timed(Role::Scan, &format!("scan: {on}"), &mut phases, || {
+        local = pool
+            .install(|| scan::scan_local(&store, &objects, &index, Default::default(), &|_, _| {}));
+    });
     let local = scan::merge(local).stats;
     let hashing = scan::decode::Limits {
         hash: true,
@@ -196,10 +185,7 @@ pub fn run(
     };
     timed(
         Role::ScanHashed,
-        &format!(
-            "scan + SHA-256 (integrity): {}",
-            thread_count(pool.current_num_threads())
-        ),
+        &format!("scan + SHA-256 (integrity): {on}"),
         &mut phases,
         || {
             pool.install(|| scan::scan_local(&store, &objects, &index, hashing, &|_, _| {}));
@@ -226,10 +212,7 @@ pub fn run(
         let mut over_s3 = Vec::new();
         timed(
             Role::ScanS3,
-            &format!(
-                "scan over s3://{bucket}: {}",
-                thread_count(pool.current_num_threads())
-            ),
+            &format!("scan over s3://{bucket}: {on}"),
             &mut phases,
             || {
                 over_s3 = rt.block_on(scan::s3::scan(
