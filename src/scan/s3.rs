@@ -226,7 +226,8 @@ fn kib(bytes: u64) -> u32 {
 
 /// Scans `objects` from S3 within the `in_flight` bounds; results in object order. An object's
 /// share of the byte budget is taken before its GET and given back once it is decoded, so bodies
-/// waiting for a decoder count too.
+/// waiting for a decoder count too. Objects finish in any order: a slow GET (a large object, a
+/// retry waiting out its backoff) holds one slot, not the whole window behind it.
 pub async fn scan(
     store: &S3Store,
     objects: &[ObjectRef],
@@ -237,8 +238,8 @@ pub async fn scan(
     on_done: OnDone<'_>,
 ) -> Vec<Scanned> {
     let budget = ByteBudget::new(in_flight.bytes);
-    stream::iter(objects.iter().cloned())
-        .map(|obj| {
+    let mut done: Vec<(usize, Scanned)> = stream::iter(objects.iter().cloned().enumerate())
+        .map(|(i, obj)| {
             let index = index.clone();
             let budget = budget.clone();
             async move {
@@ -258,12 +259,14 @@ pub async fn scan(
                     }
                 };
                 on_done(&obj, &scanned);
-                scanned
+                (i, scanned)
             }
         })
-        .buffered(in_flight.objects.max(1))
+        .buffer_unordered(in_flight.objects.max(1))
         .collect()
-        .await
+        .await;
+    done.sort_unstable_by_key(|(i, _)| *i);
+    done.into_iter().map(|(_, scanned)| scanned).collect()
 }
 
 #[cfg(test)]

@@ -1,6 +1,7 @@
 //! HTTP proxies on loopback, in front of a real server (moto's S3). `Recorder` forwards every
 //! request unchanged and remembers its method and path, so a test can prove which S3 operations
-//! keytrail called; `Faulty` fails a share of requests the ways S3 and networks do.
+//! keytrail called; `Faulty` fails a share of requests the ways S3 and networks do; `Stalling`
+//! holds one GetObject answer back to show whether the others go on meanwhile.
 
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
@@ -163,5 +164,76 @@ impl Faulty {
     /// How many requests failed in each way of [`FAULTS`].
     pub fn injected(&self) -> [usize; 4] {
         std::array::from_fn(|i| self.injected[i].load(Ordering::Relaxed))
+    }
+}
+
+/// A proxy that holds back the answer to the first GetObject until `n` later GetObjects have
+/// been answered, or until `patience` has passed — so that a test can tell a scan that goes on
+/// fetching around one slow object from a scan that waits for it. Says how it let go.
+pub struct Stalling {
+    pub endpoint: String,
+    released: Arc<Mutex<Option<&'static str>>>,
+    _rt: tokio::runtime::Runtime,
+}
+
+impl Stalling {
+    pub fn start(upstream: &str, n: usize, patience: std::time::Duration) -> Stalling {
+        let released: Arc<Mutex<Option<&'static str>>> = Arc::default();
+        let first_taken = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let answered = Arc::new(AtomicUsize::new(0));
+        let upstream: Uri = upstream.parse().unwrap();
+        let client: Client<_, Incoming> = Client::builder(TokioExecutor::new()).build_http();
+        let rel = released.clone();
+        let (endpoint, rt) = crate::common::serve(move || {
+            let (rel, first_taken, answered, client, upstream) = (
+                rel.clone(),
+                first_taken.clone(),
+                answered.clone(),
+                client.clone(),
+                upstream.clone(),
+            );
+            hyper::service::service_fn(move |mut req: Request<Incoming>| {
+                let path = req
+                    .uri()
+                    .path_and_query()
+                    .map(|p| p.to_string())
+                    .unwrap_or_default();
+                let get_object =
+                    req.method() == hyper::Method::GET && path.contains("x-id=GetObject");
+                let held = get_object && !first_taken.swap(true, Ordering::SeqCst);
+                *req.uri_mut() = format!("{upstream}{}", path.trim_start_matches('/'))
+                    .parse()
+                    .unwrap();
+                let (rel, answered, client) = (rel.clone(), answered.clone(), client.clone());
+                async move {
+                    let resp = client.request(req).await?;
+                    if held {
+                        let others = async {
+                            while answered.load(Ordering::SeqCst) < n {
+                                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+                            }
+                        };
+                        let how = match tokio::time::timeout(patience, others).await {
+                            Ok(()) => "count",
+                            Err(_) => "timeout",
+                        };
+                        *rel.lock().unwrap() = Some(how);
+                    } else if get_object {
+                        answered.fetch_add(1, Ordering::SeqCst);
+                    }
+                    Ok::<_, hyper_util::client::legacy::Error>(resp)
+                }
+            })
+        });
+        Stalling {
+            endpoint,
+            released,
+            _rt: rt,
+        }
+    }
+
+    /// How the held answer was let go: `count` (the others went on) or `timeout`.
+    pub fn released(&self) -> Option<&'static str> {
+        *self.released.lock().unwrap()
     }
 }

@@ -352,3 +352,26 @@ fn a_fifth_of_s3_requests_failing_changes_nothing_in_the_report() {
     }
     assert_same_tables(&clean, &hurt, &format!("under faults ({injected:?})"));
 }
+
+/// A slow GET holds one of the S3 scan's slots, not the whole window: with 4 objects in flight and
+/// the answer to the first GetObject held back, the scan goes on fetching others — 12 are answered
+/// before the held one is let go. A scan that waited for its objects in order would stop at 3 and
+/// the proxy would let go only when its patience ran out.
+#[test]
+fn a_slow_get_does_not_hold_up_the_others() {
+    let (moto, tmp, data, _) = synth_in_moto(&["--seed", "516"], "trail-logs", |_| None);
+    let stalling =
+        crate::proxy::Stalling::start(&moto.endpoint, 12, std::time::Duration::from_secs(30));
+    let mut env = moto.env();
+    env.retain(|(k, _)| *k != "AWS_ENDPOINT_URL_S3");
+    env.push(("AWS_ENDPOINT_URL_S3", stalling.endpoint.clone()));
+    let (code, text) = run_with(
+        &env,
+        &data.join("usage.jsonl"),
+        "s3://trail-logs",
+        &tmp.path().join("report"),
+        &["--concurrency", "4"],
+    );
+    assert_eq!(code, 1, "{text}");
+    assert_eq!(stalling.released(), Some("count"), "{text}");
+}
