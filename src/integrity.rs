@@ -958,30 +958,16 @@ mod tests {
         std::io::Write::write_all(&mut gz, json).unwrap();
         let gz = gz.finish().unwrap();
         let dir = "AWSLogs/1/CloudTrail-Digest/eu-west-1/2026/02/01/";
-        let d = parse_digest(
-            &format!(
-                "{dir}1_CloudTrail-Digest_eu-west-1_my_trail_us-east-1_20260201T010700Z.json.gz"
-            ),
-            "1",
-            "eu-west-1",
-            &gz,
-        )
-        .unwrap();
-        assert_eq!(
-            (d.trail.as_str(), d.home_region.as_str(), d.backfill),
-            ("my_trail", "us-east-1", false)
-        );
-        let d = parse_digest(
-            &format!("{dir}1_CloudTrail-Digest_eu-west-1_my_trail_us-east-1_20260201T010700Z_backfill.json.gz"),
-            "1",
-            "eu-west-1",
-            &gz,
-        )
-        .unwrap();
-        assert_eq!(
-            (d.trail.as_str(), d.home_region.as_str(), d.backfill),
-            ("my_trail", "us-east-1", true)
-        );
+        let stem = "1_CloudTrail-Digest_eu-west-1_my_trail_us-east-1_20260201T010700Z";
+        for (suffix, backfill) in [("", false), ("_backfill", true)] {
+            let key = format!("{dir}{stem}{suffix}.json.gz");
+            let d = parse_digest(&key, "1", "eu-west-1", &gz).unwrap();
+            assert_eq!(
+                (d.trail.as_str(), d.home_region.as_str(), d.backfill),
+                ("my_trail", "us-east-1", backfill),
+                "{key}"
+            );
+        }
     }
 
     #[test]

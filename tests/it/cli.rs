@@ -151,15 +151,18 @@ fn bench_prints_its_figures() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("synth");
     synth(&data, &["--seed", "12"]);
-    let o = keytrail(&[
-        "bench",
-        "--usage",
-        data.join("usage.jsonl").to_str().unwrap(),
-        "--logs",
-        data.join("logs").to_str().unwrap(),
-        "--threads",
-        "2",
-    ]);
+    let bench = |threads: &str| {
+        keytrail(&[
+            "bench",
+            "--usage",
+            data.join("usage.jsonl").to_str().unwrap(),
+            "--logs",
+            data.join("logs").to_str().unwrap(),
+            "--threads",
+            threads,
+        ])
+    };
+    let o = bench("2");
     assert_prints(
         &o,
         &[
@@ -171,15 +174,7 @@ fn bench_prints_its_figures() {
         ],
     );
     // One thread: the scan is measured once, and there is no speed-up to print.
-    let o = keytrail(&[
-        "bench",
-        "--usage",
-        data.join("usage.jsonl").to_str().unwrap(),
-        "--logs",
-        data.join("logs").to_str().unwrap(),
-        "--threads",
-        "1",
-    ]);
+    let o = bench("1");
     assert_prints(&o, &["scan: 1 thread", "scan / floor (libdeflate)"]);
     let text = String::from_utf8_lossy(&o.stdout);
     assert_eq!(text.matches("scan: 1 thread").count(), 1, "{text}");

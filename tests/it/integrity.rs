@@ -311,30 +311,35 @@ fn over_s3_signatures_come_from_metadata_and_keys_from_list_public_keys() {
     let snapshot = std::fs::read_to_string(data.join("usage.jsonl")).unwrap();
     let fake = FakeAws::start(&snapshot, Faults::default(), vec![]);
     fake.add_public_key(&der, &fingerprint);
-    let mut env = moto.env();
-    env.push(("AWS_ENDPOINT_URL_CLOUDTRAIL", fake.endpoint.clone()));
-    let out = tmp.path().join("report");
     let usage = data.join("usage.jsonl");
-    let o = crate::common::keytrail_with_env(
-        &[
-            "run",
-            "--usage",
-            usage.to_str().unwrap(),
-            "--logs",
-            "s3://signed-logs",
-            "--out",
-            out.to_str().unwrap(),
-            "--backfill",
-            "all",
-        ],
-        &env,
-    );
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    );
-    assert_eq!(o.status.code(), Some(1), "{text}");
+    // A run over the bucket with CloudTrail's keys from `cloudtrail`; exit code and output.
+    let run_over = |cloudtrail: &str, out: &Path| {
+        let mut env = moto.env();
+        env.push(("AWS_ENDPOINT_URL_CLOUDTRAIL", cloudtrail.to_string()));
+        let o = crate::common::keytrail_with_env(
+            &[
+                "run",
+                "--usage",
+                usage.to_str().unwrap(),
+                "--logs",
+                "s3://signed-logs",
+                "--out",
+                out.to_str().unwrap(),
+                "--backfill",
+                "all",
+            ],
+            &env,
+        );
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        );
+        (o.status.code(), text)
+    };
+    let out = tmp.path().join("report");
+    let (code, text) = run_over(&fake.endpoint, &out);
+    assert_eq!(code, Some(1), "{text}");
     let mut want = tampered(&truth);
     want.sort();
     assert_eq!(findings(&out), want, "{text}");
@@ -363,34 +368,9 @@ fn over_s3_signatures_come_from_metadata_and_keys_from_list_public_keys() {
     // already). The other findings stand as before.
     let other = FakeAws::start(&snapshot, Faults::default(), vec![]);
     other.add_public_key(&der, "0123456789abcdef0123456789abcdef");
-    let env: Vec<_> = env
-        .into_iter()
-        .map(|(k, v)| match k {
-            "AWS_ENDPOINT_URL_CLOUDTRAIL" => (k, other.endpoint.clone()),
-            _ => (k, v),
-        })
-        .collect();
     let out = tmp.path().join("report-unknown-key");
-    let o = crate::common::keytrail_with_env(
-        &[
-            "run",
-            "--usage",
-            usage.to_str().unwrap(),
-            "--logs",
-            "s3://signed-logs",
-            "--out",
-            out.to_str().unwrap(),
-            "--backfill",
-            "all",
-        ],
-        &env,
-    );
-    assert_eq!(
-        o.status.code(),
-        Some(1),
-        "{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
+    let (code, text) = run_over(&other.endpoint, &out);
+    assert_eq!(code, Some(1), "{text}");
     let mut want: BTreeSet<(String, String)> = tampered(&truth)
         .into_iter()
         .map(|(kind, object)| match kind.as_str() {

@@ -11,6 +11,21 @@ use hyper_util::rt::TokioExecutor;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
+/// The path and query of a request (`/bucket/key?x-id=GetObject`).
+fn path_of(req: &Request<Incoming>) -> String {
+    req.uri()
+        .path_and_query()
+        .map(|p| p.to_string())
+        .unwrap_or_default()
+}
+
+/// Points a request at `upstream`, same path and query.
+fn redirect(req: &mut Request<Incoming>, upstream: &Uri, path: &str) {
+    *req.uri_mut() = format!("{upstream}{}", path.trim_start_matches('/'))
+        .parse()
+        .unwrap();
+}
+
 pub struct Recorder {
     pub endpoint: String,
     log: Arc<Mutex<Vec<(String, String)>>>,
@@ -26,17 +41,11 @@ impl Recorder {
         let (endpoint, rt) = crate::common::serve(move || {
             let (l, client, upstream) = (l.clone(), client.clone(), upstream.clone());
             hyper::service::service_fn(move |mut req: Request<Incoming>| {
-                let path = req
-                    .uri()
-                    .path_and_query()
-                    .map(|p| p.to_string())
-                    .unwrap_or_default();
+                let path = path_of(&req);
                 l.lock()
                     .unwrap()
                     .push((req.method().to_string(), path.clone()));
-                *req.uri_mut() = format!("{upstream}{}", path.trim_start_matches('/'))
-                    .parse()
-                    .unwrap();
+                redirect(&mut req, &upstream, &path);
                 let client = client.clone();
                 async move { client.request(req).await }
             })
@@ -108,11 +117,7 @@ impl Faulty {
                 (inj.clone(), seq.clone(), client.clone(), upstream.clone());
             hyper::service::service_fn(move |mut req: Request<Incoming>| {
                 let h = splitmix(seq.fetch_add(1, Ordering::Relaxed));
-                let path = req
-                    .uri()
-                    .path_and_query()
-                    .map(|p| p.to_string())
-                    .unwrap_or_default();
+                let path = path_of(&req);
                 // Path-style: /bucket/key?x-id=GetObject (the SDK names the operation).
                 let get_object = req.method() == hyper::Method::GET
                     && path.contains("x-id=GetObject")
@@ -125,9 +130,7 @@ impl Faulty {
                 if let Some(f) = fault {
                     inj[f].fetch_add(1, Ordering::Relaxed);
                 }
-                *req.uri_mut() = format!("{upstream}{}", path.trim_start_matches('/'))
-                    .parse()
-                    .unwrap();
+                redirect(&mut req, &upstream, &path);
                 let client = client.clone();
                 async move {
                     match fault {
@@ -193,17 +196,11 @@ impl Stalling {
                 upstream.clone(),
             );
             hyper::service::service_fn(move |mut req: Request<Incoming>| {
-                let path = req
-                    .uri()
-                    .path_and_query()
-                    .map(|p| p.to_string())
-                    .unwrap_or_default();
+                let path = path_of(&req);
                 let get_object =
                     req.method() == hyper::Method::GET && path.contains("x-id=GetObject");
                 let held = get_object && !first_taken.swap(true, Ordering::SeqCst);
-                *req.uri_mut() = format!("{upstream}{}", path.trim_start_matches('/'))
-                    .parse()
-                    .unwrap();
+                redirect(&mut req, &upstream, &path);
                 let (rel, answered, client) = (rel.clone(), answered.clone(), client.clone());
                 async move {
                     let resp = client.request(req).await?;
