@@ -129,9 +129,9 @@ pub struct Digest {
 }
 
 impl Digest {
-    /// Which trail's chain it belongs to (with the account and region).
-    fn chain(&self) -> (&str, &str) {
-        (&self.trail, &self.home_region)
+    /// Which chain it belongs to: account, region, trail and the trail's home region.
+    fn chain(&self) -> (&str, &str, &str, &str) {
+        (&self.account, &self.region, &self.trail, &self.home_region)
     }
 }
 
@@ -435,14 +435,7 @@ pub fn verify(
     }
 
     // The chain, per account, region and trail.
-    digests.sort_by(|a, b| {
-        (&a.account, &a.region, a.chain(), a.start).cmp(&(
-            &b.account,
-            &b.region,
-            b.chain(),
-            b.start,
-        ))
-    });
+    digests.sort_by(|a, b| (a.chain(), a.start).cmp(&(b.chain(), b.start)));
     let bad_signature: BTreeSet<&str> = out
         .findings
         .iter()
@@ -457,7 +450,7 @@ pub fn verify(
     let backfills: Vec<&Digest> = digests.iter().filter(|d| d.backfill).collect();
     let points_at_backfill = |next: &Digest| {
         backfills.iter().any(|b| {
-            (&b.account, &b.region, b.chain()) == (&next.account, &next.region, next.chain())
+            b.chain() == next.chain()
                 && next.prev_hash.as_deref() == Some(b.sha256.as_str())
                 && b.signature
                     .as_ref()
@@ -466,9 +459,7 @@ pub fn verify(
     };
     for pair in chain.windows(2) {
         let (prev, next) = (pair[0], pair[1]);
-        if (&prev.account, &prev.region, prev.chain())
-            != (&next.account, &next.region, next.chain())
-        {
+        if prev.chain() != next.chain() {
             continue;
         }
         let to_prev = next.prev_hash.as_deref() == Some(prev.sha256.as_str());
@@ -737,6 +728,17 @@ mod tests {
         }
     }
 
+    /// The digest of hour `h` (to `h + 1`) of 2026-02-01.
+    fn hour(key: &str, h: u32, prev: Option<&str>, sha: &str) -> Digest {
+        digest(
+            key,
+            &format!("2026-02-01T{h:02}:00:00Z"),
+            &format!("2026-02-01T{:02}:00:00Z", h + 1),
+            prev,
+            sha,
+        )
+    }
+
     fn planned(days: &[u32]) -> BTreeSet<DayPrefix> {
         days.iter()
             .map(|d| DayPrefix {
@@ -874,15 +876,6 @@ mod tests {
 
     #[test]
     fn backfill_digests_stand_beside_the_hourly_chain() {
-        let hour = |key: &str, h: u32, prev: Option<&str>, sha: &str| {
-            digest(
-                key,
-                &format!("2026-02-01T{:02}:00:00Z", h),
-                &format!("2026-02-01T{:02}:00:00Z", h + 1),
-                prev,
-                sha,
-            )
-        };
         let backfill = |key: &str, h: u32, sha: &str| Digest {
             backfill: true,
             ..hour(key, h, Some("unrelated"), sha)
@@ -927,13 +920,7 @@ mod tests {
     fn two_trails_of_one_name_in_two_home_regions_are_two_chains() {
         let hour = |key: &str, home: &str, h: u32, prev: Option<&str>, sha: &str| Digest {
             home_region: home.into(),
-            ..digest(
-                key,
-                &format!("2026-02-01T{:02}:00:00Z", h),
-                &format!("2026-02-01T{:02}:00:00Z", h + 1),
-                prev,
-                sha,
-            )
+            ..hour(key, h, prev, sha)
         };
         let got = verify(
             vec![
