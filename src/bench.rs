@@ -7,15 +7,57 @@
 //! then the ratio scan / floor and the speed-up from threads. Figures, not assertions: this
 //! machine class is shared and noisy, so compare ratios from one run.
 
-use crate::config::BackfillScope;
-use crate::scan::list::ObjectRef;
+use crate::archive::layout::ObjectRef;
+use crate::archive::local::LocalArchive;
+use crate::archive::Archive;
+use crate::config::{BackfillScope, DecodeLimits};
+use crate::scan::fetch::{InFlight, DEFAULT_CONCURRENCY, DEFAULT_IN_FLIGHT_MIB};
 use crate::scan::record::KeyIndex;
-use crate::scan::store::LocalStore;
-use crate::{inventory, plan, scan};
+use crate::scan::{ScanResult, ScanStats};
+use crate::{inventory, plan, scan, tracking};
 use rayon::prelude::*;
 use std::io::Read;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Instant;
+
+/// An archive the bench scans, through the product's scan path with its default bounds.
+trait ScanArchive {
+    fn scan(
+        &self,
+        rt: &tokio::runtime::Runtime,
+        objects: &[ObjectRef],
+        index: Arc<KeyIndex>,
+        pool: &rayon::ThreadPool,
+        limits: DecodeLimits,
+    ) -> ScanStats;
+}
+
+impl<A: Archive> ScanArchive for A {
+    fn scan(
+        &self,
+        rt: &tokio::runtime::Runtime,
+        objects: &[ObjectRef],
+        index: Arc<KeyIndex>,
+        pool: &rayon::ThreadPool,
+        limits: DecodeLimits,
+    ) -> ScanStats {
+        let in_flight = InFlight {
+            objects: DEFAULT_CONCURRENCY as usize,
+            bytes: DEFAULT_IN_FLIGHT_MIB << 20,
+        };
+        let done = rt.block_on(scan::fetch::scan(
+            self,
+            objects,
+            index,
+            pool,
+            in_flight,
+            limits,
+            &|_, _| {},
+        ));
+        ScanResult::of(done).stats
+    }
+}
 
 /// What a phase measures.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,14 +97,6 @@ fn reset_peak() {
     let _ = std::fs::write("/proc/self/clear_refs", "5");
 }
 
-/// `VmHWM` of this process, in MiB.
-pub fn peak_rss_mib() -> Option<f64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kb / 1024.0)
-}
-
 fn inflate_flate2(bytes: &[u8]) -> usize {
     let mut out = Vec::with_capacity(bytes.len() * 8);
     // A broken object counts as nothing inflated.
@@ -91,7 +125,7 @@ fn timed(role: Role, name: &str, phases: &mut Vec<Phase>, f: impl FnOnce()) {
         name: name.to_string(),
         seconds: t.elapsed().as_secs_f64(),
         cpu_seconds: cpu_seconds() - cpu,
-        peak_rss_mib: peak_rss_mib(),
+        peak_rss_mib: crate::progress::peak_rss_mib(),
     });
 }
 
@@ -112,16 +146,19 @@ pub fn run(
             Err(e) => Err(anyhow::anyhow!(e)),
         })
         .transpose()?;
-    let keys = inventory::read_snapshot(usage)?;
-    let store = LocalStore {
+    let keys = tracking::track(inventory::read_snapshot(usage)?);
+    let store = LocalArchive {
         root: logs.to_path_buf(),
     };
-    let rt = tokio::runtime::Builder::new_current_thread().build()?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
     let objects: Vec<ObjectRef> = rt.block_on(async {
-        let archive = scan::list::discover(&store, "").await?;
-        let starts = scan::list::archive_starts(&store, &archive).await?;
+        let folders = plan::list::discover(&store, "").await?;
+        let starts = plan::list::archive_starts(&store, &folders).await?;
         let plan = plan::plan(&keys, &starts, BackfillScope::All, None);
-        anyhow::Ok(scan::list::list(&store, &archive, &plan.prefixes).await?)
+        anyhow::Ok(plan::list::list(&store, &folders, &plan.prefixes).await?)
     })?;
     let objects: Vec<ObjectRef> = objects
         .into_iter()
@@ -133,7 +170,13 @@ pub fn run(
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(threads)
         .build()?;
-    let read = |o: &ObjectRef| std::fs::read(store.path_of(&o.key)).unwrap_or_default();
+    let read = |o: &ObjectRef| store.read(&o.key).unwrap_or_default();
+    // The product's one scan path, over any archive.
+    let scan =
+        |archive: &dyn ScanArchive,
+         objects: &[ObjectRef],
+         pool: &rayon::ThreadPool,
+         limits: DecodeLimits| { archive.scan(&rt, objects, index.clone(), pool, limits) };
     // Warm the page cache so that every phase reads from memory alike.
     let gzip_bytes: u64 = pool.install(|| objects.par_iter().map(|o| read(o).len() as u64).sum());
     let mut phases = Vec::new();
@@ -168,18 +211,14 @@ pub fn run(
     if pool.current_num_threads() > 1 {
         let one = rayon::ThreadPoolBuilder::new().num_threads(1).build()?;
         timed(Role::ScanOneThread, "scan: 1 thread", &mut phases, || {
-            one.install(|| {
-                scan::scan_local(&store, &objects, &index, Default::default(), &|_, _| {})
-            });
+            scan(&store, &objects, &one, DecodeLimits::default());
         });
     }
-    let mut local = Vec::new();
+    let mut local = ScanStats::default();
     timed(Role::Scan, &format!("scan: {on}"), &mut phases, || {
-        local = pool
-            .install(|| scan::scan_local(&store, &objects, &index, Default::default(), &|_, _| {}));
+        local = scan(&store, &objects, &pool, DecodeLimits::default());
     });
-    let local = scan::merge(local).stats;
-    let hashing = scan::decode::Limits {
+    let hashing = DecodeLimits {
         hash: true,
         ..Default::default()
     };
@@ -188,16 +227,12 @@ pub fn run(
         &format!("scan + SHA-256 (integrity): {on}"),
         &mut phases,
         || {
-            pool.install(|| scan::scan_local(&store, &objects, &index, hashing, &|_, _| {}));
+            scan(&store, &objects, &pool, hashing);
         },
     );
     if let Some((bucket, prefix)) = s3_logs {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()?;
         let aws = rt.block_on(crate::aws::load(None, None));
-        let store = rt.block_on(scan::s3::S3Store::connect(&aws, &bucket))?;
+        let bucket_archive = rt.block_on(crate::archive::s3::S3Archive::connect(&aws, &bucket))?;
         let in_s3: Vec<ObjectRef> = objects
             .iter()
             .map(|o| ObjectRef {
@@ -205,28 +240,15 @@ pub fn run(
                 ..o.clone()
             })
             .collect();
-        let in_flight = scan::s3::InFlight {
-            objects: scan::s3::DEFAULT_CONCURRENCY as usize,
-            bytes: scan::s3::DEFAULT_IN_FLIGHT_MIB << 20,
-        };
-        let mut over_s3 = Vec::new();
+        let mut over_s3 = ScanStats::default();
         timed(
             Role::ScanS3,
             &format!("scan over s3://{bucket}: {on}"),
             &mut phases,
             || {
-                over_s3 = rt.block_on(scan::s3::scan(
-                    &store,
-                    &in_s3,
-                    index.clone(),
-                    &pool,
-                    in_flight,
-                    Default::default(),
-                    &|_, _| {},
-                ));
+                over_s3 = scan(&bucket_archive, &in_s3, &pool, DecodeLimits::default());
             },
         );
-        let over_s3 = scan::merge(over_s3).stats;
         anyhow::ensure!(
             over_s3 == local,
             "s3://{bucket}/{prefix} did not scan like the local archive (is it the same?): \

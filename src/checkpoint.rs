@@ -16,16 +16,25 @@
 //!
 //! A finished run removes its checkpoint once the report is in place.
 
-use crate::config::Logs;
+use crate::archive::layout::ObjectRef;
+use crate::archive::Archive;
+use crate::config::DecodeLimits as Limits;
+use crate::config::{Config, Logs};
 use crate::inventory::Key;
-use crate::scan::decode::Limits;
-use crate::scan::list::ObjectRef;
+use crate::model::hex;
+use crate::plan::Plan;
+use crate::progress::Progress;
+use crate::scan::fetch::InFlight;
+use crate::scan::record::KeyIndex;
 use crate::scan::record::UseCopy;
+use crate::scan::ScanResult;
 use crate::scan::{ManifestRow, ScanStats, Scanned};
+use crate::tracking::Tracked;
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Seek, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::Mutex;
 
 const META: &str = "run.json";
@@ -70,9 +79,13 @@ pub struct Identity {
 }
 
 impl Identity {
-    pub fn new(logs: &Logs, keys: &[Key], limits: Limits) -> Identity {
+    pub fn new<'k>(
+        logs: &Logs,
+        keys: impl IntoIterator<Item = &'k Key>,
+        limits: Limits,
+    ) -> Identity {
         let mut text = String::new();
-        let mut sorted: Vec<&Key> = keys.iter().collect();
+        let mut sorted: Vec<&Key> = keys.into_iter().collect();
         sorted.sort_by(|a, b| a.arn.cmp(&b.arn));
         for k in sorted {
             let mut aliases = k.aliases.clone();
@@ -115,14 +128,6 @@ impl Identity {
             )
         }
     }
-}
-
-pub fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write as _;
-    bytes.iter().fold(String::new(), |mut s, b| {
-        let _ = write!(s, "{b:02x}");
-        s
-    })
 }
 
 /// One journal line: an object and what scanning it gave.
@@ -220,15 +225,15 @@ impl Checkpoint {
         self.resumed
     }
 
-    /// Splits `objects` into those whose results the checkpoint holds (taken out of it, with their
-    /// position) and those still to scan.
-    pub fn take(&self, objects: &[ObjectRef]) -> (Vec<(usize, Scanned)>, Vec<ObjectRef>) {
+    /// Splits `objects` into those whose results the checkpoint holds (taken out of it) and those
+    /// still to scan.
+    pub fn take(&self, objects: &[ObjectRef]) -> (Vec<Scanned>, Vec<ObjectRef>) {
         let mut done = self.done.lock().unwrap_or_else(|e| e.into_inner());
         let mut held = Vec::new();
         let mut todo = Vec::new();
-        for (i, obj) in objects.iter().enumerate() {
+        for obj in objects {
             match done.remove(&(obj.key.clone(), obj.size)) {
-                Some(s) => held.push((i, s)),
+                Some(s) => held.push(s),
                 None => todo.push(obj.clone()),
             }
         }
@@ -282,19 +287,95 @@ impl Checkpoint {
     }
 }
 
-/// Puts the results taken from a checkpoint (with their positions) and the freshly scanned ones
-/// (in order, filling the other positions) back into one list in object order.
-pub fn rejoin(held: Vec<(usize, Scanned)>, fresh: Vec<Scanned>) -> Vec<Scanned> {
-    let mut out = Vec::with_capacity(held.len() + fresh.len());
-    let mut fresh = fresh.into_iter();
-    for (i, s) in held {
-        while out.len() < i {
-            out.extend(fresh.next());
+/// The scan stage with its resume journal: the objects the journal holds are taken as they were
+/// read; the rest are scanned and journaled as each finishes.
+#[derive(Debug)]
+pub struct Scanner {
+    checkpoint: Checkpoint,
+    limits: Limits,
+    taken: std::sync::atomic::AtomicUsize,
+}
+
+impl Scanner {
+    /// Opens the checkpoint next to `--out` for this run: its identity is the archive, the keys
+    /// and the decode limits (logs are hashed when the plan has digests). A live run's answers
+    /// are kept in it first, so that a resume does not ask KMS again.
+    pub fn open(
+        cfg: &Config,
+        logs: &Logs,
+        tracked: &Tracked,
+        plan: &Plan,
+    ) -> Result<Scanner, CheckpointError> {
+        let limits = Limits {
+            hash: plan.hashes_logs(),
+            ..cfg.limits
+        };
+        let dir = dir_for(&cfg.out);
+        let identity = Identity::new(logs, tracked.keys(), limits);
+        let checkpoint = Checkpoint::open(&dir, &identity, cfg.resume)?;
+        if tracked.source.is_live() {
+            // Best effort: without it a resume asks KMS again.
+            let text = crate::inventory::snapshot_text(tracked.keys());
+            let _ = write_atomically(&dir.join(USAGE), text.as_bytes());
         }
-        out.push(s);
+        crate::interrupt::kill_point("start", 0);
+        Ok(Scanner {
+            checkpoint,
+            limits,
+            taken: Default::default(),
+        })
     }
-    out.extend(fresh);
-    out
+
+    /// Scans the plan's objects of `archive`, but those the checkpoint already holds.
+    pub async fn scan<A: Archive>(
+        &self,
+        archive: &A,
+        plan: &Plan,
+        index: Arc<KeyIndex>,
+        pool: &rayon::ThreadPool,
+        cfg: &Config,
+    ) -> ScanResult {
+        let (held, todo) = self.checkpoint.take(&plan.objects);
+        self.taken
+            .store(held.len(), std::sync::atomic::Ordering::Relaxed);
+        let bytes = todo.iter().map(|o| o.size).sum();
+        let progress = Progress::scan(todo.len() as u64, bytes, cfg.progress);
+        let in_flight = InFlight {
+            objects: cfg.concurrency,
+            bytes: cfg.max_in_flight,
+        };
+        let fresh = crate::scan::fetch::scan(
+            archive,
+            &todo,
+            index,
+            pool,
+            in_flight,
+            self.limits,
+            &|obj, scanned| {
+                self.checkpoint.record(obj, scanned);
+                progress.object(obj.size);
+            },
+        )
+        .await;
+        progress.finish();
+        ScanResult::of(held.into_iter().chain(fresh))
+    }
+
+    /// How many objects' results came from the checkpoint of an interrupted run.
+    pub fn resumed_objects(&self) -> usize {
+        self.taken.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Where the checkpoint is and why it could not be written, if it could not.
+    pub fn error(&self) -> Option<(String, String)> {
+        let e = self.checkpoint.error()?;
+        Some((self.checkpoint.path().display().to_string(), e))
+    }
+
+    /// The report is in place: the checkpoint is no longer needed.
+    pub fn finish(self) {
+        self.checkpoint.remove();
+    }
 }
 
 fn discard(dir: &Path) {
@@ -367,8 +448,8 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::archive::layout::DayPrefix;
     use crate::model::KeyArn;
-    use crate::plan::DayPrefix;
     use crate::scan::ObjectStatus;
     use chrono::NaiveDate;
 
@@ -447,10 +528,7 @@ mod tests {
         let ck = Checkpoint::open(&dir, &id, true).unwrap();
         assert_eq!(ck.resumed(), 2);
         let (held, todo) = ck.take(&objects);
-        assert_eq!(
-            held,
-            vec![(1, result(&objects[1])), (3, result(&objects[3]))]
-        );
+        assert_eq!(held, vec![result(&objects[1]), result(&objects[3])]);
         assert_eq!(todo, vec![objects[0].clone(), objects[2].clone()]);
     }
 

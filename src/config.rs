@@ -63,6 +63,16 @@ impl Logs {
     }
 }
 
+impl Logs {
+    /// A local archive must be a directory; checked before anything else runs.
+    pub fn check(&self) -> anyhow::Result<()> {
+        if let Logs::Local(dir) = self {
+            anyhow::ensure!(dir.is_dir(), "--logs {}: no such directory", dir.display());
+        }
+        Ok(())
+    }
+}
+
 impl std::fmt::Display for Logs {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
@@ -143,6 +153,28 @@ pub struct Integrity {
     pub public_keys: Vec<PathBuf>,
 }
 
+/// What bounds the work and memory one object may take when it is decoded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DecodeLimits {
+    /// An object that inflates to more than this is unreadable (a gzip bomb, or not a log).
+    pub max_inflated: u64,
+    /// A record larger than this is malformed (CloudTrail's own maximum is 256 KB).
+    pub max_record: usize,
+    /// Hash each object's inflated bytes (SHA-256), for the digest check (`--verify-integrity`).
+    pub hash: bool,
+}
+
+impl Default for DecodeLimits {
+    fn default() -> Self {
+        DecodeLimits {
+            // CloudTrail writes at most 50 MB of gzip per object; its JSON inflates 10-20x.
+            max_inflated: 2 << 30,
+            max_record: 1 << 20,
+            hash: false,
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Config {
     pub usage: Usage,
@@ -162,7 +194,7 @@ pub struct Config {
     /// (`--max-in-flight-mib`); one object larger than this is fetched alone.
     pub max_in_flight: u64,
     /// What one object may cost (`--max-inflated-mib`).
-    pub limits: crate::scan::decode::Limits,
+    pub limits: DecodeLimits,
     /// AWS profile and region (`--profile`, `--region`); the SDK's defaults when `None`.
     pub profile: Option<String>,
     pub region: Option<String>,

@@ -4,13 +4,14 @@
 //! complete the evidence of each backfill window is, and decides the verdict. A negative finding
 //! is never stronger than its evidence.
 
+use crate::integrity::live::Evidence;
 use crate::integrity::Checked;
 use crate::inventory::{Key, LastUsage};
 use crate::model::{iso, Instant, KeyArn};
 use crate::plan::{KeyPlan, Plan, Window};
 use crate::scan::record::{KeyRole, UseCopy};
 use crate::scan::{ManifestRow, ObjectStatus};
-use crate::tracking::TrackingStatus;
+use crate::tracking::{TrackedKey, TrackingStatus};
 use chrono::NaiveDate;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -74,7 +75,7 @@ impl Use {
 
 /// One row of `key_usage/`.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Finding {
+pub struct KeyUsage {
     pub key: Key,
     pub status: TrackingStatus,
     pub last_usage_event_found: bool,
@@ -102,7 +103,7 @@ pub struct Finding {
 #[derive(Debug, Default)]
 pub struct Correlated {
     /// In key-ARN order.
-    pub findings: Vec<Finding>,
+    pub findings: Vec<KeyUsage>,
     /// The pre-tracking uses of backfilled keys and each key's joined last use, sorted.
     pub events: Vec<Use>,
 }
@@ -174,31 +175,12 @@ fn merge(copies: Vec<UseCopy>) -> Use {
     }
 }
 
-pub fn correlate(
-    keys: &[Key],
-    plan: &Plan,
-    copies: Vec<UseCopy>,
-    manifest: &[ManifestRow],
-    integrity: Option<&Checked>,
-) -> Correlated {
-    let mut evidence: HashMap<(&str, &str, NaiveDate), DayEvidence> = HashMap::new();
-    for row in manifest {
-        let e = evidence
-            .entry((
-                row.account_id.as_str(),
-                row.region.as_str(),
-                row.delivery_date,
-            ))
-            .or_default();
-        match row.status {
-            ObjectStatus::Read => e.read += 1,
-            ObjectStatus::Unreadable => e.unreadable += 1,
-            ObjectStatus::Skipped => {}
-        }
-        e.archived += u64::from(row.archived);
-        e.unattributable += row.unattributable_uses;
-    }
-    let uses = dedupe(copies);
+/// The correlate stage: one [`KeyUsage`] per key (in ARN order) and the uses to report, from the
+/// keys, the plan and the evidence.
+pub fn correlate(keys: &[TrackedKey], plan: &Plan, evidence: &Evidence) -> Correlated {
+    let days = DayIndex::of(&evidence.scan.manifest);
+    let copies = evidence.scan.uses.iter().chain(&evidence.history);
+    let uses = dedupe(copies.cloned().collect());
     let mut by_key: HashMap<&KeyArn, Vec<&Use>> = HashMap::new();
     for u in &uses {
         by_key.entry(&u.key).or_default().push(u);
@@ -210,88 +192,364 @@ pub fn correlate(
     for key in keys {
         let kp = plans[&key.arn];
         let key_uses = by_key.get(&key.arn).map(Vec::as_slice).unwrap_or_default();
-        let mut f = finding_for(key, kp, key_uses, |d| {
-            evidence
-                .get(&(key.arn.account(), key.arn.region(), d))
-                .copied()
-                .unwrap_or_default()
+        let backfill = kp.window.filter(|_| kp.backfill).map(|w| {
+            Backfill::of(w, key_uses, |d| {
+                days.get(key.arn.account(), key.arn.region(), d)
+            })
         });
-        if let Some(c) = integrity {
-            weigh_integrity(&mut f, kp, c);
-        }
-        let mut kept: Vec<&Use> = match f.window {
-            Some(w) => key_uses
-                .iter()
-                .copied()
-                .filter(|u| w.contains(u.event_time))
-                .collect(),
-            None => Vec::new(),
-        };
-        if let Some(u) = key
+        let integrity = evidence.integrity.as_ref().and_then(|c| {
+            KeyIntegrity::of(
+                key.arn.account(),
+                key.arn.region(),
+                kp,
+                backfill.as_ref().map(|b| b.window),
+                c,
+            )
+        });
+        let last_use = key
             .last_usage
             .as_ref()
-            .and_then(|lu| find_last_use(key_uses, lu))
-        {
-            kept.push(u);
-            f.last_usage_event_found = true;
-            f.last_usage_principal = u.principal().map(str::to_string);
-            f.last_usage_source_ip = u.source_ip.clone();
-            f.last_usage_user_agent = u.user_agent.clone();
+            .and_then(|lu| find_last_use(key_uses, lu));
+        let (verdict, verdict_reason) = verdict(key, kp, backfill.as_ref(), integrity.as_ref());
+        if let Some(b) = &backfill {
+            events.extend(b.uses.iter().map(|u| (event_order(u), *u)));
         }
-        for u in kept {
-            let sort_key = (
-                u.key.account(),
-                u.key.region(),
-                u.key.as_str(),
-                u.event_time,
-                u.event_id.as_str(),
-                u.role,
-            );
-            events.insert(sort_key, u);
-        }
-        out.findings.push(f);
+        events.extend(last_use.map(|u| (event_order(u), u)));
+        out.findings.push(KeyUsage::new(
+            key,
+            backfill,
+            integrity,
+            last_use,
+            verdict,
+            verdict_reason,
+        ));
     }
     out.findings.sort_by(|a, b| a.key.arn.cmp(&b.key.arn));
     out.events = events.into_values().cloned().collect();
     out
 }
 
-/// The digest check over the key's days (its window and slack day, else its join days): a
-/// finding there makes a negative verdict inconclusive.
-fn weigh_integrity(f: &mut Finding, kp: &KeyPlan, c: &Checked) {
-    let days: Vec<NaiveDate> = match (f.window, kp.join_days) {
-        (Some(w), _) => w.days().chain([w.slack_day()]).collect(),
-        (None, Some((a, b))) => crate::model::days(a, b).collect(),
-        (None, None) => return,
-    };
-    let (account, region) = (f.key.arn.account(), f.key.arn.region());
-    let found: Vec<&crate::integrity::Finding> = c
-        .findings
-        .iter()
-        .filter(|x| {
-            x.account_id == account && x.region == region && x.days.iter().any(|d| days.contains(d))
+fn event_order(u: &Use) -> (&str, &str, &str, Instant, &str, KeyRole) {
+    (
+        u.key.account(),
+        u.key.region(),
+        u.key.as_str(),
+        u.event_time,
+        u.event_id.as_str(),
+        u.role,
+    )
+}
+
+/// The manifest's evidence per (account, region, delivery day).
+struct DayIndex<'m>(HashMap<(&'m str, &'m str, NaiveDate), DayEvidence>);
+
+impl<'m> DayIndex<'m> {
+    fn of(manifest: &'m [ManifestRow]) -> DayIndex<'m> {
+        let mut days: HashMap<(&str, &str, NaiveDate), DayEvidence> = HashMap::new();
+        for row in manifest {
+            let e = days
+                .entry((
+                    row.account_id.as_str(),
+                    row.region.as_str(),
+                    row.delivery_date,
+                ))
+                .or_default();
+            match row.status {
+                ObjectStatus::Read => e.read += 1,
+                ObjectStatus::Unreadable => e.unreadable += 1,
+                ObjectStatus::Skipped => {}
+            }
+            e.archived += u64::from(row.archived);
+            e.unattributable += row.unattributable_uses;
+        }
+        DayIndex(days)
+    }
+
+    fn get(&self, account: &str, region: &str, day: NaiveDate) -> DayEvidence {
+        self.0
+            .get(&(account, region, day))
+            .copied()
+            .unwrap_or_default()
+    }
+}
+
+/// What the backfill of one key's window found: its uses and how complete the logs were.
+#[derive(Debug)]
+struct Backfill<'u> {
+    window: Window,
+    /// The uses inside the window.
+    uses: Vec<&'u Use>,
+    days_read: i64,
+    /// Window days without a readable log object.
+    missing_days: Vec<NaiveDate>,
+    /// Whether the day after the window (where its last events may be filed) was read.
+    slack_read: bool,
+    /// In the window's days and its slack day.
+    unreadable: u64,
+    archived: u64,
+    unattributable: u64,
+}
+
+impl<'u> Backfill<'u> {
+    fn of(
+        window: Window,
+        uses: &[&'u Use],
+        day: impl Fn(NaiveDate) -> DayEvidence,
+    ) -> Backfill<'u> {
+        let mut b = Backfill {
+            window,
+            uses: uses
+                .iter()
+                .copied()
+                .filter(|u| window.contains(u.event_time))
+                .collect(),
+            days_read: 0,
+            missing_days: Vec::new(),
+            slack_read: false,
+            unreadable: 0,
+            archived: 0,
+            unattributable: 0,
+        };
+        for d in window.days() {
+            let e = day(d);
+            if e.read > 0 {
+                b.days_read += 1;
+            } else {
+                b.missing_days.push(d);
+            }
+            b.add(e);
+        }
+        let slack = day(window.slack_day());
+        b.slack_read = slack.read > 0;
+        b.add(slack);
+        b
+    }
+
+    fn add(&mut self, e: DayEvidence) {
+        self.unreadable += e.unreadable;
+        self.archived += e.archived;
+        self.unattributable += e.unattributable;
+    }
+
+    /// Distinct calls: a ReEncrypt from a key to itself is one use of it, in two roles.
+    fn use_count(&self) -> i64 {
+        let calls: BTreeSet<&str> = self.uses.iter().map(|u| u.event_id.as_str()).collect();
+        calls.len() as i64
+    }
+
+    fn last_use(&self) -> Option<&'u Use> {
+        self.uses
+            .iter()
+            .copied()
+            .max_by(|a, b| (a.event_time, &a.event_id).cmp(&(b.event_time, &b.event_id)))
+    }
+
+    /// What keeps the logs read from being the whole evidence of the window.
+    fn gaps(&self) -> Vec<Gap> {
+        let mut gaps = Vec::new();
+        if !self.missing_days.is_empty() {
+            gaps.push(Gap::MissingDays {
+                missing: self.missing_days.clone(),
+                of: self.window.day_count(),
+            });
+        }
+        if !self.slack_read {
+            gaps.push(Gap::SlackDayUnread(self.window.slack_day()));
+        }
+        if self.unreadable > 0 {
+            gaps.push(Gap::Unreadable(self.unreadable));
+        }
+        if self.archived > 0 {
+            gaps.push(Gap::Archived(self.archived));
+        }
+        if self.unattributable > 0 {
+            gaps.push(Gap::Unattributable(self.unattributable));
+        }
+        gaps
+    }
+}
+
+/// Why a backfill that found no use cannot say "no use": the typed reasons of `inconclusive`.
+#[derive(Debug, Clone, PartialEq)]
+enum Gap {
+    /// Known before any object was read (the plan's: window start, archive extent, trails).
+    Planned(String),
+    MissingDays {
+        missing: Vec<NaiveDate>,
+        of: i64,
+    },
+    SlackDayUnread(NaiveDate),
+    Unreadable(u64),
+    Archived(u64),
+    Unattributable(u64),
+    /// Findings of the digest check in the key's days, with their kinds.
+    Integrity {
+        findings: usize,
+        kinds: Vec<&'static str>,
+    },
+}
+
+impl std::fmt::Display for Gap {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Gap::Planned(why) => f.write_str(why),
+            Gap::MissingDays { missing, of } => write!(
+                f,
+                "no readable logs on {} of {of} days ({})",
+                missing.len(),
+                day_ranges(missing)
+            ),
+            Gap::SlackDayUnread(d) => write!(
+                f,
+                "no readable logs on {d}, the day after the window, where its last events may have been delivered"
+            ),
+            Gap::Unreadable(n) => write!(f, "{n} unreadable log object(s) in the window"),
+            Gap::Archived(n) => write!(
+                f,
+                "{n} log object(s) in the window are archived (GLACIER/DEEP_ARCHIVE) and must be restored"
+            ),
+            Gap::Unattributable(n) => write!(
+                f,
+                "{n} successful KMS call(s) in the window's logs name no key and may be uses of it"
+            ),
+            Gap::Integrity { findings, kinds } => write!(
+                f,
+                "the digest chain reports {findings} integrity finding(s) in the window ({}); see integrity/",
+                kinds.join(", ")
+            ),
+        }
+    }
+}
+
+/// The digest check over one key's days: its window and slack day, else its join days.
+#[derive(Debug)]
+struct KeyIntegrity {
+    /// verified | partial | failed.
+    status: &'static str,
+    findings: usize,
+    kinds: Vec<&'static str>,
+}
+
+impl KeyIntegrity {
+    fn of(
+        account: &str,
+        region: &str,
+        kp: &KeyPlan,
+        window: Option<Window>,
+        c: &Checked,
+    ) -> Option<KeyIntegrity> {
+        let days: Vec<NaiveDate> = match (window, kp.join_days) {
+            (Some(w), _) => w.days().chain([w.slack_day()]).collect(),
+            (None, Some((a, b))) => crate::model::days(a, b).collect(),
+            (None, None) => return None,
+        };
+        let found: Vec<&crate::integrity::Finding> = c
+            .findings
+            .iter()
+            .filter(|x| {
+                x.account_id == account
+                    && x.region == region
+                    && x.days.iter().any(|d| days.contains(d))
+            })
+            .collect();
+        let covered = days.iter().all(|d| {
+            c.covered
+                .contains(&(account.to_string(), region.to_string(), *d))
+        });
+        let kinds: BTreeSet<&'static str> = found.iter().map(|x| x.kind.as_str()).collect();
+        Some(KeyIntegrity {
+            status: if !found.is_empty() {
+                "failed"
+            } else if covered && c.signatures_unchecked == 0 {
+                "verified"
+            } else {
+                "partial"
+            },
+            findings: found.len(),
+            kinds: kinds.into_iter().collect(),
         })
-        .collect();
-    let covered = days.iter().all(|d| {
-        c.covered
-            .contains(&(account.to_string(), region.to_string(), *d))
-    });
-    f.integrity_failures = found.len() as i64;
-    f.integrity_status = if !found.is_empty() {
-        "failed"
-    } else if covered && c.signatures_unchecked == 0 {
-        "verified"
-    } else {
-        "partial"
-    };
-    if !found.is_empty() && f.verdict == Verdict::NoUseFound {
-        let kinds: BTreeSet<&str> = found.iter().map(|x| x.kind.as_str()).collect();
-        f.verdict = Verdict::Inconclusive;
-        f.verdict_reason = format!(
-            "no use found, but the digest chain reports {} integrity finding(s) in the window ({}); see integrity/",
-            found.len(),
-            kinds.into_iter().collect::<Vec<_>>().join(", ")
-        );
+    }
+}
+
+/// A key's verdict and its reason, decided here and nowhere else, from its tracking case, its
+/// plan, what the backfill found, and the digest check over its days. A negative finding is
+/// never stronger than its evidence.
+fn verdict(
+    key: &TrackedKey,
+    kp: &KeyPlan,
+    backfill: Option<&Backfill>,
+    integrity: Option<&KeyIntegrity>,
+) -> (Verdict, String) {
+    let used = backfill.filter(|b| !b.uses.is_empty());
+    match (key.status, used) {
+        (TrackingStatus::Error, _) => (
+            Verdict::Inconclusive,
+            format!(
+                "GetKeyLastUsage failed: {}",
+                key.error.as_deref().unwrap_or("unknown error")
+            ),
+        ),
+        (TrackingStatus::UsedSinceTracking, _) => {
+            let lu = key.last_usage.as_ref().expect("used keys have a last use");
+            (
+                Verdict::InUse,
+                format!(
+                    "last used {} at {} (GetKeyLastUsage)",
+                    lu.operation
+                        .as_deref()
+                        .unwrap_or("(operation not reported)"),
+                    iso(lu.timestamp)
+                ),
+            )
+        }
+        (TrackingStatus::UnusedSinceCreation, _) => (
+            Verdict::NeverUsed,
+            format!(
+                "created {} at or after tracking start; no use since",
+                key.creation.map(iso).unwrap_or_default()
+            ),
+        ),
+        (TrackingStatus::UnknownBeforeTracking, Some(b)) => {
+            let last = b.last_use().expect("a backfill with uses has a last one");
+            (
+                Verdict::UsedBeforeTracking,
+                format!(
+                    "{} use(s) before tracking start found in CloudTrail, the last {} at {}",
+                    b.use_count(),
+                    last.operation,
+                    iso(last.event_time)
+                ),
+            )
+        }
+        (TrackingStatus::UnknownBeforeTracking, None) => {
+            let mut gaps: Vec<Gap> = kp.gaps.iter().cloned().map(Gap::Planned).collect();
+            gaps.extend(backfill.map(Backfill::gaps).unwrap_or_default());
+            // The digest chain is weighed last: its findings are named when nothing else is.
+            if let Some(i) = integrity.filter(|i| i.findings > 0 && gaps.is_empty()) {
+                gaps.push(Gap::Integrity {
+                    findings: i.findings,
+                    kinds: i.kinds.clone(),
+                });
+            }
+            match (gaps.as_slice(), backfill) {
+                ([], Some(b)) => (
+                    Verdict::NoUseFound,
+                    format!(
+                        "no use in CloudTrail from key creation {} to tracking start {}; all {} days read",
+                        iso(b.window.start),
+                        iso(b.window.end),
+                        b.window.day_count()
+                    ),
+                ),
+                _ => {
+                    let gaps: Vec<String> = gaps.iter().map(Gap::to_string).collect();
+                    (
+                        Verdict::Inconclusive,
+                        format!("no use found, but {}", gaps.join("; ")),
+                    )
+                }
+            }
+        }
     }
 }
 
@@ -306,159 +564,46 @@ fn find_last_use<'u>(uses: &[&'u Use], lu: &LastUsage) -> Option<&'u Use> {
         .copied()
 }
 
-fn finding_for(
-    key: &Key,
-    kp: &KeyPlan,
-    uses: &[&Use],
-    day: impl Fn(NaiveDate) -> DayEvidence,
-) -> Finding {
-    let mut f = Finding {
-        key: key.clone(),
-        status: kp.status,
-        last_usage_event_found: false,
-        last_usage_principal: None,
-        last_usage_source_ip: None,
-        last_usage_user_agent: None,
-        window: if kp.backfill { kp.window } else { None },
-        pre_tracking_use_count: 0,
-        pre_tracking_first_use: None,
-        pre_tracking_last_use: None,
-        pre_tracking_last_operation: None,
-        pre_tracking_last_event_id: None,
-        pre_tracking_principals: Vec::new(),
-        coverage_days_expected: 0,
-        coverage_days_read: 0,
-        unreadable_objects: 0,
-        integrity_status: "not_checked",
-        integrity_failures: 0,
-        verdict: Verdict::Inconclusive,
-        verdict_reason: String::new(),
-    };
-    let mut gaps = Vec::new();
-    if let Some(w) = f.window {
-        let in_window: Vec<&&Use> = uses.iter().filter(|u| w.contains(u.event_time)).collect();
-        // A ReEncrypt from a key to itself is one use of it, in two roles.
-        let calls: BTreeSet<&str> = in_window.iter().map(|u| u.event_id.as_str()).collect();
-        f.pre_tracking_use_count = calls.len() as i64;
-        f.pre_tracking_first_use = in_window.iter().map(|u| u.event_time).min();
-        if let Some(last) = in_window
+impl KeyUsage {
+    /// The `key_usage` row of a key, from what was found about it.
+    fn new(
+        key: &TrackedKey,
+        backfill: Option<Backfill>,
+        integrity: Option<KeyIntegrity>,
+        last_use: Option<&Use>,
+        verdict: Verdict,
+        verdict_reason: String,
+    ) -> KeyUsage {
+        let last = backfill.as_ref().and_then(Backfill::last_use);
+        let principals: BTreeSet<&str> = backfill
             .iter()
-            .max_by(|a, b| (a.event_time, &a.event_id).cmp(&(b.event_time, &b.event_id)))
-        {
-            f.pre_tracking_last_use = Some(last.event_time);
-            f.pre_tracking_last_operation = Some(last.operation.clone());
-            f.pre_tracking_last_event_id = Some(last.event_id.clone());
-        }
-        let principals: BTreeSet<&str> = in_window.iter().filter_map(|u| u.principal()).collect();
-        f.pre_tracking_principals = principals.into_iter().map(str::to_string).collect();
-
-        f.coverage_days_expected = w.day_count();
-        let mut missing = Vec::new();
-        let mut unattributable = 0;
-        let mut archived = 0;
-        for d in w.days() {
-            let e = day(d);
-            if e.read > 0 {
-                f.coverage_days_read += 1;
-            } else {
-                missing.push(d);
-            }
-            f.unreadable_objects += e.unreadable as i64;
-            unattributable += e.unattributable;
-            archived += e.archived;
-        }
-        let slack = day(w.slack_day());
-        f.unreadable_objects += slack.unreadable as i64;
-        unattributable += slack.unattributable;
-        archived += slack.archived;
-        if !missing.is_empty() {
-            gaps.push(format!(
-                "no readable logs on {} of {} days ({})",
-                missing.len(),
-                f.coverage_days_expected,
-                day_ranges(&missing)
-            ));
-        }
-        if slack.read == 0 {
-            gaps.push(format!(
-                "no readable logs on {}, the day after the window, where its last events may have been delivered",
-                w.slack_day()
-            ));
-        }
-        if f.unreadable_objects > 0 {
-            gaps.push(format!(
-                "{} unreadable log object(s) in the window",
-                f.unreadable_objects
-            ));
-        }
-        if archived > 0 {
-            gaps.push(format!(
-                "{archived} log object(s) in the window are archived (GLACIER/DEEP_ARCHIVE) and must be restored"
-            ));
-        }
-        if unattributable > 0 {
-            gaps.push(format!(
-                "{unattributable} successful KMS call(s) in the window's logs name no key and may be uses of it"
-            ));
+            .flat_map(|b| b.uses.iter().filter_map(|u| u.principal()))
+            .collect();
+        KeyUsage {
+            key: key.key.clone(),
+            status: key.status,
+            last_usage_event_found: last_use.is_some(),
+            last_usage_principal: last_use.and_then(|u| u.principal()).map(str::to_string),
+            last_usage_source_ip: last_use.and_then(|u| u.source_ip.clone()),
+            last_usage_user_agent: last_use.and_then(|u| u.user_agent.clone()),
+            window: backfill.as_ref().map(|b| b.window),
+            pre_tracking_use_count: backfill.as_ref().map_or(0, Backfill::use_count),
+            pre_tracking_first_use: backfill
+                .as_ref()
+                .and_then(|b| b.uses.iter().map(|u| u.event_time).min()),
+            pre_tracking_last_use: last.map(|u| u.event_time),
+            pre_tracking_last_operation: last.map(|u| u.operation.clone()),
+            pre_tracking_last_event_id: last.map(|u| u.event_id.clone()),
+            pre_tracking_principals: principals.into_iter().map(str::to_string).collect(),
+            coverage_days_expected: backfill.as_ref().map_or(0, |b| b.window.day_count()),
+            coverage_days_read: backfill.as_ref().map_or(0, |b| b.days_read),
+            unreadable_objects: backfill.as_ref().map_or(0, |b| b.unreadable as i64),
+            integrity_status: integrity.as_ref().map_or("not_checked", |i| i.status),
+            integrity_failures: integrity.as_ref().map_or(0, |i| i.findings as i64),
+            verdict,
+            verdict_reason,
         }
     }
-    let (verdict, reason) = match kp.status {
-        TrackingStatus::Error => (
-            Verdict::Inconclusive,
-            format!(
-                "GetKeyLastUsage failed: {}",
-                key.error.as_deref().unwrap_or("unknown error")
-            ),
-        ),
-        TrackingStatus::UsedSinceTracking => {
-            let lu = key.last_usage.as_ref().expect("used keys have a last use");
-            (
-                Verdict::InUse,
-                format!(
-                    "last used {} at {} (GetKeyLastUsage)",
-                    lu.operation
-                        .as_deref()
-                        .unwrap_or("(operation not reported)"),
-                    iso(lu.timestamp)
-                ),
-            )
-        }
-        TrackingStatus::UnusedSinceCreation => (
-            Verdict::NeverUsed,
-            format!(
-                "created {} at or after tracking start; no use since",
-                key.creation.map(iso).unwrap_or_default()
-            ),
-        ),
-        TrackingStatus::UnknownBeforeTracking if f.pre_tracking_use_count > 0 => (
-            Verdict::UsedBeforeTracking,
-            format!(
-                "{} use(s) before tracking start found in CloudTrail, the last {} at {}",
-                f.pre_tracking_use_count,
-                f.pre_tracking_last_operation.as_deref().unwrap_or_default(),
-                f.pre_tracking_last_use.map(iso).unwrap_or_default()
-            ),
-        ),
-        TrackingStatus::UnknownBeforeTracking => {
-            let mut limits = kp.limits.clone();
-            limits.extend(gaps);
-            match (limits.is_empty(), f.window) {
-                (true, Some(w)) => (
-                    Verdict::NoUseFound,
-                    format!(
-                        "no use in CloudTrail from key creation {} to tracking start {}; all {} days read",
-                        iso(w.start),
-                        iso(w.end),
-                        f.coverage_days_expected
-                    ),
-                ),
-                _ => (Verdict::Inconclusive, format!("no use found, but {}", limits.join("; "))),
-            }
-        }
-    };
-    f.verdict = verdict;
-    f.verdict_reason = reason;
-    f
 }
 
 /// `2026-03-01..2026-03-03, 2026-03-09`.
@@ -615,6 +760,7 @@ mod tests {
             r#"{{"KeyId":"{K1}","KeyLastUsage":{{}},"TrackingStartDate":"2026-03-04T00:00:00Z","KeyCreationDate":"2026-03-01T12:00:00Z"}}"#
         ))
         .unwrap();
+        let key = crate::tracking::track(vec![key]).remove(0);
         let starts: ArchiveStarts = [(
             (A.to_string(), "us-east-1".to_string()),
             archive.parse().unwrap(),
@@ -626,7 +772,15 @@ mod tests {
             BackfillScope::Unknown,
             None,
         );
-        let c = correlate(&[key], &p, copies, manifest, None);
+        let evidence = Evidence {
+            scan: crate::scan::ScanResult {
+                manifest: manifest.to_vec(),
+                uses: copies,
+                stats: Default::default(),
+            },
+            ..Evidence::default()
+        };
+        let c = correlate(&[key], &p, &evidence);
         let f = &c.findings[0];
         (
             f.verdict,

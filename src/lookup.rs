@@ -4,10 +4,13 @@
 //! record comes back as the same JSON a log file holds, so it goes through the same decoder.
 
 use crate::aws::Aws;
+use crate::integrity::live::Evidence;
 use crate::inventory::Key;
+use crate::model::Warnings;
 use crate::scan::decode::decode_json;
 use crate::scan::record::{KeyIndex, UseCopy};
 use crate::tracking::live::Pacer;
+use crate::tracking::Tracked;
 use aws_sdk_cloudtrail::error::DisplayErrorContext;
 use aws_sdk_cloudtrail::types::{LookupAttribute, LookupAttributeKey};
 use std::collections::{BTreeMap, HashSet};
@@ -19,14 +22,36 @@ pub const LOOKUP_SOURCE: &str = "cloudtrail:LookupEvents";
 const LOOKUP_RATE: f64 = 2.0;
 
 /// The keys whose last use's event is not among `copies` (so the join needs the fallback).
-pub fn missing_events<'k>(keys: &'k [Key], copies: &[UseCopy]) -> Vec<(&'k Key, String)> {
+pub fn missing_events<'k>(
+    keys: impl IntoIterator<Item = &'k Key>,
+    copies: &[UseCopy],
+) -> Vec<(&'k Key, String)> {
     let have: HashSet<&str> = copies.iter().map(|c| c.event_id.as_str()).collect();
-    keys.iter()
+    keys.into_iter()
         .filter_map(|k| {
             let id = k.last_usage.as_ref()?.event_id.as_deref()?;
             (!have.contains(id)).then(|| (k, id.to_string()))
         })
         .collect()
+}
+
+/// The join's fallback stage: in a live run (`aws` given), the last uses whose events the archive
+/// did not hold, from CloudTrail's event history.
+pub async fn fill(
+    mut evidence: Evidence,
+    aws: Option<&Aws>,
+    tracked: &Tracked,
+    index: &KeyIndex,
+    warnings: &mut Warnings,
+) -> Evidence {
+    let Some(aws) = aws else {
+        return evidence;
+    };
+    let missing = missing_events(tracked.keys(), &evidence.scan.uses);
+    if !missing.is_empty() {
+        evidence.history = lookup(aws, &missing, index, warnings).await;
+    }
+    evidence
 }
 
 /// Looks up each missing event in its key's region and decodes what comes back into use copies.
@@ -36,7 +61,7 @@ pub async fn lookup(
     aws: &Aws,
     wanted: &[(&Key, String)],
     index: &KeyIndex,
-    warnings: &mut Vec<String>,
+    warnings: &mut Warnings,
 ) -> Vec<UseCopy> {
     let mut pacers: BTreeMap<&str, Pacer> = BTreeMap::new();
     let mut out = Vec::new();

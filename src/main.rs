@@ -44,12 +44,12 @@ enum Command {
         #[arg(long)]
         threads: Option<usize>,
         /// S3 objects fetched at once (s3:// archives).
-        #[arg(long, default_value_t = keytrail::scan::s3::DEFAULT_CONCURRENCY,
+        #[arg(long, default_value_t = keytrail::scan::fetch::DEFAULT_CONCURRENCY,
               value_parser = clap::value_parser!(u64).range(1..))]
         concurrency: u64,
         /// MiB of S3 objects (as stored, compressed) held at once while fetched or decoded; an
         /// object larger than this is fetched alone (s3:// archives).
-        #[arg(long, default_value_t = keytrail::scan::s3::DEFAULT_IN_FLIGHT_MIB,
+        #[arg(long, default_value_t = keytrail::scan::fetch::DEFAULT_IN_FLIGHT_MIB,
               value_parser = clap::value_parser!(u64).range(1..))]
         max_in_flight_mib: u64,
         /// An object that inflates to more than this many MiB is unreadable (gzip bombs).
@@ -232,7 +232,7 @@ fn main() -> ExitCode {
                 threads: threads.unwrap_or(0),
                 concurrency: concurrency as usize,
                 max_in_flight: max_in_flight_mib << 20,
-                limits: keytrail::scan::decode::Limits {
+                limits: keytrail::config::DecodeLimits {
                     max_inflated: max_inflated_mib << 20,
                     ..Default::default()
                 },
@@ -332,12 +332,14 @@ fn inventory_only(
         .worker_threads(2)
         .enable_all()
         .build()?;
-    let mut warnings = Vec::new();
+    let mut warnings = keytrail::model::Warnings::default();
     let keys = rt.block_on(async {
         let aws = keytrail::aws::load(live.profile.as_deref(), live.region.as_deref()).await;
-        keytrail::live_inventory(&aws, regions, live.kms_rate, &mut warnings).await
+        let mut keys = keytrail::inventory::live::keys(&aws, regions, &mut warnings).await?;
+        keytrail::tracking::live::track(&aws, &mut keys, live.kms_rate).await;
+        anyhow::Ok(keys)
     })?;
-    for w in &warnings {
+    for w in warnings.as_slice() {
         eprintln!("keytrail: warning: {w}");
     }
     let tmp = out.with_extension("jsonl.keytrail-tmp");

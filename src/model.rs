@@ -158,6 +158,56 @@ pub fn parse_since(s: &str) -> Option<Instant> {
         .or_else(|| parse_iso(s))
 }
 
+/// Lower-case hex of `bytes` (SHA-256 values, signatures, fingerprints).
+pub fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write as _;
+    bytes.iter().fold(String::new(), |mut s, b| {
+        let _ = write!(s, "{b:02x}");
+        s
+    })
+}
+
+/// The 14 operations `GetKeyLastUsage` tracks; only successful calls to these are uses.
+pub const TRACKED_OPERATIONS: [&str; 14] = [
+    "Decapsulate",
+    "Decrypt",
+    "DeriveSharedSecret",
+    "Encapsulate",
+    "Encrypt",
+    "GenerateDataKey",
+    "GenerateDataKeyPair",
+    "GenerateDataKeyPairWithoutPlaintext",
+    "GenerateDataKeyWithoutPlaintext",
+    "GenerateMac",
+    "ReEncrypt",
+    "Sign",
+    "Verify",
+    "VerifyMac",
+];
+
+/// What a run says to its reader besides the report: gathered from every stage in one place,
+/// printed once and kept in `summary.json`.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Warnings(Vec<String>);
+
+impl Warnings {
+    pub fn push(&mut self, warning: impl Into<String>) {
+        self.0.push(warning.into());
+    }
+    pub fn as_slice(&self) -> &[String] {
+        &self.0
+    }
+    pub fn into_vec(self) -> Vec<String> {
+        self.0
+    }
+}
+
+impl Extend<String> for Warnings {
+    fn extend<I: IntoIterator<Item = String>>(&mut self, iter: I) {
+        self.0.extend(iter);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,6 +1,7 @@
-//! progress: the scan's progress on stderr (bytes of the planned objects, rate, time left). It is
-//! hidden when stderr is not a terminal and with `--quiet`, and draws no colour, so `NO_COLOR`
-//! and logs captured by a batch system are left alone. Nothing here affects the report.
+//! progress: what the user sees of a run while it goes — the scan's progress on stderr (bytes of
+//! the planned objects, rate, time left) and the process's peak memory. The bar is hidden when
+//! stderr is not a terminal and with `--quiet`, and draws no colour, so `NO_COLOR` and logs
+//! captured by a batch system are left alone. Nothing here affects the report.
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -47,4 +48,12 @@ impl Progress {
             bar.finish_and_clear();
         }
     }
+}
+
+/// `VmHWM` of this process, in MiB.
+pub fn peak_rss_mib() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb / 1024.0)
 }

@@ -6,10 +6,15 @@
 //! Every timestamp is written as Parquet INT64 `TIMESTAMP(MILLIS, isAdjustedToUTC=true)`, the form
 //! Athena's engine reads as `timestamp`; dates as Parquet `DATE`.
 
-use crate::correlate::{Correlated, Finding, Use, Verdict};
+use crate::correlate::{Correlated, KeyUsage, Use, Verdict};
+use crate::integrity::live::Evidence;
 use crate::integrity::{Checked, Finding as IntegrityFinding};
+use crate::inventory::Source;
+use crate::model::Warnings;
 use crate::model::{iso, Instant};
+use crate::plan::Plan;
 use crate::scan::{ManifestRow, ScanStats};
+use crate::tracking::Tracked;
 use chrono::NaiveDate;
 use polars::chunked_array::builder::get_list_builder;
 use polars::prelude::*;
@@ -200,9 +205,62 @@ pub struct Summary {
     pub attention: Vec<(String, String)>,
 }
 
+/// What the pipeline knows of the run itself, for the summary.
+#[derive(Debug, Clone, Default)]
+pub struct RunFacts {
+    pub arguments: Vec<String>,
+    pub logs: String,
+    pub backfill: &'static str,
+    pub since: Option<Instant>,
+    pub threads: usize,
+    pub elapsed_seconds: f64,
+    pub resumed_objects: usize,
+    /// Why the resume checkpoint could not be written, if it could not.
+    pub checkpoint_error: Option<(String, String)>,
+}
+
 impl Summary {
+    /// The summary of a finished run: the verdicts, the scan's counters, the digest check, and
+    /// every warning — the evidence's own first, then the stages', then the run's.
+    pub fn of_run(
+        c: &Correlated,
+        evidence: &Evidence,
+        plan: &Plan,
+        facts: RunFacts,
+        warnings: Warnings,
+    ) -> Summary {
+        let mut s = Summary::new(
+            &c.findings,
+            c.events.len(),
+            evidence.scan.stats.clone(),
+            plan.prefixes.len(),
+        );
+        s.warnings.extend(warnings.into_vec());
+        s.arguments = facts.arguments;
+        s.logs = facts.logs;
+        s.backfill = facts.backfill;
+        s.since = facts.since;
+        s.threads = facts.threads;
+        s.elapsed_seconds = facts.elapsed_seconds;
+        s.resumed_objects = facts.resumed_objects;
+        s.peak_rss_mib = crate::progress::peak_rss_mib();
+        if let Some((path, e)) = facts.checkpoint_error {
+            s.warnings.push(format!(
+                "the resume checkpoint {path} could not be written ({e}); a resumed run would scan again"
+            ));
+        }
+        s.integrity = evidence.integrity.as_ref().map(IntegritySummary::of);
+        if let Some(i) = s.integrity.as_ref().filter(|i| i.findings() > 0) {
+            s.warnings.push(format!(
+                "{} log file integrity finding(s); see integrity/ — verdicts in the days concerned are not stronger than that",
+                i.findings()
+            ));
+        }
+        s
+    }
+
     pub fn new(
-        findings: &[Finding],
+        findings: &[KeyUsage],
         events: usize,
         stats: ScanStats,
         planned_prefixes: usize,
@@ -398,10 +456,10 @@ impl Summary {
 pub fn write(
     dir: &Path,
     c: &Correlated,
-    manifest: &[ManifestRow],
-    integrity: Option<&Checked>,
+    evidence: &Evidence,
     summary: &Summary,
 ) -> Result<(), ReportError> {
+    let (manifest, integrity) = (&evidence.scan.manifest, evidence.integrity.as_ref());
     write_parquet(
         &dir.join("key_usage"),
         "part-00000.parquet",
@@ -438,6 +496,21 @@ pub fn write(
     let path = dir.join("summary.json");
     let text = serde_json::to_string_pretty(&summary.to_json()).expect("summary serialises");
     std::fs::write(&path, text + "\n").map_err(|source| ReportError::Io { path, source })
+}
+
+/// The usage snapshot of a live run (`usage.jsonl`), so that any run can be replayed offline: the
+/// answers KMS gave, or — for a resumed run — the interrupted run's file as it was kept.
+pub fn write_usage(dir: &Path, tracked: &Tracked) -> Result<(), ReportError> {
+    let path = dir.join("usage.jsonl");
+    let io = |source| ReportError::Io {
+        path: path.clone(),
+        source,
+    };
+    match &tracked.source {
+        Source::Snapshot(_) => Ok(()),
+        Source::Kept(kept) => std::fs::copy(kept, &path).map(drop).map_err(io),
+        Source::Live => crate::inventory::write_snapshot(tracked.keys(), &path).map_err(io),
+    }
 }
 
 fn mkdir(p: &Path) -> Result<(), ReportError> {
@@ -500,7 +573,7 @@ fn list(name: &str, v: Vec<&[String]>) -> Column {
     b.finish().into_series().into()
 }
 
-fn key_usage_frame(f: &[Finding]) -> PolarsResult<DataFrame> {
+fn key_usage_frame(f: &[KeyUsage]) -> PolarsResult<DataFrame> {
     let lu = |g: fn(&crate::inventory::LastUsage) -> Option<&str>| -> Vec<Option<&str>> {
         f.iter()
             .map(|x| x.key.last_usage.as_ref().and_then(g))
@@ -664,7 +737,7 @@ fn key_usage_frame(f: &[Finding]) -> PolarsResult<DataFrame> {
 }
 
 /// `multi_region` from `DescribeKey`, else from the key id (`mrk-` ids are multi-Region keys).
-fn multi_region(f: &Finding) -> bool {
+fn multi_region(f: &KeyUsage) -> bool {
     f.key
         .multi_region
         .unwrap_or_else(|| f.key.arn.key_id().starts_with("mrk-"))

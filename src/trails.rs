@@ -2,13 +2,16 @@
 //! what keytrail looks for. `DescribeTrails` (in every region of the plan, shadow trails
 //! included, deduplicated by ARN) and `GetEventSelectors` (in the trail's home region) are the
 //! AWS edge; deciding what a trail's selectors let through is pure (`kms_coverage`), and so is
-//! turning trails into limits on the evidence of an account and region (`limits_for`).
+//! turning trails into gaps in the evidence of an account and region (`gaps_for`).
 //!
 //! A trail's selectors are read as they are today: they do not prove what was logged in the past
 //! (changes are themselves `PutEventSelectors` events), and the summary says so.
 
 use crate::aws::Aws;
-use crate::scan::record::TRACKED_OPERATIONS;
+use crate::config::{Config, Logs, Usage};
+use crate::model::Warnings;
+use crate::model::TRACKED_OPERATIONS;
+use crate::tracking::TrackedKey;
 use aws_sdk_cloudtrail::error::DisplayErrorContext;
 use std::collections::BTreeMap;
 
@@ -167,7 +170,7 @@ impl Trail {
 
 /// Why the logs of `account`/`region` delivered by `trails` (those delivering to the scanned
 /// archive) may lack KMS calls; empty when some trail logs them all.
-pub fn limits_for(trails: &[Trail], account: &str, region: &str) -> Vec<String> {
+pub fn gaps_for(trails: &[Trail], account: &str, region: &str) -> Vec<String> {
     let covering: Vec<&Trail> = trails
         .iter()
         .filter(|t| t.covers(account, region))
@@ -308,41 +311,117 @@ pub async fn discover(
     Ok(trails)
 }
 
-/// CloudTrail's digest-signing public keys valid between `from` and `to` in `region`
-/// (`ListPublicKeys`), as `(fingerprint, DER)`. The SDK hands over the decoded blob; a further
-/// base64 layer is accepted too.
-pub async fn list_public_keys(
-    aws: &Aws,
-    region: &str,
-    from: crate::model::Instant,
-    to: crate::model::Instant,
-) -> anyhow::Result<Vec<(String, Vec<u8>)>> {
-    use aws_sdk_cloudtrail::primitives::DateTime;
-    let mut out = Vec::new();
-    let mut pages = aws
-        .cloudtrail(region)
-        .list_public_keys()
-        .start_time(DateTime::from_secs(from.timestamp()))
-        .end_time(DateTime::from_secs(to.timestamp()))
-        .into_paginator()
-        .send();
-    while let Some(page) = pages.next().await {
-        let page = page.map_err(|e| {
-            anyhow::anyhow!(
-                "ListPublicKeys in {region} failed: {}",
-                DisplayErrorContext(&e)
-            )
-        })?;
-        for k in page.public_key_list() {
-            if let (Some(fp), Some(v)) = (k.fingerprint(), k.value()) {
-                out.push((
-                    fp.to_ascii_lowercase(),
-                    crate::integrity::read_public_key(v.as_ref()),
-                ));
+/// The trails stage's value: the archive to read (`--logs`, resolved when it was `auto`) and the
+/// trails that deliver to it, when they were read.
+#[derive(Debug, Clone)]
+pub struct Destination {
+    pub logs: Logs,
+    pub trails: Option<Vec<Trail>>,
+}
+
+impl Destination {
+    pub fn trails(&self) -> Option<&[Trail]> {
+        self.trails.as_deref()
+    }
+}
+
+/// Where the logs are and which trails deliver them. A live run reads the trails of the keys'
+/// regions (to find the archive for `--logs auto`, and to check what they log); a snapshot replay
+/// stays off the CloudTrail API unless it must find the archive.
+pub async fn review(
+    cfg: &Config,
+    aws: Option<&Aws>,
+    keys: &[TrackedKey],
+    warnings: &mut Warnings,
+) -> anyhow::Result<Destination> {
+    let regions = key_regions(keys);
+    let (logs, trails) = match (aws, &cfg.usage, &cfg.logs) {
+        (Some(aws), _, Logs::Auto) => {
+            let found = discover(aws, &regions, None, "").await?;
+            let logs = trail_destination(&found, &regions)?;
+            let trails = review_trails(Ok(found), &logs, warnings);
+            (logs, trails)
+        }
+        (Some(aws), Usage::Aws, logs) => {
+            let (bucket, prefix) = match logs {
+                Logs::S3 { bucket, prefix } => (Some(bucket.as_str()), prefix.as_str()),
+                Logs::Local(_) | Logs::Auto => (None, ""),
+            };
+            let found = discover(aws, &regions, bucket, prefix).await;
+            (logs.clone(), review_trails(found, logs, warnings))
+        }
+        (_, _, Logs::Auto) => anyhow::bail!("--logs auto needs the AWS configuration"),
+        (_, _, logs) => (logs.clone(), None),
+    };
+    Ok(Destination { logs, trails })
+}
+
+/// The trails that deliver to the archive, with a warning per trail that limits the evidence;
+/// `None` (and a warning) when there are none or they could not be read.
+fn review_trails(
+    found: anyhow::Result<Vec<Trail>>,
+    logs: &Logs,
+    warnings: &mut Warnings,
+) -> Option<Vec<Trail>> {
+    match found {
+        Ok(found) if found.is_empty() => {
+            warnings.push(format!(
+                "no trail delivers to {logs}; whether it logged KMS calls was not checked"
+            ));
+            None
+        }
+        Ok(found) => {
+            for t in &found {
+                if let Coverage::None(why) | Coverage::Partial(why) = &t.coverage {
+                    warnings.push(format!("trail {} may not log KMS calls: {why}", t.arn));
+                }
             }
+            warnings.push(
+                "trail event selectors were checked as they are today; earlier changes (PutEventSelectors) are not visible",
+            );
+            Some(found)
+        }
+        Err(e) => {
+            warnings.push(format!(
+                "trails not checked ({e:#}); verdicts assume the archive's trail logged KMS calls"
+            ));
+            None
         }
     }
-    Ok(out)
+}
+
+fn key_regions(keys: &[TrackedKey]) -> Vec<String> {
+    let mut regions: Vec<String> = keys.iter().map(|k| k.arn.region().to_string()).collect();
+    regions.sort();
+    regions.dedup();
+    regions
+}
+
+/// `--logs auto`: the one S3 location the trails of the keys' regions deliver to.
+fn trail_destination(found: &[Trail], regions: &[String]) -> anyhow::Result<Logs> {
+    let mut places: Vec<(String, String)> = found
+        .iter()
+        .map(|t| (t.bucket.clone(), t.prefix.clone()))
+        .collect();
+    places.sort();
+    places.dedup();
+    match &places[..] {
+        [(bucket, prefix)] => Ok(Logs::S3 {
+            bucket: bucket.clone(),
+            prefix: prefix.clone(),
+        }),
+        [] => anyhow::bail!(
+            "--logs auto: no trail in {} delivers to S3; pass --logs s3://...",
+            regions.join(", ")
+        ),
+        many => {
+            anyhow::bail!(
+            "--logs auto: the trails deliver to {} places ({}); pass the one to scan with --logs",
+            many.len(),
+            many.iter().map(|(b, p)| format!("s3://{b}/{p}")).collect::<Vec<_>>().join(", ")
+        )
+        }
+    }
 }
 
 #[cfg(test)]
@@ -509,15 +588,15 @@ mod tests {
         let a = "111122223333";
         let b = "444455556666";
         let full_org = trail(a, "us-east-1", true, true, Coverage::Full);
-        assert!(limits_for(std::slice::from_ref(&full_org), b, "eu-west-1").is_empty());
+        assert!(gaps_for(std::slice::from_ref(&full_org), b, "eu-west-1").is_empty());
         let single = trail(a, "us-east-1", false, false, Coverage::Full);
-        assert!(limits_for(std::slice::from_ref(&single), a, "us-east-1").is_empty());
-        let l = limits_for(std::slice::from_ref(&single), a, "eu-west-1");
+        assert!(gaps_for(std::slice::from_ref(&single), a, "us-east-1").is_empty());
+        let l = gaps_for(std::slice::from_ref(&single), a, "eu-west-1");
         assert!(
             l[0].contains("logs only us-east-1 of account 111122223333"),
             "{l:?}"
         );
-        let l = limits_for(std::slice::from_ref(&single), b, "us-east-1");
+        let l = gaps_for(std::slice::from_ref(&single), b, "us-east-1");
         assert_eq!(l.len(), 1, "{l:?}");
         let no_kms = trail(
             a,
@@ -526,13 +605,13 @@ mod tests {
             true,
             Coverage::None("its event selectors exclude kms".into()),
         );
-        let l = limits_for(std::slice::from_ref(&no_kms), b, "eu-west-1");
+        let l = gaps_for(std::slice::from_ref(&no_kms), b, "eu-west-1");
         assert!(
             l[0].contains("may not log KMS calls: its event selectors exclude kms"),
             "{l:?}"
         );
         assert!(
-            limits_for(&[no_kms, full_org], b, "eu-west-1").is_empty(),
+            gaps_for(&[no_kms, full_org], b, "eu-west-1").is_empty(),
             "one full trail is enough"
         );
     }

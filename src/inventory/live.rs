@@ -3,14 +3,51 @@
 //! It returns the same `Key` values the snapshot reader does; `GetKeyLastUsage` is the tracking
 //! stage's (`tracking::live`).
 
-use super::Key;
+use super::{read_snapshot, Inventory, Key, Source};
 use crate::aws::Aws;
+use crate::config::Regions;
+use crate::model::Warnings;
 use crate::model::{Instant, KeyArn};
 use anyhow::Context;
 use aws_sdk_kms::error::DisplayErrorContext;
 use chrono::{TimeZone, Utc};
 use futures::stream::{self, StreamExt, TryStreamExt};
 use std::collections::BTreeMap;
+
+/// The inventory stage: the keys of a snapshot (or of a resumed run's kept one), or of every
+/// requested region of the account when `source` is live.
+pub async fn take(
+    source: Source,
+    aws: Option<&Aws>,
+    regions: &Regions,
+    warnings: &mut Warnings,
+) -> anyhow::Result<Inventory> {
+    let keys = match (&source, aws) {
+        (Source::Snapshot(path) | Source::Kept(path), _) => read_snapshot(path)?,
+        (Source::Live, Some(aws)) => keys(aws, regions, warnings).await?,
+        (Source::Live, None) => anyhow::bail!("a live inventory needs the AWS configuration"),
+    };
+    Ok(Inventory { keys, source })
+}
+
+/// Every key of every requested region, sorted by ARN, without their last usage yet.
+pub async fn keys(
+    aws: &Aws,
+    regions: &Regions,
+    warnings: &mut Warnings,
+) -> anyhow::Result<Vec<Key>> {
+    let regions = match regions {
+        Regions::Configured => vec![aws.region().to_string()],
+        Regions::List(list) => list.clone(),
+        Regions::All => enabled_regions(aws).await?,
+    };
+    let mut keys = Vec::new();
+    for region in &regions {
+        keys.extend(keys_in_region(aws, region, warnings).await?);
+    }
+    keys.sort_by(|a, b| a.arn.cmp(&b.arn));
+    Ok(keys)
+}
 
 /// `DescribeKey` calls in flight per region (its quota is 2000/s; this stays far below).
 const DESCRIBE_CONCURRENCY: usize = 8;
@@ -57,7 +94,7 @@ pub async fn enabled_regions(aws: &Aws) -> anyhow::Result<Vec<String>> {
 pub async fn keys_in_region(
     aws: &Aws,
     region: &str,
-    warnings: &mut Vec<String>,
+    warnings: &mut Warnings,
 ) -> anyhow::Result<Vec<Key>> {
     let kms = aws.kms(region);
     let entries: Vec<aws_sdk_kms::types::KeyListEntry> = kms

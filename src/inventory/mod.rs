@@ -16,6 +16,44 @@ use std::collections::HashSet;
 use std::io::BufRead;
 use std::path::{Path, PathBuf};
 
+/// Where a run's keys and their `GetKeyLastUsage` answers come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    /// A usage snapshot given with `--usage FILE`.
+    Snapshot(PathBuf),
+    /// The answers an interrupted live run kept in its checkpoint (`--resume`): reported on as
+    /// they were, without asking KMS again.
+    Kept(PathBuf),
+    /// KMS, now (`--usage aws`).
+    Live,
+}
+
+impl Source {
+    /// The source of a run's keys: `--usage`, unless a resumed live run kept its answers at `kept`.
+    pub fn of(usage: &crate::config::Usage, kept: &Path, resume: bool) -> Source {
+        match usage {
+            crate::config::Usage::File(p) => Source::Snapshot(p.clone()),
+            crate::config::Usage::Aws if resume && kept.exists() => {
+                Source::Kept(kept.to_path_buf())
+            }
+            crate::config::Usage::Aws => Source::Live,
+        }
+    }
+
+    /// Whether keys are read from KMS (and need AWS credentials).
+    pub fn is_live(&self) -> bool {
+        matches!(self, Source::Live)
+    }
+}
+
+/// The inventory stage's value: the keys, sorted by ARN, and where they came from. Keys from a
+/// snapshot carry their `GetKeyLastUsage` answers already; live keys get them in `tracking`.
+#[derive(Debug, Clone)]
+pub struct Inventory {
+    pub keys: Vec<Key>,
+    pub source: Source,
+}
+
 /// What KMS reports as the key's last successful cryptographic use.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LastUsage {
@@ -240,9 +278,16 @@ pub fn snapshot_line(key: &Key) -> String {
 }
 
 /// Writes a snapshot file, one line per key.
-pub fn write_snapshot(keys: &[Key], path: &Path) -> std::io::Result<()> {
-    let text: String = keys.iter().map(|k| snapshot_line(k) + "\n").collect();
-    std::fs::write(path, text)
+pub fn write_snapshot<'k>(
+    keys: impl IntoIterator<Item = &'k Key>,
+    path: &Path,
+) -> std::io::Result<()> {
+    std::fs::write(path, snapshot_text(keys))
+}
+
+/// The snapshot of `keys`: one line per key.
+pub fn snapshot_text<'k>(keys: impl IntoIterator<Item = &'k Key>) -> String {
+    keys.into_iter().map(|k| snapshot_line(k) + "\n").collect()
 }
 
 fn error_text(v: &Value) -> String {

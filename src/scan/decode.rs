@@ -6,6 +6,7 @@ use super::record::{
     attribute, use_copies, Attribution, KeyIndex, KeyRole, Record, UseCopy, KMS_EVENT_SOURCE,
 };
 use super::split::{self, Span, Splitter};
+use crate::config::DecodeLimits;
 use crate::model::KeyArn;
 use flate2::read::MultiGzDecoder;
 use memchr::memmem;
@@ -33,38 +34,16 @@ struct Document<'a> {
     records: Option<Vec<&'a RawValue>>,
 }
 
-/// What bounds the work and memory one object may take.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Limits {
-    /// An object that inflates to more than this is unreadable (a gzip bomb, or not a log).
-    pub max_inflated: u64,
-    /// A record larger than this is malformed (CloudTrail's own maximum is 256 KB).
-    pub max_record: usize,
-    /// Hash each object's inflated bytes (SHA-256), for the digest check (`--verify-integrity`).
-    pub hash: bool,
-}
-
-impl Default for Limits {
-    fn default() -> Self {
-        Limits {
-            // CloudTrail writes at most 50 MB of gzip per object; its JSON inflates 10-20x.
-            max_inflated: 2 << 30,
-            max_record: 1 << 20,
-            hash: false,
-        }
-    }
-}
-
 /// Decodes a gzip'd CloudTrail log file (`{"Records":[...]}`).
 pub fn decode(bytes: &[u8], index: &KeyIndex, log_object: &str) -> Result<Decoded, String> {
-    decode_with(bytes, index, log_object, Limits::default())
+    decode_with(bytes, index, log_object, DecodeLimits::default())
 }
 
 pub fn decode_with(
     bytes: &[u8],
     index: &KeyIndex,
     log_object: &str,
-    limits: Limits,
+    limits: DecodeLimits,
 ) -> Result<Decoded, String> {
     decode_object(bytes, index, log_object, limits).0
 }
@@ -79,7 +58,7 @@ pub fn decode_object(
     bytes: &[u8],
     index: &KeyIndex,
     log_object: &str,
-    limits: Limits,
+    limits: DecodeLimits,
 ) -> (Result<Decoded, String>, Option<Sha256>) {
     if bytes.is_empty() {
         return (Err("empty object (0 bytes)".into()), None);
@@ -120,7 +99,11 @@ const KEEP_MAX: usize = 16 << 20;
 /// fast as zlib-rs here (`keytrail bench`) — and hands the JSON to `f`. `None` for anything else
 /// — several members, a trailer that lies, a large object, a truncated or corrupt stream: the
 /// streaming path reads those, with bounded memory, and names what is wrong.
-pub fn with_inflated<R>(bytes: &[u8], limits: Limits, f: impl FnOnce(&[u8]) -> R) -> Option<R> {
+pub fn with_inflated<R>(
+    bytes: &[u8],
+    limits: DecodeLimits,
+    f: impl FnOnce(&[u8]) -> R,
+) -> Option<R> {
     let n = bytes.len();
     if n < 18 {
         return None;
@@ -155,7 +138,7 @@ pub fn with_inflated<R>(bytes: &[u8], limits: Limits, f: impl FnOnce(&[u8]) -> R
 /// inflated bytes is enforced as it goes. Returns the inflated size.
 fn inflate_chunks(
     bytes: &[u8],
-    limits: Limits,
+    limits: DecodeLimits,
     mut hasher: Option<&mut sha2::Sha256>,
     mut each: impl FnMut(&mut Vec<u8>, bool) -> Result<(), String>,
 ) -> Result<u64, String> {
@@ -195,7 +178,7 @@ fn inflate_chunks(
 
 /// The inflated size of an object, by the product's own inflate (the benchmark's floor).
 pub fn inflated_len(bytes: &[u8]) -> Result<u64, String> {
-    let limits = Limits::default();
+    let limits = DecodeLimits::default();
     if let Some(n) = with_inflated(bytes, limits, |json| json.len() as u64) {
         return Ok(n);
     }
@@ -213,7 +196,7 @@ pub fn decode_stream(
     bytes: &[u8],
     index: &KeyIndex,
     log_object: &str,
-    limits: Limits,
+    limits: DecodeLimits,
 ) -> Result<Decoded, String> {
     stream(bytes, index, log_object, limits).0
 }
@@ -224,7 +207,7 @@ fn stream(
     bytes: &[u8],
     index: &KeyIndex,
     log_object: &str,
-    limits: Limits,
+    limits: DecodeLimits,
 ) -> (Result<Decoded, String>, Option<Sha256>) {
     let mut splitter = Splitter::new();
     let mut sink = Sink::new(index, log_object, limits);
@@ -262,7 +245,7 @@ fn split_chunk(
     sink: &mut Sink,
     buf: &mut Vec<u8>,
     last: bool,
-    limits: Limits,
+    limits: DecodeLimits,
 ) -> Result<(), String> {
     splitter
         .scan(buf, last, |span| {
@@ -287,14 +270,14 @@ fn split_chunk(
 /// Decodes an inflated CloudTrail document: records located by the structural splitter, and only
 /// those that may be KMS calls parsed. A document the splitter cannot read goes to the exact parse.
 pub fn decode_json(json: &[u8], index: &KeyIndex, log_object: &str) -> Result<Decoded, String> {
-    decode_json_with(json, index, log_object, Limits::default())
+    decode_json_with(json, index, log_object, DecodeLimits::default())
 }
 
 fn decode_json_with(
     json: &[u8],
     index: &KeyIndex,
     log_object: &str,
-    limits: Limits,
+    limits: DecodeLimits,
 ) -> Result<Decoded, String> {
     let mut sink = Sink::new(index, log_object, limits);
     // The prefilter's searches run over the whole document, each byte looked at once, rather
@@ -356,7 +339,7 @@ pub fn decode_exact(
     json: &[u8],
     index: &KeyIndex,
     log_object: &str,
-    limits: Limits,
+    limits: DecodeLimits,
 ) -> Result<Decoded, String> {
     let doc: Document = serde_json::from_slice(json).map_err(|e| format!("invalid JSON: {e}"))?;
     let records = doc
@@ -379,14 +362,14 @@ pub fn decode_exact(
 struct Sink<'i> {
     index: &'i KeyIndex,
     log_object: &'i str,
-    limits: Limits,
+    limits: DecodeLimits,
     kms: memmem::Finder<'static>,
     keys: Vec<(KeyArn, KeyRole)>,
     out: Decoded,
 }
 
 impl<'i> Sink<'i> {
-    fn new(index: &'i KeyIndex, log_object: &'i str, limits: Limits) -> Sink<'i> {
+    fn new(index: &'i KeyIndex, log_object: &'i str, limits: DecodeLimits) -> Sink<'i> {
         Sink {
             index,
             log_object,
@@ -492,7 +475,7 @@ mod tests {
     }
 
     /// The three ways through the decoder: split in memory, split while streaming, exact parse.
-    fn all_ways(json: &[u8], limits: Limits) -> [Result<Decoded, String>; 3] {
+    fn all_ways(json: &[u8], limits: DecodeLimits) -> [Result<Decoded, String>; 3] {
         let i = index();
         [
             decode_json_with(json, &i, "o", limits),
@@ -504,7 +487,7 @@ mod tests {
     #[test]
     fn fast_streaming_and_exact_agree() {
         let doc = doc();
-        let [fast, stream, exact] = all_ways(doc.as_bytes(), Limits::default());
+        let [fast, stream, exact] = all_ways(doc.as_bytes(), DecodeLimits::default());
         assert_eq!(fast, exact);
         assert_eq!(stream, exact);
         // Pretty-printed and with a KMS source spelled with escapes: still the same uses.
@@ -512,7 +495,7 @@ mod tests {
         let pretty = serde_json::to_string_pretty(&v).unwrap();
         let escaped = doc.replacen("kms.amazonaws.com", "kms\\u002eamazonaws.com", 1);
         for d in [pretty, escaped] {
-            let [fast, stream, exact] = all_ways(d.as_bytes(), Limits::default());
+            let [fast, stream, exact] = all_ways(d.as_bytes(), DecodeLimits::default());
             assert_eq!(exact.as_ref().unwrap().uses.len(), 1, "{d}");
             assert_eq!(fast, exact);
             assert_eq!(stream, exact);
@@ -523,7 +506,7 @@ mod tests {
     fn whole_and_streaming_inflate_agree() {
         let doc = doc();
         let one = gz(doc.as_bytes());
-        let limits = Limits::default();
+        let limits = DecodeLimits::default();
         assert_eq!(
             with_inflated(&one, limits, <[u8]>::to_vec).unwrap(),
             doc.as_bytes()
@@ -564,9 +547,9 @@ mod tests {
             e.write_all(&zeros).unwrap();
         }
         let bomb = e.finish().unwrap();
-        let limits = Limits {
+        let limits = DecodeLimits {
             max_inflated: 16 << 20,
-            ..Limits::default()
+            ..DecodeLimits::default()
         };
         let err = decode_with(&bomb, &index(), "o", limits).unwrap_err();
         assert!(err.contains("more than 16 MiB"), "{err}");
@@ -579,9 +562,9 @@ mod tests {
             "a".repeat(3000),
             &doc()[12..doc().len() - 2]
         );
-        let limits = Limits {
+        let limits = DecodeLimits {
             max_record: 2048,
-            ..Limits::default()
+            ..DecodeLimits::default()
         };
         let [fast, stream, exact] = all_ways(big.as_bytes(), limits);
         let exact = exact.unwrap();
@@ -594,7 +577,7 @@ mod tests {
     fn a_document_in_another_shape_is_read_exactly_or_refused() {
         // Another top-level key: the splitter refuses, the exact parse reads it.
         let other = doc().replacen("{\"Records\"", "{\"Extra\":1,\"Records\"", 1);
-        let [fast, stream, exact] = all_ways(other.as_bytes(), Limits::default());
+        let [fast, stream, exact] = all_ways(other.as_bytes(), DecodeLimits::default());
         assert_eq!(fast, exact);
         assert_eq!(exact.unwrap().uses.len(), 1);
         let err = stream.unwrap_err();

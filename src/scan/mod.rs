@@ -1,23 +1,19 @@
 //! scan: read the planned log objects in parallel and keep only what matters — the uses of
 //! in-scope keys — while giving every object considered exactly one manifest row (read, skipped
-//! and why, or unreadable and why). `list` finds objects, `fetch` gets bytes, `decode` turns bytes
-//! into records, `record` holds the rules of what a use is; `store` is where objects live.
+//! and why, or unreadable and why). `fetch` gets bytes (from any `archive::Archive`), `decode`
+//! turns bytes into records (with `split` finding record boundaries), `record` holds the rules of
+//! what a use is. The result is a [`ScanResult`]: results of disjoint object sets merge.
 
 pub mod decode;
 pub mod fetch;
-pub mod list;
 pub mod record;
-pub mod s3;
 pub mod split;
-pub mod store;
 
+use crate::archive::layout::{check_log_name, ObjectRef};
+use crate::config::DecodeLimits;
 use chrono::NaiveDate;
-use decode::Limits;
-use list::{check_log_name, ObjectRef};
-use rayon::prelude::*;
 use record::{KeyIndex, UseCopy};
 use std::ops::AddAssign;
-use store::LocalStore;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -94,12 +90,47 @@ impl AddAssign for ScanStats {
     }
 }
 
-#[derive(Debug, Default)]
-pub struct ScanOutput {
+/// What a scan found: one manifest row per object considered (with the SHA-256 of each log
+/// read, when integrity is checked), the use copies read from them, and the counters. A value
+/// that merges: the results of disjoint object sets combine, in any order, into the result of
+/// their union (rows in object-key order, each object's uses together and in the order it held
+/// them).
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct ScanResult {
     /// In object-key order.
     pub manifest: Vec<ManifestRow>,
+    /// Grouped by object, in object-key order.
     pub uses: Vec<UseCopy>,
     pub stats: ScanStats,
+}
+
+impl ScanResult {
+    /// The result of these objects' results, in any order.
+    pub fn of(results: impl IntoIterator<Item = Scanned>) -> ScanResult {
+        let mut out = ScanResult::default();
+        for (row, uses, stats) in results {
+            out.manifest.push(row);
+            out.uses.extend(uses);
+            out.stats += stats;
+        }
+        out.settle();
+        out
+    }
+
+    /// The result of the union of two disjoint object sets.
+    pub fn merge(mut self, other: ScanResult) -> ScanResult {
+        self.manifest.extend(other.manifest);
+        self.uses.extend(other.uses);
+        self.stats += other.stats;
+        self.settle();
+        self
+    }
+
+    /// Object-key order. Stable, so an object's uses keep the order it held them in.
+    fn settle(&mut self) {
+        self.manifest.sort_by(|a, b| a.object.cmp(&b.object));
+        self.uses.sort_by(|a, b| a.log_object.cmp(&b.log_object));
+    }
 }
 
 /// The result of considering one object.
@@ -110,38 +141,6 @@ const ARCHIVED_CLASSES: [&str; 2] = ["GLACIER", "DEEP_ARCHIVE"];
 
 /// Called with each object's result as soon as it exists (the resume journal).
 pub type OnDone<'a> = &'a (dyn Fn(&ObjectRef, &Scanned) + Sync);
-
-/// Scans local `objects` on the current rayon pool; results in object order.
-pub fn scan_local(
-    store: &LocalStore,
-    objects: &[ObjectRef],
-    index: &KeyIndex,
-    limits: Limits,
-    on_done: OnDone<'_>,
-) -> Vec<Scanned> {
-    objects
-        .par_iter()
-        .map(|obj| {
-            let scanned = match skip_reason(obj) {
-                Some(reason) => skipped(obj, reason),
-                None => finish(obj, fetch::read_local(store, obj), index, limits),
-            };
-            on_done(obj, &scanned);
-            scanned
-        })
-        .collect()
-}
-
-/// Merges per-object results, in the order given.
-pub fn merge(results: Vec<Scanned>) -> ScanOutput {
-    let mut out = ScanOutput::default();
-    for (row, uses, stats) in results {
-        out.manifest.push(row);
-        out.uses.extend(uses);
-        out.stats += stats;
-    }
-    out
-}
 
 fn row(obj: &ObjectRef, status: ObjectStatus, reason: Option<String>) -> ManifestRow {
     ManifestRow {
@@ -192,13 +191,13 @@ pub fn finish(
     obj: &ObjectRef,
     fetched: Result<Vec<u8>, String>,
     index: &KeyIndex,
-    limits: Limits,
+    limits: DecodeLimits,
 ) -> Scanned {
     let (decoded, hash) = match fetched {
         Ok(bytes) => decode::decode_object(&bytes, index, &obj.key, limits),
         Err(e) => (Err(e), None),
     };
-    let sha256 = hash.map(|h| crate::checkpoint::hex(&h));
+    let sha256 = hash.map(|h| crate::model::hex(&h));
     match decoded {
         Ok(d) => {
             let mut r = row(obj, ObjectStatus::Read, None);

@@ -10,23 +10,7 @@ use std::collections::HashMap;
 
 pub const KMS_EVENT_SOURCE: &str = "kms.amazonaws.com";
 
-/// The 14 operations `GetKeyLastUsage` tracks; only successful calls to these are uses.
-pub const TRACKED_OPERATIONS: [&str; 14] = [
-    "Decapsulate",
-    "Decrypt",
-    "DeriveSharedSecret",
-    "Encapsulate",
-    "Encrypt",
-    "GenerateDataKey",
-    "GenerateDataKeyPair",
-    "GenerateDataKeyPairWithoutPlaintext",
-    "GenerateDataKeyWithoutPlaintext",
-    "GenerateMac",
-    "ReEncrypt",
-    "Sign",
-    "Verify",
-    "VerifyMac",
-];
+pub use crate::model::TRACKED_OPERATIONS;
 
 pub fn is_tracked_operation(name: &str) -> bool {
     TRACKED_OPERATIONS.contains(&name)

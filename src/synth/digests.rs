@@ -219,7 +219,7 @@ fn chain(
             "logFiles": files,
         });
         let bytes = serde_json::to_vec(&doc)?;
-        let sha = crate::checkpoint::hex(&sha2::Sha256::digest(&bytes));
+        let sha = crate::model::hex(&sha2::Sha256::digest(&bytes));
         let message = signed_string(
             &end_text,
             BUCKET,
@@ -235,7 +235,7 @@ fn chain(
             &mut sig,
         )
         .map_err(|e| anyhow::anyhow!("signing: {e}"))?;
-        let sig = crate::checkpoint::hex(&sig);
+        let sig = crate::model::hex(&sig);
         let path = logs.join(&key_name);
         std::fs::create_dir_all(path.parent().expect("has parent"))?;
         std::fs::write(&path, super::gzip_bytes(&bytes))?;

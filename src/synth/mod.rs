@@ -877,7 +877,7 @@ fn write_file(
     // What a digest lists: the hash of the JSON as delivered (before any corruption).
     let sha = {
         use sha2::Digest as _;
-        crate::checkpoint::hex(&sha2::Sha256::digest(json.as_bytes()))
+        crate::model::hex(&sha2::Sha256::digest(json.as_bytes()))
     };
     let bytes = match f.obj.kind {
         ObjKind::Log | ObjKind::Stray => gz(json.as_bytes())?,

@@ -4,9 +4,10 @@
 //! fails for a reason retrying cannot fix (AccessDenied, NotFound), keeps the reason in
 //! `Key::error` and the run goes on.
 
+use super::Tracked;
 use crate::aws::Aws;
 use crate::inventory::live::instant;
-use crate::inventory::{Key, LastUsage};
+use crate::inventory::{Inventory, Key, LastUsage, Source};
 use aws_sdk_kms::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use futures::stream::{self, StreamExt};
 use std::collections::BTreeMap;
@@ -44,6 +45,15 @@ impl Pacer {
 
 /// Attempts per key before its failure is recorded.
 const MAX_ATTEMPTS: u32 = 8;
+
+/// The tracking stage: asks `GetKeyLastUsage` for every key of a live inventory (a snapshot's keys
+/// already carry the answers), then classifies each key.
+pub async fn track_inventory(mut inventory: Inventory, aws: Option<&Aws>, rate: f64) -> Tracked {
+    if let (Source::Live, Some(aws)) = (&inventory.source, aws) {
+        track(aws, &mut inventory.keys, rate).await;
+    }
+    Tracked::of(inventory)
+}
 
 /// Fills `last_usage`, `tracking_start`, `creation` (or `error`) of every key. Calls for one
 /// account and region are paced by one pacer; different account/regions run side by side.

@@ -1,14 +1,65 @@
 //! tracking: what `GetKeyLastUsage` says about each key, reduced to one of the API's own cases.
-//! Pure: it reads the inventory's values and never calls AWS (the live client will feed the same
-//! `Key` values). It does not decide verdicts — those need the backfill (`correlate`).
+//! The classification is pure: it reads the answers on each `Key` (from a snapshot, or asked
+//! by [`live`]) and never calls AWS. It does not decide verdicts — those need the backfill
+//! (`correlate`).
 
 pub mod live;
 
-use crate::inventory::Key;
+use crate::inventory::{Inventory, Key, Source};
+
+/// A key with its `GetKeyLastUsage` answers and the case they put it in.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TrackedKey {
+    pub key: Key,
+    pub status: TrackingStatus,
+}
+
+/// A key reads as its inventory entry.
+impl std::ops::Deref for TrackedKey {
+    type Target = Key;
+    fn deref(&self) -> &Key {
+        &self.key
+    }
+}
+
+/// The tracking stage's value: every key with its case, sorted by ARN, and where the answers
+/// came from.
+#[derive(Debug, Clone)]
+pub struct Tracked {
+    pub keys: Vec<TrackedKey>,
+    pub source: Source,
+}
+
+impl Tracked {
+    /// Classifies an inventory whose keys carry their answers.
+    pub fn of(inventory: Inventory) -> Tracked {
+        Tracked {
+            keys: track(inventory.keys),
+            source: inventory.source,
+        }
+    }
+
+    pub fn keys(&self) -> impl Iterator<Item = &Key> {
+        self.keys.iter().map(|t| &t.key)
+    }
+}
+
+/// Each key with its case.
+pub fn track(keys: Vec<Key>) -> Vec<TrackedKey> {
+    keys.into_iter()
+        .map(|key| TrackedKey {
+            status: classify(&key),
+            key,
+        })
+        .collect()
+}
 
 /// The key's case, from the API's own definition
 /// (<https://docs.aws.amazon.com/kms/latest/APIReference/API_GetKeyLastUsage.html>).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "snake_case")]
 pub enum TrackingStatus {
     /// `KeyLastUsage.Timestamp` is set.
     UsedSinceTracking,

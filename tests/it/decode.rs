@@ -4,8 +4,9 @@
 
 use crate::common::{files, synth};
 use flate2::read::MultiGzDecoder;
+use keytrail::config::DecodeLimits as Limits;
 use keytrail::inventory::read_snapshot;
-use keytrail::scan::decode::{decode, decode_exact, decode_json, decode_stream, Limits};
+use keytrail::scan::decode::{decode, decode_exact, decode_json, decode_stream};
 use keytrail::scan::record::KeyIndex;
 use std::io::Read;
 

@@ -2,6 +2,7 @@
 //! `keytrail` binary on synthetic archives and check its report against the generator's ground
 //! truth and against an independent engine (DuckDB / pyarrow).
 
+mod architecture;
 mod cli;
 mod common;
 mod decode;

@@ -11,6 +11,9 @@
 #[path = "../../../src/model.rs"]
 mod model;
 #[allow(dead_code)]
+#[path = "../../../src/config.rs"]
+mod config;
+#[allow(dead_code)]
 #[path = "../../../src/scan"]
 mod scan {
     pub mod decode;
@@ -20,7 +23,8 @@ mod scan {
 
 use flate2::{write::GzEncoder, Compression};
 use libfuzzer_sys::fuzz_target;
-use scan::decode::{decode_exact, decode_json, decode_object, decode_stream, Limits};
+use config::DecodeLimits as Limits;
+use scan::decode::{decode_exact, decode_json, decode_object, decode_stream};
 use scan::record::KeyIndex;
 use std::io::Write;
 use std::sync::OnceLock;

@@ -1,57 +1,29 @@
-//! store: where log objects live — a local directory (an S3 sync) or an S3 bucket — behind the
-//! two operations the scan needs: list one folder (sub-folders and objects, like
-//! `ListObjectsV2` with a `/` delimiter) and get one object's bytes. Keys are `/`-separated and
-//! relative to the store's root (the directory, or the bucket).
+//! archive::local: a local directory with the bucket's layout (an `aws s3 sync` of it). Listing
+//! reads one directory; a get reads one file. Symlinked folders and files are what they point to.
 
+use super::{Archive, ArchiveError, Entry, Got, Listing};
+use std::future::Future;
 use std::path::PathBuf;
-
-/// An object in a folder listing.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Entry {
-    /// The full key, relative to the store's root.
-    pub key: String,
-    pub size: u64,
-    /// The S3 storage class, where the store has one (`GLACIER`, `DEEP_ARCHIVE`, ...).
-    pub storage_class: Option<String>,
-}
-
-/// One folder: its sub-folders (full keys with a trailing `/`) and its objects, both sorted.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Listing {
-    pub folders: Vec<String>,
-    pub objects: Vec<Entry>,
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    #[error("cannot list {location}: {msg}")]
-    List { location: String, msg: String },
-}
-
-pub trait Store: Sync {
-    /// What the user gave, for messages (`/data/logs`, `s3://bucket/prefix`).
-    fn describe(&self) -> String;
-    /// Lists the folder `prefix` (empty, or ending with `/`). A folder that does not exist is empty.
-    fn list(
-        &self,
-        prefix: &str,
-    ) -> impl std::future::Future<Output = Result<Listing, StoreError>> + Send;
-}
 
 /// A local directory with the bucket's layout.
 #[derive(Debug, Clone)]
-pub struct LocalStore {
+pub struct LocalArchive {
     pub root: PathBuf,
 }
 
-impl LocalStore {
+impl LocalArchive {
     pub fn path_of(&self, key: &str) -> PathBuf {
         self.root.join(key)
     }
 
-    fn list_sync(&self, prefix: &str) -> Result<Listing, StoreError> {
+    /// One file's bytes, or why it could not be read.
+    pub fn read(&self, key: &str) -> Result<Vec<u8>, String> {
+        std::fs::read(self.path_of(key)).map_err(|e| format!("cannot read: {e}"))
+    }
+
+    fn list_sync(&self, prefix: &str) -> Result<Listing, ArchiveError> {
         let dir = self.root.join(prefix);
-        let err = |e: std::io::Error| StoreError::List {
+        let err = |e: std::io::Error| ArchiveError::List {
             location: dir.display().to_string(),
             msg: e.to_string(),
         };
@@ -94,27 +66,21 @@ impl LocalStore {
     }
 }
 
-impl Store for LocalStore {
+impl Archive for LocalArchive {
     fn describe(&self) -> String {
         self.root.display().to_string()
     }
     #[allow(clippy::manual_async_fn)]
-    fn list(
-        &self,
-        prefix: &str,
-    ) -> impl std::future::Future<Output = Result<Listing, StoreError>> + Send {
+    fn list(&self, prefix: &str) -> impl Future<Output = Result<Listing, ArchiveError>> + Send {
         let r = self.list_sync(prefix);
         async move { r }
     }
-}
-
-/// The last path segment of a folder key (`a/b/` → `b`).
-pub fn folder_name(folder: &str) -> &str {
-    folder
-        .trim_end_matches('/')
-        .rsplit('/')
-        .next()
-        .unwrap_or_default()
+    /// Read at once: a file in the page cache is a copy, cheaper than handing it to a thread.
+    #[allow(clippy::manual_async_fn)]
+    fn get(&self, key: &str) -> impl Future<Output = Got> + Send {
+        let r = self.read(key).map(|bytes| (bytes, None));
+        async move { r }
+    }
 }
 
 #[cfg(test)]
@@ -134,7 +100,7 @@ mod tests {
         )
         .unwrap();
         std::os::unix::fs::symlink(root.join("nowhere"), root.join("real/day/c.json.gz")).unwrap();
-        let store = LocalStore {
+        let store = LocalArchive {
             root: root.to_path_buf(),
         };
         let top = store.list_sync("").unwrap();

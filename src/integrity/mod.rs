@@ -4,12 +4,14 @@
 //! hour), points at the previous digest (`previousDigestHashValue`, `previousDigestSignature`)
 //! and is signed by CloudTrail (RSA PKCS#1 v1.5, SHA-256, over the string in
 //! [`signed_string`]). The scan hashes every log's inflated bytes as it reads them
-//! (`Limits::hash`), so nothing is downloaded twice; this module compares those hashes with the
+//! (`DecodeLimits::hash`), so nothing is downloaded twice; this module compares those hashes with the
 //! digests, walks the chain and checks the signatures. Findings use the vocabulary of
 //! `aws cloudtrail validate-logs`: see [`Kind`].
 
+pub mod live;
+
+use crate::archive::layout::DayPrefix;
 use crate::model::{parse_iso, Instant};
-use crate::plan::DayPrefix;
 use crate::scan::{ManifestRow, ObjectStatus};
 use chrono::{Duration, NaiveDate};
 use serde::Deserialize;
@@ -135,12 +137,6 @@ impl Digest {
     }
 }
 
-/// Whether an object key is a digest file: `..._CloudTrail-Digest_<region>_<trail>_<home>_<time>.json.gz`.
-pub fn is_digest_name(key: &str) -> bool {
-    let name = key.rsplit('/').next().unwrap_or_default();
-    name.contains("_CloudTrail-Digest_") && name.ends_with(".json.gz")
-}
-
 /// Parses a digest from its gzip'd bytes.
 pub fn parse_digest(key: &str, account: &str, region: &str, gz: &[u8]) -> Result<Digest, String> {
     let mut json = Vec::new();
@@ -186,7 +182,7 @@ pub fn parse_digest(key: &str, account: &str, region: &str, gz: &[u8]) -> Result
             .into_iter()
             .map(|l| (l.s3_object, l.hash_value.to_ascii_lowercase()))
             .collect(),
-        sha256: crate::checkpoint::hex(&sha2::Sha256::digest(&json)),
+        sha256: crate::model::hex(&sha2::Sha256::digest(&json)),
         signature: None,
     })
 }
@@ -228,7 +224,7 @@ impl PublicKeys {
 /// keytrail's fingerprint of a public key (what `synth --sign` writes into its digests): the
 /// first 16 bytes of the SHA-256 of its DER, in hex.
 pub fn fingerprint(der: &[u8]) -> String {
-    crate::checkpoint::hex(&sha2::Sha256::digest(der)[..16])
+    crate::model::hex(&sha2::Sha256::digest(der)[..16])
 }
 
 /// Reads a public key file: DER (PKCS#1 `RSAPublicKey` or SubjectPublicKeyInfo), or the same
@@ -671,7 +667,7 @@ pub fn read_public_keys(paths: &[std::path::PathBuf]) -> anyhow::Result<PublicKe
 /// Parses the fetched digests (with their signatures from `signatures`) and checks them and the
 /// scanned logs; a digest that cannot be read is itself a finding.
 pub fn check(
-    fetched: Vec<(crate::scan::list::ObjectRef, Result<Vec<u8>, String>)>,
+    fetched: Vec<(crate::archive::layout::ObjectRef, Result<Vec<u8>, String>)>,
     manifest: &[ManifestRow],
     planned: &BTreeSet<DayPrefix>,
     signatures: &HashMap<String, String>,
@@ -705,6 +701,7 @@ pub fn check(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::archive::layout::is_digest_name;
 
     fn digest(key: &str, start: &str, end: &str, prev_hash: Option<&str>, sha: &str) -> Digest {
         Digest {

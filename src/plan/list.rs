@@ -1,15 +1,43 @@
-//! list: where the log objects of a CloudTrail archive are. It finds the
+//! plan::list: where the log objects of a CloudTrail archive are. It finds the
 //! `[prefix/]AWSLogs/[o-orgid/]<account>/CloudTrail/` folders, how far back each account and
 //! region goes, and the objects of the planned day folders — only those folders, never a walk of
-//! the whole archive. Which objects are log files is decided here too, by name. It works on any
-//! `Store` (a local directory or an S3 bucket), through folder listings only.
+//! the whole archive. It works on any [`Archive`] (a local directory or an S3 bucket), through
+//! folder listings only; which objects are log files is decided by name in `archive::layout`.
 
-use super::store::{folder_name, Store, StoreError};
+use super::{ArchiveStarts, Plan};
+use crate::archive::layout::{folder_name, is_digest_name, DayPrefix, ObjectRef};
+use crate::archive::{Archive, ArchiveError};
+use crate::config::{Config, VerifyMode};
 use crate::model::is_account_id;
-use crate::plan::{ArchiveStarts, DayPrefix};
+use crate::tracking::TrackedKey;
+use crate::trails::Trail;
 use chrono::NaiveDate;
 use futures::stream::{self, StreamExt, TryStreamExt};
 use std::collections::BTreeSet;
+
+/// The plan stage: finds the archive's trail folders and extent, plans the keys' windows (with
+/// what the trails say about each account and region), and lists the planned day folders and,
+/// unless integrity checking is off, their digest folders.
+pub async fn make<A: Archive>(
+    archive: &A,
+    keys: &[TrackedKey],
+    trails: Option<&[Trail]>,
+    cfg: &Config,
+) -> Result<Plan, ListError> {
+    let folders = discover(archive, archive.start()).await?;
+    let starts = archive_starts(archive, &folders).await?;
+    let mut plan = super::plan(keys, &starts, cfg.backfill, cfg.since);
+    if let Some(trails) = trails {
+        super::add_trail_gaps(&mut plan, |account, region| {
+            crate::trails::gaps_for(trails, account, region)
+        });
+    }
+    plan.objects = list(archive, &folders, &plan.prefixes).await?;
+    if cfg.integrity.mode != VerifyMode::Off {
+        plan.digests = list_digests(archive, &folders, &plan.prefixes).await?;
+    }
+    Ok(plan)
+}
 
 /// One `.../<account>/CloudTrail/` folder.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -20,18 +48,8 @@ pub struct TrailDir {
 }
 
 #[derive(Debug, Clone)]
-pub struct Archive {
+pub struct TrailFolders {
     pub trails: Vec<TrailDir>,
-}
-
-/// An object found under a planned day prefix.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-pub struct ObjectRef {
-    /// The object key relative to the store's root (`/`-separated), as it is in S3.
-    pub key: String,
-    pub size: u64,
-    pub storage_class: Option<String>,
-    pub prefix: DayPrefix,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -39,7 +57,7 @@ pub enum ListError {
     #[error("--logs {0}: no CloudTrail logs found (expected [prefix/]AWSLogs/<account>/CloudTrail/<region>/YYYY/MM/DD/ or AWSLogs/<o-orgid>/<account>/CloudTrail/...)")]
     NoLogs(String),
     #[error(transparent)]
-    Store(#[from] StoreError),
+    Archive(#[from] ArchiveError),
 }
 
 /// How deep a prefix before `AWSLogs/` may go.
@@ -48,7 +66,7 @@ const MAX_PREFIX_DEPTH: usize = 4;
 const LIST_CONCURRENCY: usize = 16;
 
 /// Finds the trail folders below `start` (empty, or a prefix ending with `/`).
-pub async fn discover<S: Store>(store: &S, start: &str) -> Result<Archive, ListError> {
+pub async fn discover<S: Archive>(store: &S, start: &str) -> Result<TrailFolders, ListError> {
     let mut aws_logs = Vec::new();
     let mut level = vec![start.to_string()];
     for depth in 0..=MAX_PREFIX_DEPTH {
@@ -89,10 +107,10 @@ pub async fn discover<S: Store>(store: &S, start: &str) -> Result<Archive, ListE
     }
     trails.sort();
     trails.dedup();
-    Ok(Archive { trails })
+    Ok(TrailFolders { trails })
 }
 
-async fn push_trail<S: Store>(
+async fn push_trail<S: Archive>(
     store: &S,
     trails: &mut Vec<TrailDir>,
     account: &str,
@@ -110,9 +128,9 @@ async fn push_trail<S: Store>(
 
 /// The first delivery day holding any object, per account and region. Walks only the year, month
 /// and day folder names, earliest first, stopping at the first non-empty day.
-pub async fn archive_starts<S: Store>(
+pub async fn archive_starts<S: Archive>(
     store: &S,
-    archive: &Archive,
+    archive: &TrailFolders,
 ) -> Result<ArchiveStarts, ListError> {
     let mut starts = ArchiveStarts::new();
     for trail in &archive.trails {
@@ -128,7 +146,10 @@ pub async fn archive_starts<S: Store>(
     Ok(starts)
 }
 
-async fn first_day<S: Store>(store: &S, region_dir: &str) -> Result<Option<NaiveDate>, ListError> {
+async fn first_day<S: Archive>(
+    store: &S,
+    region_dir: &str,
+) -> Result<Option<NaiveDate>, ListError> {
     for y in store.list(region_dir).await?.folders {
         for m in store.list(&y).await?.folders {
             for d in store.list(&m).await?.folders {
@@ -153,9 +174,9 @@ async fn first_day<S: Store>(store: &S, region_dir: &str) -> Result<Option<Naive
 
 /// Every object directly in the planned day folders, sorted by key; folders are listed
 /// concurrently. Sub-folders are not descended into.
-pub async fn list<S: Store>(
+pub async fn list<S: Archive>(
     store: &S,
-    archive: &Archive,
+    archive: &TrailFolders,
     prefixes: &BTreeSet<DayPrefix>,
 ) -> Result<Vec<ObjectRef>, ListError> {
     let folders: Vec<(String, &DayPrefix)> = prefixes
@@ -194,12 +215,12 @@ pub async fn list<S: Store>(
 
 /// The digest files of the planned days and of the day after each (a digest is delivered after
 /// the hour it covers), from `.../<account>/CloudTrail-Digest/<region>/YYYY/MM/DD/`.
-pub async fn list_digests<S: Store>(
+pub async fn list_digests<S: Archive>(
     store: &S,
-    archive: &Archive,
+    archive: &TrailFolders,
     prefixes: &BTreeSet<DayPrefix>,
 ) -> Result<Vec<ObjectRef>, ListError> {
-    let digest_dirs = Archive {
+    let digest_dirs = TrailFolders {
         trails: archive
             .trails
             .iter()
@@ -223,107 +244,20 @@ pub async fn list_digests<S: Store>(
         })
         .collect();
     let mut found = list(store, &digest_dirs, &days).await?;
-    found.retain(|o| crate::integrity::is_digest_name(&o.key));
+    found.retain(|o| is_digest_name(&o.key));
     Ok(found)
-}
-
-/// Whether an object in a day folder is a CloudTrail log file of that account and region:
-/// `<account>_CloudTrail_<region>_<YYYYMMDDTHHmmZ>_<16 chars>.json.gz`. `Err` is the reason to
-/// skip it.
-pub fn check_log_name(name: &str, account: &str, region: &str) -> Result<(), String> {
-    if name == "ConfigWritabilityCheckFile" {
-        return Err("AWS Config write-check file, not a log".into());
-    }
-    if name.contains("_CloudTrail-Digest_") {
-        return Err("CloudTrail digest file, not a log".into());
-    }
-    if name.contains("_CloudTrail-Insight_") {
-        return Err("CloudTrail Insights file, not a log".into());
-    }
-    let parts: Vec<&str> = name.split('_').collect();
-    let well_formed = match parts[..] {
-        [acct, "CloudTrail", reg, time, tail] => {
-            let t = time.as_bytes();
-            let time_ok = t.len() == 14
-                && t[..8].iter().all(u8::is_ascii_digit)
-                && t[8] == b'T'
-                && t[9..13].iter().all(u8::is_ascii_digit)
-                && t[13] == b'Z';
-            let tail_ok = tail
-                .strip_suffix(".json.gz")
-                .is_some_and(|r| r.len() == 16 && r.bytes().all(|b| b.is_ascii_alphanumeric()));
-            if time_ok && tail_ok && (acct != account || reg != region) {
-                return Err(format!(
-                    "log file of {acct}/{reg} filed under {account}/{region}"
-                ));
-            }
-            time_ok && tail_ok
-        }
-        _ => false,
-    };
-    if well_formed {
-        Ok(())
-    } else {
-        Err("not a CloudTrail log file name".into())
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::scan::store::LocalStore;
+    use crate::archive::local::LocalArchive;
 
     fn block_on<F: std::future::Future>(f: F) -> F::Output {
         tokio::runtime::Builder::new_current_thread()
             .build()
             .unwrap()
             .block_on(f)
-    }
-
-    #[test]
-    fn log_names() {
-        let (a, r) = ("111122223333", "us-east-1");
-        let cases: &[(&str, Option<&str>)] = &[
-            (
-                "111122223333_CloudTrail_us-east-1_20260301T0005Z_abcdEFGH12345678.json.gz",
-                None,
-            ),
-            (
-                "111122223333_CloudTrail_us-east-1_20260301T0005Z_abcdEFGH1234567.json.gz",
-                Some("not a CloudTrail log file name"),
-            ),
-            (
-                "111122223333_CloudTrail_us-east-1_20260301T000512Z_abcdEFGH12345678.json.gz",
-                Some("not a CloudTrail log file name"),
-            ),
-            (
-                "111122223333_CloudTrail_eu-west-1_20260301T0005Z_abcdEFGH12345678.json.gz",
-                Some("filed under 111122223333/us-east-1"),
-            ),
-            (
-                "111122223333_CloudTrail-Digest_us-east-1_trail_us-east-1_20260301T000512Z.json.gz",
-                Some("digest"),
-            ),
-            (
-                "111122223333_CloudTrail-Insight_us-east-1_20260301T0005Z_abcdEFGH12345678.json.gz",
-                Some("Insights"),
-            ),
-            ("ConfigWritabilityCheckFile", Some("AWS Config")),
-            (
-                "111122223333_CloudTrail_us-east-1_20260301T0005Z_abcdEFGH12345678.json",
-                Some("not a CloudTrail log file name"),
-            ),
-            ("notes.txt", Some("not a CloudTrail log file name")),
-        ];
-        for (name, want) in cases {
-            match (check_log_name(name, a, r), want) {
-                (Ok(()), None) => {}
-                (Err(e), Some(w)) => {
-                    assert!(e.contains(w), "case {name}: `{e}` should contain `{w}`")
-                }
-                (got, want) => panic!("case {name}: got {got:?}, want {want:?}"),
-            }
-        }
     }
 
     #[test]
@@ -341,7 +275,7 @@ mod tests {
         touch("AWSLogs/111122223333/CloudTrail-Digest/us-east-1/2026/03/01/d.json.gz");
         touch("logs/x/AWSLogs/o-abc123/444455556666/CloudTrail/eu-west-1/2026/02/28/c.json.gz");
         touch("AWSLogs/111122223333/Config/ConfigWritabilityCheckFile");
-        let store = LocalStore {
+        let store = LocalArchive {
             root: root.to_path_buf(),
         };
         let a = block_on(discover(&store, "")).unwrap();
@@ -374,7 +308,7 @@ mod tests {
             objs[0].key,
             "AWSLogs/111122223333/CloudTrail/us-east-1/2026/03/03/b.json.gz"
         );
-        let nothing = LocalStore {
+        let nothing = LocalArchive {
             root: root.join("logs/x/AWSLogs/o-abc123/444455556666/CloudTrail"),
         };
         assert!(matches!(

@@ -1,29 +1,24 @@
-//! plan: which log objects must be read. A pure function of the keys, the archive's extent and
-//! the run's settings: for every key that needs a backfill, its account, region and the days of
-//! its window plus one delivery-slack day; for every key with a recorded last use, the day of that
-//! event plus one (to join it). It lists only those account/region/day prefixes, never the whole
-//! archive. It does no I/O: the archive's extent (`ArchiveStarts`) is discovered by `scan::list`.
+//! plan: which log objects must be read, and why. The core ([`plan`]) is a pure function of the
+//! tracked keys, the archive's extent and the run's settings: for every key that needs a
+//! backfill, its account, region and the days of its window plus one delivery-slack day; for
+//! every key with a recorded last use, the day of that event plus one (to join it). Only those
+//! account/region/day prefixes are listed, never the whole archive. [`list`] is the stage's edge:
+//! it finds the archive's extent and lists the planned folders into the [`Plan`] value.
 
+pub mod list;
+
+use crate::archive::layout::{DayPrefix, ObjectRef};
 use crate::config::BackfillScope;
-use crate::inventory::Key;
 use crate::model::{day_of, days, iso, last_day_before, start_of, Instant, KeyArn};
-use crate::tracking::{classify, TrackingStatus};
+use crate::tracking::{TrackedKey, TrackingStatus};
 use chrono::NaiveDate;
 use std::collections::{BTreeMap, BTreeSet};
-
-/// One folder of the archive: `.../<account>/CloudTrail/<region>/YYYY/MM/DD/`.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct DayPrefix {
-    pub account: String,
-    pub region: String,
-    pub day: NaiveDate,
-}
 
 /// The first delivery day present in the archive, per (account, region).
 pub type ArchiveStarts = BTreeMap<(String, String), NaiveDate>;
 
 /// A key's backfill window, half-open: `[start, end)`, never empty.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Window {
     pub start: Instant,
     pub end: Instant,
@@ -51,7 +46,7 @@ impl Window {
     }
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct KeyPlan {
     pub arn: KeyArn,
     pub status: TrackingStatus,
@@ -59,28 +54,53 @@ pub struct KeyPlan {
     pub backfill: bool,
     pub window: Option<Window>,
     /// Why the evidence cannot be complete before any object is read: the window does not start
-    /// at key creation, the trails do not log KMS calls there (`add_limits`), or there is no
+    /// at key creation, the trails do not log KMS calls there (`add_trail_gaps`), or there is no
     /// window at all. Empty when nothing is known to limit it.
-    pub limits: Vec<String>,
+    pub gaps: Vec<String>,
     /// The delivery days read to join the last use's event ID (`None` when there is no last use).
     pub join_days: Option<(NaiveDate, NaiveDate)>,
 }
 
-#[derive(Debug, Clone, Default)]
+/// The plan stage's value: what to read and why. Written by one process and read by another, so
+/// it serializes, with its [`Plan::FORMAT`] in it.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Plan {
+    pub format: u32,
+    /// In the inventory's (ARN) order.
     pub keys: Vec<KeyPlan>,
+    /// The account/region/day folders to read.
     pub prefixes: BTreeSet<DayPrefix>,
+    /// The log folders' objects, sorted by key ([`list::make`] fills them in).
+    pub objects: Vec<ObjectRef>,
+    /// The digest files of the planned days and the day after each; empty when integrity is not
+    /// checked.
+    pub digests: Vec<ObjectRef>,
 }
 
+impl Plan {
+    /// The plan's layout version: a plan of another format is refused, not misread.
+    pub const FORMAT: u32 = 1;
+
+    /// Whether the scan hashes the logs it reads: when there are digests to check them against.
+    pub fn hashes_logs(&self) -> bool {
+        !self.digests.is_empty()
+    }
+}
+
+/// The keys' windows and the folders to read, from the keys, the archive's extent and the run's
+/// scope; no objects yet.
 pub fn plan(
-    keys: &[Key],
+    keys: &[TrackedKey],
     starts: &ArchiveStarts,
     scope: BackfillScope,
     since: Option<Instant>,
 ) -> Plan {
-    let mut out = Plan::default();
+    let mut out = Plan {
+        format: Plan::FORMAT,
+        ..Plan::default()
+    };
     for key in keys {
-        let status = classify(key);
+        let status = key.status;
         let account = key.arn.account().to_string();
         let region = key.arn.region().to_string();
         let backfill = match scope {
@@ -88,7 +108,7 @@ pub fn plan(
             BackfillScope::All => status != TrackingStatus::Error,
         };
         let archive_start = starts.get(&(account.clone(), region.clone())).copied();
-        let (window, limits) = match (backfill, key.creation, key.tracking_start) {
+        let (window, gaps) = match (backfill, key.creation, key.tracking_start) {
             (true, Some(created), Some(end)) => {
                 window_for(created, end, since, archive_start, &account, &region)
             }
@@ -118,7 +138,7 @@ pub fn plan(
             status,
             backfill,
             window,
-            limits,
+            gaps,
             join_days,
         });
     }
@@ -127,9 +147,9 @@ pub fn plan(
 
 /// Adds what is known to limit the evidence of an account and region before any object is read
 /// (from the trails' configuration) to every backfilled key there.
-pub fn add_limits(plan: &mut Plan, limits: impl Fn(&str, &str) -> Vec<String>) {
+pub fn add_trail_gaps(plan: &mut Plan, gaps: impl Fn(&str, &str) -> Vec<String>) {
     for kp in plan.keys.iter_mut().filter(|k| k.backfill) {
-        kp.limits.extend(limits(kp.arn.account(), kp.arn.region()));
+        kp.gaps.extend(gaps(kp.arn.account(), kp.arn.region()));
     }
 }
 
@@ -147,10 +167,10 @@ fn window_for(
         return (None, Vec::new());
     }
     let mut start = created;
-    let mut limits = Vec::new();
+    let mut gaps = Vec::new();
     if let Some(s) = since.filter(|s| *s > created) {
         start = s;
-        limits.push(format!(
+        gaps.push(format!(
             "--since {} is after key creation {}",
             iso(s),
             iso(created)
@@ -159,24 +179,24 @@ fn window_for(
     match archive_start {
         Some(d) if start_of(d) > start => {
             start = start_of(d);
-            limits.push(format!(
+            gaps.push(format!(
                 "archive for {account}/{region} starts {d}, after key creation {}",
                 iso(created)
             ));
         }
         Some(_) => {}
-        None => limits.push(format!(
+        None => gaps.push(format!(
             "no CloudTrail logs for {account}/{region} in the archive"
         )),
     }
     if start >= end {
-        limits.push(format!(
+        gaps.push(format!(
             "no part of the pre-tracking period (before {}) is covered",
             iso(end)
         ));
-        return (None, limits);
+        return (None, gaps);
     }
-    (Some(Window { start, end }), limits)
+    (Some(Window { start, end }), gaps)
 }
 
 #[cfg(test)]
@@ -187,14 +207,15 @@ mod tests {
 
     const ARN: &str = "arn:aws:kms:us-east-1:111122223333:key/k1";
 
-    fn key(creation: &str, tracking: &str, last: Option<&str>) -> Key {
+    fn key(creation: &str, tracking: &str, last: Option<&str>) -> TrackedKey {
         let last = last.map_or("{}".to_string(), |t| {
             format!(r#"{{"Timestamp":"{t}","CloudTrailEventId":"e"}}"#)
         });
-        parse_line(&format!(
+        let key = parse_line(&format!(
             r#"{{"KeyId":"{ARN}","KeyLastUsage":{last},"TrackingStartDate":"{tracking}","KeyCreationDate":"{creation}"}}"#
         ))
-        .unwrap()
+        .unwrap();
+        crate::tracking::track(vec![key]).remove(0)
     }
 
     fn starts(day: &str) -> ArchiveStarts {
@@ -213,7 +234,7 @@ mod tests {
     fn window_days_plus_slack_and_join_days() {
         struct Case {
             name: &'static str,
-            key: Key,
+            key: TrackedKey,
             scope: BackfillScope,
             since: Option<&'static str>,
             archive: &'static str,
@@ -308,11 +329,11 @@ mod tests {
             );
             assert_eq!(day_list(&p), c.days, "case {}", c.name);
             assert_eq!(
-                !p.keys[0].limits.is_empty(),
+                !p.keys[0].gaps.is_empty(),
                 c.limited,
                 "case {}: {:?}",
                 c.name,
-                p.keys[0].limits
+                p.keys[0].gaps
             );
         }
     }
@@ -329,11 +350,11 @@ mod tests {
         assert!(p.prefixes.is_empty());
         assert!(
             p.keys[0]
-                .limits
+                .gaps
                 .iter()
                 .any(|l| l.contains("no part of the pre-tracking period")),
             "{:?}",
-            p.keys[0].limits
+            p.keys[0].gaps
         );
     }
 
@@ -380,7 +401,7 @@ mod tests {
                 }
                 let starts = starts(&day_of(at(archive_day * 86_400)).to_string());
                 let scope = if all { BackfillScope::All } else { BackfillScope::Unknown };
-                let p = plan(&ks, &starts, scope, None);
+                let p = plan(&crate::tracking::track(ks), &starts, scope, None);
                 let mut justified = BTreeSet::new();
                 for kp in &p.keys {
                     if let Some(w) = kp.window {

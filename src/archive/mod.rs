@@ -1,0 +1,109 @@
+//! archive: where the CloudTrail logs live — a local directory (an S3 sync, [`local`]) or an S3
+//! bucket ([`s3`]) — behind the two operations every stage needs: list one folder (sub-folders and
+//! objects, like `ListObjectsV2` with a `/` delimiter) and get one object's bytes. Keys are
+//! `/`-separated and relative to the archive's root (the directory, or the bucket). What the
+//! names mean is [`layout`]; which folders to list is the plan's business, what the bytes say the
+//! scan's.
+
+pub mod layout;
+pub mod local;
+pub mod s3;
+
+use crate::aws::Aws;
+use crate::config::Logs;
+use std::future::Future;
+
+/// An object in a folder listing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    /// The full key, relative to the store's root.
+    pub key: String,
+    pub size: u64,
+    /// The S3 storage class, where the store has one (`GLACIER`, `DEEP_ARCHIVE`, ...).
+    pub storage_class: Option<String>,
+}
+
+/// One folder: its sub-folders (full keys with a trailing `/`) and its objects, both sorted.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Listing {
+    pub folders: Vec<String>,
+    pub objects: Vec<Entry>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ArchiveError {
+    #[error("cannot list {location}: {msg}")]
+    List { location: String, msg: String },
+}
+
+/// An object's bytes and, where the archive keeps it, CloudTrail's signature of it (S3 user
+/// metadata `x-amz-meta-signature`, set on digest files). `Err` is why it could not be read.
+pub type Got = Result<(Vec<u8>, Option<String>), String>;
+
+pub trait Archive: Sync {
+    /// What the user gave, for messages (`/data/logs`, `s3://bucket/prefix`).
+    fn describe(&self) -> String;
+    /// Lists the folder `prefix` (empty, or ending with `/`). A folder that does not exist is empty.
+    fn list(&self, prefix: &str) -> impl Future<Output = Result<Listing, ArchiveError>> + Send;
+    /// The whole body of one object, with its signature metadata where there is one.
+    fn get(&self, key: &str) -> impl Future<Output = Got> + Send;
+    /// Where the search for the trail folders starts: empty, or the prefix (ending with `/`)
+    /// given with `s3://bucket/prefix`.
+    fn start(&self) -> &str {
+        ""
+    }
+}
+
+/// The archive of a run: a local directory or an S3 bucket (with the prefix the logs sit under).
+#[derive(Debug, Clone)]
+pub enum AnyArchive {
+    Local(local::LocalArchive),
+    S3 {
+        bucket: s3::S3Archive,
+        prefix: String,
+    },
+}
+
+impl Archive for AnyArchive {
+    fn describe(&self) -> String {
+        match self {
+            AnyArchive::Local(a) => a.describe(),
+            AnyArchive::S3 { bucket, .. } => bucket.describe(),
+        }
+    }
+    async fn list(&self, prefix: &str) -> Result<Listing, ArchiveError> {
+        match self {
+            AnyArchive::Local(a) => a.list(prefix).await,
+            AnyArchive::S3 { bucket, .. } => bucket.list(prefix).await,
+        }
+    }
+    async fn get(&self, key: &str) -> Got {
+        match self {
+            AnyArchive::Local(a) => a.get(key).await,
+            AnyArchive::S3 { bucket, .. } => bucket.get(key).await,
+        }
+    }
+    fn start(&self) -> &str {
+        match self {
+            AnyArchive::Local(_) => "",
+            AnyArchive::S3 { prefix, .. } => prefix,
+        }
+    }
+}
+
+/// Opens the archive `--logs` names (resolved: never `auto`). An S3 archive needs the AWS
+/// configuration, and its bucket is found in its own region.
+pub async fn open(logs: &Logs, aws: Option<&Aws>) -> anyhow::Result<AnyArchive> {
+    match (logs, aws) {
+        (Logs::Local(dir), _) => {
+            logs.check()?;
+            Ok(AnyArchive::Local(local::LocalArchive { root: dir.clone() }))
+        }
+        (Logs::S3 { bucket, prefix }, Some(aws)) => Ok(AnyArchive::S3 {
+            bucket: s3::S3Archive::connect(aws, bucket).await?,
+            prefix: prefix.clone(),
+        }),
+        (Logs::S3 { .. }, None) => anyhow::bail!("--logs {logs} needs the AWS configuration"),
+        (Logs::Auto, _) => anyhow::bail!("--logs auto is resolved from the trails first"),
+    }
+}

@@ -1,0 +1,125 @@
+//! pipeline: one run, stage after stage, each a function from one named value to the next —
+//! `Inventory` → `Tracked` keys → `Source` (the archive and its trails) → `Plan` → `ScanResult`
+//! → `Evidence` (with the digest check and CloudTrail's event history) → `Correlated` → the
+//! report. Nothing here decides anything: it wires the stages, the runtimes they run on and the
+//! resume checkpoint together.
+
+use crate::archive::{self, AnyArchive};
+use crate::config::{Config, Logs, Usage};
+use crate::inventory;
+use crate::model::Warnings;
+use crate::report::{self, Staging, Summary};
+use crate::scan::record::KeyIndex;
+use crate::{aws, checkpoint, correlate, integrity, interrupt, lookup, plan, tracking, trails};
+use std::sync::Arc;
+
+/// The result of a finished run.
+#[derive(Debug)]
+pub struct RunOutcome {
+    pub summary: Summary,
+}
+
+/// Runs the whole job on `cfg`. Errors are fatal (exit 2); incomplete evidence is not an error
+/// but shows in the outcome.
+pub fn run(cfg: &Config) -> anyhow::Result<RunOutcome> {
+    let started = std::time::Instant::now();
+    cfg.logs.check()?;
+    let staging = Staging::create(&cfg.out, cfg.overwrite)?;
+    let journal = checkpoint::dir_for(&cfg.out);
+    let source = inventory::Source::of(&cfg.usage, &journal.join(checkpoint::USAGE), cfg.resume);
+    let engines = Engines::start(cfg, &source)?;
+    let aws = engines.aws.as_ref();
+    let mut warnings = Warnings::default();
+    let rt = &engines.rt;
+
+    let inventory = rt.block_on(inventory::live::take(
+        source,
+        aws,
+        &cfg.regions,
+        &mut warnings,
+    ))?;
+    let tracked = rt.block_on(tracking::live::track_inventory(
+        inventory,
+        aws,
+        cfg.kms_rate,
+    ));
+    let logs = rt.block_on(trails::review(cfg, aws, &tracked.keys, &mut warnings))?;
+    let archive = rt.block_on(archive::open(&logs.logs, aws))?;
+    let plan = rt.block_on(plan::list::make(
+        &archive,
+        &tracked.keys,
+        logs.trails(),
+        cfg,
+    ))?;
+    let index = Arc::new(KeyIndex::new(
+        tracked.keys().map(|k| (&k.arn, k.aliases.as_slice())),
+    ));
+    let scanner = checkpoint::Scanner::open(cfg, &logs.logs, &tracked, &plan)?;
+    let scanned = rt.block_on(scanner.scan(&archive, &plan, index.clone(), &engines.pool, cfg));
+    let cloudtrail = aws.filter(|_| matches!(archive, AnyArchive::S3 { .. }));
+    let evidence = rt.block_on(integrity::live::check(
+        &archive,
+        cloudtrail,
+        &plan,
+        scanned,
+        cfg,
+        logs.trails(),
+        &mut warnings,
+    ))?;
+    let live = aws.filter(|_| cfg.usage == Usage::Aws);
+    let evidence = rt.block_on(lookup::fill(
+        evidence,
+        live,
+        &tracked,
+        &index,
+        &mut warnings,
+    ));
+    let correlated = correlate::correlate(&tracked.keys, &plan, &evidence);
+
+    let summary = Summary::of_run(
+        &correlated,
+        &evidence,
+        &plan,
+        report::RunFacts {
+            arguments: cfg.arguments.clone(),
+            logs: logs.logs.to_string(),
+            backfill: cfg.backfill.as_str(),
+            since: cfg.since,
+            threads: engines.pool.current_num_threads(),
+            elapsed_seconds: started.elapsed().as_secs_f64(),
+            resumed_objects: scanner.resumed_objects(),
+            checkpoint_error: scanner.error(),
+        },
+        warnings,
+    );
+    report::write_usage(staging.path(), &tracked)?;
+    report::write(staging.path(), &correlated, &evidence, &summary)?;
+    interrupt::kill_point("commit", 0);
+    staging.commit()?;
+    scanner.finish();
+    Ok(RunOutcome { summary })
+}
+
+/// What the stages run on: tokio for network I/O, rayon for decoding, and the AWS configuration
+/// when the run talks to AWS (live keys, or an archive in S3).
+struct Engines {
+    rt: tokio::runtime::Runtime,
+    pool: rayon::ThreadPool,
+    aws: Option<aws::Aws>,
+}
+
+impl Engines {
+    fn start(cfg: &Config, source: &inventory::Source) -> anyhow::Result<Engines> {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()?;
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(cfg.threads)
+            .build()?;
+        let needs_aws = source.is_live() || !matches!(cfg.logs, Logs::Local(_));
+        let aws = needs_aws
+            .then(|| rt.block_on(aws::load(cfg.profile.as_deref(), cfg.region.as_deref())));
+        Ok(Engines { rt, pool, aws })
+    }
+}
