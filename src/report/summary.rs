@@ -1,0 +1,308 @@
+//! report::summary: the run as a value — verdict counts, the scan's counters, the digest check,
+//! warnings — that serializes itself (`summary.json`) and renders itself (the printed summary).
+
+use crate::correlate::{Correlated, KeyUsage, Verdict};
+use crate::integrity::live::Evidence;
+use crate::integrity::Checked;
+use crate::model::{iso, Instant, Warnings};
+use crate::plan::Plan;
+use crate::scan::ScanStats;
+use std::collections::BTreeMap;
+
+/// The digest check in `summary.json`: counts in `validate-logs`' vocabulary.
+#[derive(Debug, Clone)]
+pub struct IntegritySummary {
+    pub digests: usize,
+    pub signatures_verified: usize,
+    pub signatures_unchecked: usize,
+    pub counts: BTreeMap<&'static str, usize>,
+}
+
+impl IntegritySummary {
+    pub fn of(c: &Checked) -> IntegritySummary {
+        IntegritySummary {
+            digests: c.digests,
+            signatures_verified: c.signatures_verified,
+            signatures_unchecked: c.signatures_unchecked,
+            counts: c.counts(),
+        }
+    }
+
+    pub fn findings(&self) -> usize {
+        self.counts.values().sum()
+    }
+}
+
+/// What `summary.json` says about the run.
+#[derive(Debug, Clone)]
+pub struct Summary {
+    pub arguments: Vec<String>,
+    /// The archive read (`--logs`, resolved when it was `auto`).
+    pub logs: String,
+    pub backfill: &'static str,
+    pub since: Option<Instant>,
+    pub threads: usize,
+    pub keys: usize,
+    pub verdicts: BTreeMap<&'static str, usize>,
+    pub tracking: BTreeMap<&'static str, usize>,
+    pub planned_prefixes: usize,
+    pub stats: ScanStats,
+    pub pre_tracking_events: usize,
+    pub elapsed_seconds: f64,
+    /// The digest check, when it ran.
+    pub integrity: Option<IntegritySummary>,
+    /// The process's peak resident memory (Linux `VmHWM`), when known.
+    pub peak_rss_mib: Option<f64>,
+    /// Objects whose results came from the checkpoint of an interrupted run (`--resume`).
+    pub resumed_objects: usize,
+    pub warnings: Vec<String>,
+    /// Keys whose verdict is `inconclusive`, with the reason.
+    pub attention: Vec<(String, String)>,
+}
+
+/// What the pipeline knows of the run itself, for the summary.
+#[derive(Debug, Clone, Default)]
+pub struct RunFacts {
+    pub arguments: Vec<String>,
+    pub logs: String,
+    pub backfill: &'static str,
+    pub since: Option<Instant>,
+    pub threads: usize,
+    pub elapsed_seconds: f64,
+    pub resumed_objects: usize,
+    /// Why the resume checkpoint could not be written, if it could not.
+    pub checkpoint_error: Option<(String, String)>,
+}
+
+impl Summary {
+    /// The summary of a finished run: the verdicts, the scan's counters, the digest check, and
+    /// every warning — the evidence's own first, then the stages', then the run's.
+    pub fn of_run(
+        c: &Correlated,
+        evidence: &Evidence,
+        plan: &Plan,
+        facts: RunFacts,
+        warnings: Warnings,
+    ) -> Summary {
+        let mut s = Summary::new(
+            &c.findings,
+            c.events.len(),
+            evidence.scan.stats.clone(),
+            plan.prefixes.len(),
+        );
+        s.warnings.extend(warnings.into_vec());
+        s.arguments = facts.arguments;
+        s.logs = facts.logs;
+        s.backfill = facts.backfill;
+        s.since = facts.since;
+        s.threads = facts.threads;
+        s.elapsed_seconds = facts.elapsed_seconds;
+        s.resumed_objects = facts.resumed_objects;
+        s.peak_rss_mib = crate::progress::peak_rss_mib();
+        if let Some((path, e)) = facts.checkpoint_error {
+            s.warnings.push(format!(
+                "the resume checkpoint {path} could not be written ({e}); a resumed run would scan again"
+            ));
+        }
+        s.integrity = evidence.integrity.as_ref().map(IntegritySummary::of);
+        if let Some(i) = s.integrity.as_ref().filter(|i| i.findings() > 0) {
+            s.warnings.push(format!(
+                "{} log file integrity finding(s); see integrity/ — verdicts in the days concerned are not stronger than that",
+                i.findings()
+            ));
+        }
+        s
+    }
+
+    pub fn new(
+        findings: &[KeyUsage],
+        events: usize,
+        stats: ScanStats,
+        planned_prefixes: usize,
+    ) -> Summary {
+        let mut verdicts: BTreeMap<&'static str, usize> =
+            Verdict::ALL.iter().map(|v| (v.as_str(), 0)).collect();
+        let mut tracking = BTreeMap::new();
+        let mut attention = Vec::new();
+        for f in findings {
+            *verdicts.entry(f.verdict.as_str()).or_default() += 1;
+            *tracking.entry(f.status.as_str()).or_default() += 1;
+            if f.verdict == Verdict::Inconclusive {
+                attention.push((f.key.arn.to_string(), f.verdict_reason.clone()));
+            }
+        }
+        let mut warnings = Vec::new();
+        if stats.objects_unreadable > 0 {
+            warnings.push(format!(
+                "{} log object(s) could not be read; see scan_manifest (status = 'unreadable')",
+                stats.objects_unreadable
+            ));
+        }
+        if stats.objects_archived > 0 {
+            warnings.push(format!(
+                "{} log object(s) ({:.1} MB) are archived in GLACIER/DEEP_ARCHIVE and were not read; restore them and run again",
+                stats.objects_archived,
+                stats.bytes_archived as f64 / 1e6
+            ));
+        }
+        if stats.malformed_records > 0 {
+            warnings.push(format!(
+                "{} malformed record(s) were skipped; see scan_manifest.malformed_records",
+                stats.malformed_records
+            ));
+        }
+        if stats.unattributable_uses > 0 {
+            warnings.push(format!(
+                "{} successful KMS call(s) name no key (no resources, no keyId); keys without other evidence in those days are inconclusive",
+                stats.unattributable_uses
+            ));
+        }
+        Summary {
+            arguments: Vec::new(),
+            logs: String::new(),
+            backfill: "",
+            since: None,
+            threads: 0,
+            keys: findings.len(),
+            verdicts,
+            tracking,
+            planned_prefixes,
+            stats,
+            pre_tracking_events: events,
+            elapsed_seconds: 0.0,
+            resumed_objects: 0,
+            peak_rss_mib: None,
+            integrity: None,
+            warnings,
+            attention,
+        }
+    }
+
+    /// Evidence was incomplete somewhere: exit code 1.
+    pub fn incomplete(&self) -> bool {
+        self.stats.objects_unreadable > 0
+            || self.verdicts.get("inconclusive").copied().unwrap_or(0) > 0
+            || self.integrity.as_ref().is_some_and(|i| i.findings() > 0)
+    }
+
+    fn mb_per_s(&self) -> f64 {
+        if self.elapsed_seconds > 0.0 {
+            self.stats.bytes_read as f64 / 1e6 / self.elapsed_seconds
+        } else {
+            0.0
+        }
+    }
+
+    pub fn to_json(&self) -> serde_json::Value {
+        let s = &self.stats;
+        serde_json::json!({
+            "tool": "keytrail",
+            "version": env!("CARGO_PKG_VERSION"),
+            "arguments": self.arguments,
+            "logs": self.logs,
+            "backfill": self.backfill,
+            "since": self.since.map(iso),
+            "threads": self.threads,
+            "keys": self.keys,
+            "verdicts": self.verdicts,
+            "tracking_status": self.tracking,
+            "planned_prefixes": self.planned_prefixes,
+            "objects": {
+                "read": s.objects_read,
+                "skipped": s.objects_skipped,
+                "unreadable": s.objects_unreadable,
+                "archived": s.objects_archived,
+                "bytes_archived": s.bytes_archived,
+                "bytes_read": s.bytes_read,
+                "resumed_from_checkpoint": self.resumed_objects,
+            },
+            "records": s.records,
+            "kms_records": s.kms_records,
+            "malformed_records": s.malformed_records,
+            "unattributable_kms_uses": s.unattributable_uses,
+            "kms_events": self.pre_tracking_events,
+            "elapsed_seconds": self.elapsed_seconds,
+            "peak_rss_mib": self.peak_rss_mib,
+            "integrity": self.integrity.as_ref().map(|i| serde_json::json!({
+                "digests": i.digests,
+                "signatures_verified": i.signatures_verified,
+                "signatures_not_verified": i.signatures_unchecked,
+                "findings": i.counts,
+            })),
+            "throughput_mb_per_s": self.mb_per_s(),
+            "warnings": self.warnings,
+            "inconclusive_keys": self.attention.iter().map(|(k, r)| serde_json::json!({"key_arn": k, "reason": r})).collect::<Vec<_>>(),
+        })
+    }
+
+    /// The summary printed at the end of a run.
+    pub fn render(&self) -> String {
+        use std::fmt::Write;
+        let mut o = String::new();
+        let s = &self.stats;
+        let _ = writeln!(o, "keytrail: {} keys; archive: {}", self.keys, self.logs);
+        for (v, n) in &self.verdicts {
+            let _ = writeln!(o, "  {v:<22} {n}");
+        }
+        let _ = writeln!(
+            o,
+            "objects: {} read ({:.1} MB), {} skipped, {} unreadable; {} records, {} KMS records",
+            s.objects_read,
+            s.bytes_read as f64 / 1e6,
+            s.objects_skipped,
+            s.objects_unreadable,
+            s.records,
+            s.kms_records
+        );
+        if let Some(i) = &self.integrity {
+            let found: Vec<String> = i
+                .counts
+                .iter()
+                .filter(|(_, n)| **n > 0)
+                .map(|(k, n)| format!("{n} {k}"))
+                .collect();
+            let _ = writeln!(
+                o,
+                "integrity: {} digests, {} signatures verified, {} not; {}",
+                i.digests,
+                i.signatures_verified,
+                i.signatures_unchecked,
+                if found.is_empty() {
+                    "no findings".to_string()
+                } else {
+                    format!("findings: {} (see integrity/)", found.join(", "))
+                }
+            );
+        }
+        if self.resumed_objects > 0 {
+            let _ = writeln!(
+                o,
+                "resumed: {} objects' results taken from the interrupted run's checkpoint",
+                self.resumed_objects
+            );
+        }
+        let _ = writeln!(
+            o,
+            "elapsed: {:.2} s, {:.1} MB/s (compressed)",
+            self.elapsed_seconds,
+            self.mb_per_s()
+        );
+        if !self.attention.is_empty() {
+            let _ = writeln!(
+                o,
+                "needs attention ({} inconclusive):",
+                self.attention.len()
+            );
+            for (k, r) in self.attention.iter().take(20) {
+                let _ = writeln!(o, "  {k}: {r}");
+            }
+            if self.attention.len() > 20 {
+                let _ = writeln!(o, "  … {} more in summary.json", self.attention.len() - 20);
+            }
+        }
+        for w in &self.warnings {
+            let _ = writeln!(o, "warning: {w}");
+        }
+        o
+    }
+}
