@@ -21,61 +21,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Classify every key, backfill pre-tracking usage from the CloudTrail archive, write the report.
-    Run {
-        /// `aws` (live: ListKeys, DescribeKey, ListAliases, GetKeyLastUsage) or a usage snapshot
-        /// file (JSON Lines of GetKeyLastUsage responses, optionally with KeyMetadata, Aliases).
-        #[arg(long)]
-        usage: String,
-        #[command(flatten)]
-        live: LiveArgs,
-        /// CloudTrail archive: s3://bucket[/prefix], or a local directory with the bucket's layout.
-        #[arg(long)]
-        logs: String,
-        /// Report directory (created; must not exist or be empty unless --overwrite).
-        #[arg(long)]
-        out: PathBuf,
-        /// Which keys get a backfill: those unknown before tracking (default) or all.
-        #[arg(long, value_enum, default_value_t = Backfill::Unknown)]
-        backfill: Backfill,
-        /// Start every backfill window no earlier than this (YYYY-MM-DD or ISO-8601, UTC).
-        #[arg(long)]
-        since: Option<String>,
-        /// Worker threads for decompression and parsing (default: all cores).
-        #[arg(long)]
-        threads: Option<usize>,
-        /// S3 objects fetched at once (s3:// archives).
-        #[arg(long, default_value_t = keytrail::scan::fetch::DEFAULT_CONCURRENCY,
-              value_parser = clap::value_parser!(u64).range(1..))]
-        concurrency: u64,
-        /// MiB of S3 objects (as stored, compressed) held at once while fetched or decoded; an
-        /// object larger than this is fetched alone (s3:// archives).
-        #[arg(long, default_value_t = keytrail::scan::fetch::DEFAULT_IN_FLIGHT_MIB,
-              value_parser = clap::value_parser!(u64).range(1..))]
-        max_in_flight_mib: u64,
-        /// An object that inflates to more than this many MiB is unreadable (gzip bombs).
-        #[arg(long, default_value_t = 2048, value_parser = clap::value_parser!(u64).range(1..))]
-        max_inflated_mib: u64,
-        /// Replace an existing report in --out.
-        #[arg(long)]
-        overwrite: bool,
-        /// Check CloudTrail's digest chain (hashes, chain, signatures) in the same pass:
-        /// `auto` (default) when the archive holds digests for the planned accounts and regions.
-        #[arg(long, value_enum, default_value_t = Verify::Auto)]
-        verify_integrity: Verify,
-        /// JSON map of digest object key -> hex signature (a local archive has no S3 metadata).
-        #[arg(long)]
-        digest_signatures: Option<PathBuf>,
-        /// A CloudTrail public key to verify digest signatures with (DER, PEM or base64; repeatable).
-        #[arg(long)]
-        public_key: Vec<PathBuf>,
-        /// Go on from where an interrupted run with the same arguments stopped (its checkpoint
-        /// is kept next to --out until a run finishes); without it, a run starts afresh.
-        #[arg(long)]
-        resume: bool,
-        /// Print nothing but errors.
-        #[arg(long, short)]
-        quiet: bool,
-    },
+    Run(RunArgs),
     /// Write only the usage snapshot (live KMS inventory and GetKeyLastUsage), for a scan elsewhere.
     Inventory {
         /// The snapshot file to write (JSON Lines).
@@ -122,11 +68,70 @@ enum Command {
     },
 }
 
+/// `keytrail run`'s flags, as given; [`RunArgs::resolve`] turns them into a [`Config`].
+#[derive(clap::Args)]
+struct RunArgs {
+    /// `aws` (live: ListKeys, DescribeKey, ListAliases, GetKeyLastUsage) or a usage snapshot
+    /// file (JSON Lines of GetKeyLastUsage responses, optionally with KeyMetadata, Aliases).
+    #[arg(long)]
+    usage: String,
+    #[command(flatten)]
+    live: LiveArgs,
+    /// CloudTrail archive: s3://bucket[/prefix], a local directory with the bucket's layout (an
+    /// `aws s3 sync` of it), or `auto` (live: the S3 location the account's trails deliver to).
+    #[arg(long)]
+    logs: String,
+    /// Report directory (created; must not exist or be empty unless --overwrite).
+    #[arg(long)]
+    out: PathBuf,
+    /// Which keys get a backfill: those unknown before tracking (default) or all.
+    #[arg(long, value_enum, default_value_t = Backfill::Unknown)]
+    backfill: Backfill,
+    /// Start every backfill window no earlier than this (YYYY-MM-DD or ISO-8601, UTC).
+    #[arg(long)]
+    since: Option<String>,
+    /// Worker threads for decompression and parsing (default: all cores).
+    #[arg(long)]
+    threads: Option<usize>,
+    /// S3 objects fetched at once (s3:// archives).
+    #[arg(long, default_value_t = keytrail::scan::fetch::DEFAULT_CONCURRENCY,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    concurrency: u64,
+    /// MiB of S3 objects (as stored, compressed) held at once while fetched or decoded; an
+    /// object larger than this is fetched alone (s3:// archives).
+    #[arg(long, default_value_t = keytrail::scan::fetch::DEFAULT_IN_FLIGHT_MIB,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    max_in_flight_mib: u64,
+    /// An object that inflates to more than this many MiB is unreadable (gzip bombs).
+    #[arg(long, default_value_t = 2048, value_parser = clap::value_parser!(u64).range(1..))]
+    max_inflated_mib: u64,
+    /// Replace an existing report in --out.
+    #[arg(long)]
+    overwrite: bool,
+    /// Check CloudTrail's digest chain (hashes, chain, signatures) in the same pass:
+    /// `auto` (default) when the archive holds digests for the planned accounts and regions.
+    #[arg(long, value_enum, default_value_t = Verify::Auto)]
+    verify_integrity: Verify,
+    /// JSON map of digest object key -> hex signature (a local archive has no S3 metadata).
+    #[arg(long)]
+    digest_signatures: Option<PathBuf>,
+    /// A CloudTrail public key to verify digest signatures with (DER, PEM or base64; repeatable).
+    #[arg(long)]
+    public_key: Vec<PathBuf>,
+    /// Go on from where an interrupted run with the same arguments stopped (its checkpoint
+    /// is kept next to --out until a run finishes); without it, a run starts afresh.
+    #[arg(long)]
+    resume: bool,
+    /// Print nothing but errors.
+    #[arg(long, short)]
+    quiet: bool,
+}
+
 /// How to reach AWS.
 #[derive(clap::Args)]
 struct LiveArgs {
-    /// Regions whose keys to inventory with --usage aws: comma-separated, or `all` (every enabled
-    /// region; needs account:ListRegions). Default: the configured region.
+    /// Regions whose keys to inventory live (`run --usage aws`, `inventory`): comma-separated, or
+    /// `all` (every enabled region; needs account:ListRegions). Default: the configured region.
     #[arg(long)]
     regions: Option<String>,
     /// GetKeyLastUsage requests per second per account and region (its quota is about 5).
@@ -167,130 +172,50 @@ enum PresetArg {
     Large,
 }
 
+/// How a `keytrail` process ends (the README's "Exit codes").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Exit {
+    /// The report is complete.
+    Clean = 0,
+    /// The report is written, but some evidence was incomplete: inconclusive keys, unreadable
+    /// objects or integrity findings.
+    Incomplete = 1,
+    /// A usage error or a fatal one; nothing was written.
+    Failed = 2,
+}
+
+impl From<Exit> for ExitCode {
+    fn from(e: Exit) -> ExitCode {
+        ExitCode::from(e as u8)
+    }
+}
+
 fn main() -> ExitCode {
     keytrail::interrupt::install();
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {
             let _ = e.print();
-            return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
+            return if e.use_stderr() {
+                Exit::Failed
+            } else {
+                Exit::Clean
+            }
+            .into();
         }
     };
-    match cli.command {
-        Command::Run {
-            usage,
-            logs,
-            out,
-            backfill,
-            since,
-            threads,
-            concurrency,
-            max_in_flight_mib,
-            max_inflated_mib,
-            live,
-            overwrite,
-            resume,
-            verify_integrity,
-            digest_signatures,
-            public_key,
-            quiet,
-        } => {
-            let regions = match live.regions() {
-                Ok(r) => r,
-                Err(e) => return fail(e),
-            };
-            let since = match since
-                .as_deref()
-                .map(|s| (s, keytrail::model::parse_since(s)))
-            {
-                None => None,
-                Some((_, Some(t))) => Some(t),
-                Some((s, None)) => {
-                    return fail(format!(
-                        "--since {s}: expected YYYY-MM-DD or an ISO-8601 timestamp"
-                    ))
-                }
-            };
-            if threads == Some(0) {
-                return fail("--threads must be at least 1".into());
-            }
-            let logs = match Logs::parse(&logs) {
-                Ok(l) => l,
-                Err(e) => return fail(e),
-            };
-            let cfg = Config {
-                usage: Usage::parse(&usage),
-                regions,
-                kms_rate: live.kms_rate,
-                logs,
-                out,
-                backfill: match backfill {
-                    Backfill::Unknown => BackfillScope::Unknown,
-                    Backfill::All => BackfillScope::All,
-                },
-                since,
-                threads: threads.unwrap_or(0),
-                concurrency: concurrency as usize,
-                max_in_flight: max_in_flight_mib << 20,
-                limits: keytrail::config::DecodeLimits {
-                    max_inflated: max_inflated_mib << 20,
-                    ..Default::default()
-                },
-                profile: live.profile,
-                region: live.region,
-                overwrite,
-                resume,
-                progress: !quiet,
-                integrity: keytrail::config::Integrity {
-                    mode: match verify_integrity {
-                        Verify::Auto => keytrail::config::VerifyMode::Auto,
-                        Verify::On => keytrail::config::VerifyMode::On,
-                        Verify::Off => keytrail::config::VerifyMode::Off,
-                    },
-                    signatures: digest_signatures,
-                    public_keys: public_key,
-                },
-                arguments: std::env::args().collect(),
-            };
-            match keytrail::run(&cfg) {
-                Ok(outcome) => {
-                    if !quiet {
-                        say(&outcome.summary.render());
-                        say(&format!("report: {}\n", cfg.out.display()));
-                    }
-                    ExitCode::from(if outcome.summary.incomplete() { 1 } else { 0 })
-                }
-                Err(e) => fail(format!("{e:#}")),
-            }
-        }
-        Command::Inventory { out, live } => {
-            let regions = match live.regions() {
-                Ok(r) => r,
-                Err(e) => return fail(e),
-            };
-            match inventory_only(&out, &live, &regions) {
-                Ok(n) => {
-                    say(&format!(
-                        "inventory: {n} keys written to {}\n",
-                        out.display()
-                    ));
-                    ExitCode::SUCCESS
-                }
-                Err(e) => fail(format!("{e:#}")),
-            }
-        }
+    let done = match cli.command {
+        Command::Run(args) => run(args),
+        Command::Inventory { out, live } => inventory(&out, &live),
         Command::Bench {
             usage,
             logs,
             threads,
             s3_logs,
-        } => match keytrail::bench::run(&usage, &logs, threads.unwrap_or(0), s3_logs.as_deref()) {
-            Ok(b) => {
-                say(&b.render());
-                ExitCode::SUCCESS
-            }
-            Err(e) => fail(format!("{e:#}")),
-        },
+        } => keytrail::bench::run(&usage, &logs, threads.unwrap_or(0), s3_logs.as_deref())
+            .map(|b| say(&b.render()))
+            .map(|()| Exit::Clean)
+            .map_err(|e| format!("{e:#}")),
         Command::Synth {
             out,
             seed,
@@ -311,15 +236,96 @@ fn main() -> ExitCode {
                 org_id,
                 prefix,
             };
-            match synth::generate(&out, &opts) {
-                Ok(s) => {
-                    say(&format!("{s}\n"));
-                    ExitCode::SUCCESS
-                }
-                Err(e) => fail(format!("{e:#}")),
-            }
+            synth::generate(&out, &opts)
+                .map(|s| say(&format!("{s}\n")))
+                .map(|()| Exit::Clean)
+                .map_err(|e| format!("{e:#}"))
+        }
+    };
+    match done {
+        Ok(exit) => exit.into(),
+        Err(msg) => {
+            eprintln!("keytrail: error: {msg}");
+            Exit::Failed.into()
         }
     }
+}
+
+/// `keytrail run`: the whole job.
+fn run(args: RunArgs) -> Result<Exit, String> {
+    let quiet = args.quiet;
+    let cfg = args.resolve()?;
+    let outcome = keytrail::run(&cfg).map_err(|e| format!("{e:#}"))?;
+    if !quiet {
+        say(&outcome.summary.render());
+        say(&format!("report: {}\n", cfg.out.display()));
+    }
+    Ok(if outcome.summary.incomplete() {
+        Exit::Incomplete
+    } else {
+        Exit::Clean
+    })
+}
+
+impl RunArgs {
+    /// The flags resolved, once, into the run's validated settings.
+    fn resolve(self) -> Result<Config, String> {
+        let regions = self.live.regions()?;
+        let since = match self.since.as_deref() {
+            None => None,
+            Some(s) => Some(keytrail::model::parse_since(s).ok_or_else(|| {
+                format!("--since {s}: expected YYYY-MM-DD or an ISO-8601 timestamp")
+            })?),
+        };
+        if self.threads == Some(0) {
+            return Err("--threads must be at least 1".into());
+        }
+        Ok(Config {
+            usage: Usage::parse(&self.usage),
+            regions,
+            kms_rate: self.live.kms_rate,
+            logs: Logs::parse(&self.logs)?,
+            out: self.out,
+            backfill: match self.backfill {
+                Backfill::Unknown => BackfillScope::Unknown,
+                Backfill::All => BackfillScope::All,
+            },
+            since,
+            threads: self.threads.unwrap_or(0),
+            concurrency: self.concurrency as usize,
+            max_in_flight: self.max_in_flight_mib << 20,
+            limits: keytrail::config::DecodeLimits {
+                max_inflated: self.max_inflated_mib << 20,
+                ..Default::default()
+            },
+            profile: self.live.profile,
+            region: self.live.region,
+            overwrite: self.overwrite,
+            resume: self.resume,
+            progress: !self.quiet,
+            integrity: keytrail::config::Integrity {
+                mode: match self.verify_integrity {
+                    Verify::Auto => keytrail::config::VerifyMode::Auto,
+                    Verify::On => keytrail::config::VerifyMode::On,
+                    Verify::Off => keytrail::config::VerifyMode::Off,
+                },
+                signatures: self.digest_signatures,
+                public_keys: self.public_key,
+            },
+            arguments: std::env::args().collect(),
+        })
+    }
+}
+
+/// `keytrail inventory`: the usage snapshot alone.
+fn inventory(out: &std::path::Path, live: &LiveArgs) -> Result<Exit, String> {
+    let regions = live.regions()?;
+    let n = inventory_only(out, live, &regions).map_err(|e| format!("{e:#}"))?;
+    say(&format!(
+        "inventory: {n} keys written to {}\n",
+        out.display()
+    ));
+    Ok(Exit::Clean)
 }
 
 /// `keytrail inventory`: the live snapshot alone, written atomically.
@@ -355,9 +361,4 @@ fn inventory_only(
 fn say(text: &str) {
     use std::io::Write;
     let _ = std::io::stdout().lock().write_all(text.as_bytes());
-}
-
-fn fail(msg: String) -> ExitCode {
-    eprintln!("keytrail: error: {msg}");
-    ExitCode::from(2)
 }
