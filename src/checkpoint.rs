@@ -593,4 +593,57 @@ mod tests {
         let ck = Checkpoint::open(&tmp.path().join("none"), &identity("/logs"), true).unwrap();
         assert_eq!(ck.resumed(), 0);
     }
+
+    /// A scan's results merge: split the objects any way, scan the parts as separate processes
+    /// would, merge the parts' results in any order — the result is the whole scan's.
+    mod merge {
+        use super::*;
+        use proptest::prelude::*;
+
+        /// Object `n`'s result, holding `n % 3` uses in an order of its own.
+        fn scanned(n: u32) -> Scanned {
+            let obj = object(n);
+            let (row, uses, stats) = result(&obj);
+            let mut more = Vec::new();
+            for k in (0..n % 3).rev() {
+                let mut u = uses[0].clone();
+                u.event_id = format!("ev-{n}-{k}");
+                more.push(u);
+            }
+            (row, more, stats)
+        }
+
+        proptest! {
+            #[test]
+            fn scan_results_merge_in_any_order_to_the_result_of_the_union(
+                parts in proptest::collection::vec(0usize..4, 1..24),
+                order in any::<u64>(),
+            ) {
+                let all: Vec<Scanned> = (0..parts.len() as u32).map(scanned).collect();
+                let whole = ScanResult::of(all.clone());
+                let mut shards: Vec<ScanResult> = (0..4)
+                    .map(|p| ScanResult::of(all.iter().zip(&parts).filter(|(_, q)| **q == p).map(|(s, _)| s.clone())))
+                    .collect();
+                let n = shards.len();
+                shards.rotate_left(order as usize % n);
+                if order % 2 == 1 {
+                    shards.reverse();
+                }
+                let merged = shards.into_iter().fold(ScanResult::default(), ScanResult::merge);
+                prop_assert_eq!(&merged, &whole);
+                // Each object's uses stay together and in the order the object held them.
+                let ids: Vec<&str> = whole.uses.iter().map(|u| u.event_id.as_str()).collect();
+                let want: Vec<String> = (0..parts.len() as u32)
+                    .map(|n| (n, object(n).key))
+                    .collect::<std::collections::BTreeMap<_, _>>()
+                    .into_iter()
+                    .map(|(n, key)| (key, n))
+                    .collect::<std::collections::BTreeMap<_, _>>()
+                    .into_values()
+                    .flat_map(|n| (0..n % 3).rev().map(move |k| format!("ev-{n}-{k}")))
+                    .collect();
+                prop_assert_eq!(ids, want.iter().map(String::as_str).collect::<Vec<_>>());
+            }
+        }
+    }
 }

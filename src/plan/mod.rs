@@ -81,6 +81,29 @@ impl Plan {
     /// The plan's layout version: a plan of another format is refused, not misread.
     pub const FORMAT: u32 = 1;
 
+    /// The plan as another process reads it.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).expect("a plan serializes")
+    }
+
+    /// A plan written by [`Plan::to_json`]; one of another format is refused, not misread.
+    pub fn from_json(text: &str) -> Result<Plan, String> {
+        #[derive(serde::Deserialize)]
+        struct Format {
+            format: u32,
+        }
+        let f: Format =
+            serde_json::from_str(text).map_err(|e| format!("not a keytrail plan: {e}"))?;
+        if f.format != Plan::FORMAT {
+            return Err(format!(
+                "a plan of format {} (this keytrail reads format {})",
+                f.format,
+                Plan::FORMAT
+            ));
+        }
+        serde_json::from_str(text).map_err(|e| format!("a damaged plan: {e}"))
+    }
+
     /// Whether the scan hashes the logs it reads: when there are digests to check them against.
     pub fn hashes_logs(&self) -> bool {
         !self.digests.is_empty()
@@ -228,6 +251,29 @@ mod tests {
 
     fn day_list(p: &Plan) -> Vec<String> {
         p.prefixes.iter().map(|d| d.day.to_string()).collect()
+    }
+
+    #[test]
+    fn a_plan_of_another_format_is_refused() {
+        let mut p = plan(
+            &[key("2026-03-02T10:00:00Z", "2026-03-04T00:00:00Z", None)],
+            &starts("2026-01-01"),
+            BackfillScope::Unknown,
+            None,
+        );
+        p.objects.push(ObjectRef {
+            key: "AWSLogs/111122223333/CloudTrail/us-east-1/2026/03/02/x.json.gz".into(),
+            size: 7,
+            storage_class: Some("GLACIER".into()),
+            prefix: p.prefixes.first().unwrap().clone(),
+        });
+        assert_eq!(Plan::from_json(&p.to_json()).as_ref(), Ok(&p));
+        p.format = Plan::FORMAT + 1;
+        let err = Plan::from_json(&p.to_json()).unwrap_err();
+        assert!(err.contains("format 2"), "{err}");
+        assert!(Plan::from_json("{}")
+            .unwrap_err()
+            .contains("not a keytrail plan"));
     }
 
     #[test]
@@ -421,6 +467,8 @@ mod tests {
                 let planned: BTreeSet<NaiveDate> = p.prefixes.iter().map(|x| x.day).collect();
                 prop_assert_eq!(planned.len(), p.prefixes.len());
                 prop_assert_eq!(planned, justified);
+                // Another process reads the same plan back.
+                prop_assert_eq!(Plan::from_json(&p.to_json()), Ok(p.clone()));
             }
         }
     }
