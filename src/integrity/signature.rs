@@ -69,7 +69,8 @@ pub(super) fn check_all(digests: &[Digest], keys: &PublicKeys, out: &mut Checked
     }
 }
 
-/// What CloudTrail signs for a digest (FACTS.md, "Log file integrity").
+/// What CloudTrail signs for a digest (CloudTrail user guide, "CloudTrail digest file
+/// structure": <https://docs.aws.amazon.com/awscloudtrail/latest/userguide/cloudtrail-log-file-validation-digest-file-structure.html>).
 pub fn signed_string(
     end_text: &str,
     bucket: &str,

@@ -1,6 +1,7 @@
 //! record: one CloudTrail record and the rules that decide whether it is a use of a KMS key, and
 //! of which key. Pure. These rules are the product's definition of "use"; each one comes from
-//! PRODUCT.md "What counts as a use" and FACTS.md "CloudTrail record fields for KMS".
+//! the README's "Tracking status and verdicts" (what counts as a use) and AWS's CloudTrail record
+//! contents for KMS (<https://docs.aws.amazon.com/kms/latest/developerguide/logging-using-cloudtrail.html>).
 
 use crate::model::{parse_iso, Instant, KeyArn};
 use serde::Deserialize;

@@ -1,5 +1,5 @@
 //! synth: a deterministic generator of realistic CloudTrail archives, with a usage snapshot and
-//! the ground truth a correct run must reproduce. Every trap of PRODUCT.md "What counts as a use"
+//! the ground truth a correct run must reproduce. Every trap of the README's "what counts as a use"
 //! occurs in it: failed calls, non-cryptographic KMS calls, alias / bare id / alias ARN / absent
 //! `keyId`, `resources` without `type`, records without `resources`, ReEncrypt, cross-account
 //! double records, duplicate deliveries, midnight spill-over into the next day's folder,

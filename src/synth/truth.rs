@@ -2,7 +2,7 @@
 //! keytrail run with default settings must conclude (the ground truth). Both come from the
 //! generator's own calls and from where it put each delivered copy; nothing here parses logs or
 //! calls keytrail's plan or correlate, so the truth is a second, independent implementation of
-//! the rules in PRODUCT.md.
+//! the rules in the README's "Tracking status and verdicts".
 
 use super::{Calendar, Call, CopyKind, Obj, ObjKind, Scenario, SynthKey};
 use crate::model::{day_of, days, start_of, Instant};
