@@ -21,42 +21,30 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
 
-/// An archive the bench scans, through the product's scan path with its default bounds.
-trait ScanArchive {
-    fn scan(
-        &self,
-        rt: &tokio::runtime::Runtime,
-        objects: &[ObjectRef],
-        index: Arc<KeyIndex>,
-        pool: &rayon::ThreadPool,
-        limits: DecodeLimits,
-    ) -> ScanStats;
-}
-
-impl<A: Archive> ScanArchive for A {
-    fn scan(
-        &self,
-        rt: &tokio::runtime::Runtime,
-        objects: &[ObjectRef],
-        index: Arc<KeyIndex>,
-        pool: &rayon::ThreadPool,
-        limits: DecodeLimits,
-    ) -> ScanStats {
-        let in_flight = InFlight {
-            objects: DEFAULT_CONCURRENCY as usize,
-            bytes: DEFAULT_IN_FLIGHT_MIB << 20,
-        };
-        let done = rt.block_on(scan::fetch::scan(
-            self,
-            objects,
-            index,
-            pool,
-            in_flight,
-            limits,
-            &|_, _| {},
-        ));
-        ScanResult::of(done).stats
-    }
+/// The stats of a scan of `objects` in `archive`, through the product's scan path with its
+/// default bounds.
+fn scan_stats<A: Archive>(
+    rt: &tokio::runtime::Runtime,
+    archive: &A,
+    objects: &[ObjectRef],
+    index: &Arc<KeyIndex>,
+    pool: &rayon::ThreadPool,
+    limits: DecodeLimits,
+) -> ScanStats {
+    let in_flight = InFlight {
+        objects: DEFAULT_CONCURRENCY as usize,
+        bytes: DEFAULT_IN_FLIGHT_MIB << 20,
+    };
+    let done = rt.block_on(scan::fetch::scan(
+        archive,
+        objects,
+        index.clone(),
+        pool,
+        in_flight,
+        limits,
+        &|_, _| {},
+    ));
+    ScanResult::of(done).stats
 }
 
 /// What a phase measures.
@@ -171,12 +159,6 @@ pub fn run(
         .num_threads(threads)
         .build()?;
     let read = |o: &ObjectRef| store.read(&o.key).unwrap_or_default();
-    // The product's one scan path, over any archive.
-    let scan =
-        |archive: &dyn ScanArchive,
-         objects: &[ObjectRef],
-         pool: &rayon::ThreadPool,
-         limits: DecodeLimits| { archive.scan(&rt, objects, index.clone(), pool, limits) };
     // Warm the page cache so that every phase reads from memory alike.
     let gzip_bytes: u64 = pool.install(|| objects.par_iter().map(|o| read(o).len() as u64).sum());
     let mut phases = Vec::new();
@@ -211,12 +193,19 @@ pub fn run(
     if pool.current_num_threads() > 1 {
         let one = rayon::ThreadPoolBuilder::new().num_threads(1).build()?;
         timed(Role::ScanOneThread, "scan: 1 thread", &mut phases, || {
-            scan(&store, &objects, &one, DecodeLimits::default());
+            scan_stats(&rt, &store, &objects, &index, &one, DecodeLimits::default());
         });
     }
     let mut local = ScanStats::default();
     timed(Role::Scan, &format!("scan: {on}"), &mut phases, || {
-        local = scan(&store, &objects, &pool, DecodeLimits::default());
+        local = scan_stats(
+            &rt,
+            &store,
+            &objects,
+            &index,
+            &pool,
+            DecodeLimits::default(),
+        );
     });
     let hashing = DecodeLimits {
         hash: true,
@@ -227,7 +216,7 @@ pub fn run(
         &format!("scan + SHA-256 (integrity): {on}"),
         &mut phases,
         || {
-            scan(&store, &objects, &pool, hashing);
+            scan_stats(&rt, &store, &objects, &index, &pool, hashing);
         },
     );
     if let Some((bucket, prefix)) = s3_logs {
@@ -246,7 +235,14 @@ pub fn run(
             &format!("scan over s3://{bucket}: {on}"),
             &mut phases,
             || {
-                over_s3 = scan(&bucket_archive, &in_s3, &pool, DecodeLimits::default());
+                over_s3 = scan_stats(
+                    &rt,
+                    &bucket_archive,
+                    &in_s3,
+                    &index,
+                    &pool,
+                    DecodeLimits::default(),
+                );
             },
         );
         anyhow::ensure!(

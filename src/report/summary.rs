@@ -36,25 +36,18 @@ impl IntegritySummary {
 /// What `summary.json` says about the run.
 #[derive(Debug, Clone)]
 pub struct Summary {
-    pub arguments: Vec<String>,
-    /// The archive read (`--logs`, resolved when it was `auto`).
-    pub logs: String,
-    pub backfill: &'static str,
-    pub since: Option<Instant>,
-    pub threads: usize,
+    /// The run itself: its arguments, archive, threads, time taken.
+    pub run: RunFacts,
     pub keys: usize,
     pub verdicts: BTreeMap<&'static str, usize>,
     pub tracking: BTreeMap<&'static str, usize>,
     pub planned_prefixes: usize,
     pub stats: ScanStats,
     pub pre_tracking_events: usize,
-    pub elapsed_seconds: f64,
     /// The digest check, when it ran.
     pub integrity: Option<IntegritySummary>,
     /// The process's peak resident memory (Linux `VmHWM`), when known.
     pub peak_rss_mib: Option<f64>,
-    /// Objects whose results came from the checkpoint of an interrupted run (`--resume`).
-    pub resumed_objects: usize,
     pub warnings: Vec<String>,
     /// Keys whose verdict is `inconclusive`, with the reason.
     pub attention: Vec<(String, String)>,
@@ -64,11 +57,13 @@ pub struct Summary {
 #[derive(Debug, Clone, Default)]
 pub struct RunFacts {
     pub arguments: Vec<String>,
+    /// The archive read (`--logs`, resolved when it was `auto`).
     pub logs: String,
     pub backfill: &'static str,
     pub since: Option<Instant>,
     pub threads: usize,
     pub elapsed_seconds: f64,
+    /// Objects whose results came from the checkpoint of an interrupted run (`--resume`).
     pub resumed_objects: usize,
     /// Why the resume checkpoint could not be written, if it could not.
     pub checkpoint_error: Option<(String, String)>,
@@ -81,7 +76,7 @@ impl Summary {
         c: &Correlated,
         evidence: &Evidence,
         plan: &Plan,
-        facts: RunFacts,
+        mut facts: RunFacts,
         warnings: Warnings,
     ) -> Summary {
         let mut s = Summary::new(
@@ -91,19 +86,13 @@ impl Summary {
             plan.prefixes.len(),
         );
         s.warnings.extend(warnings.into_vec());
-        s.arguments = facts.arguments;
-        s.logs = facts.logs;
-        s.backfill = facts.backfill;
-        s.since = facts.since;
-        s.threads = facts.threads;
-        s.elapsed_seconds = facts.elapsed_seconds;
-        s.resumed_objects = facts.resumed_objects;
         s.peak_rss_mib = crate::progress::peak_rss_mib();
-        if let Some((path, e)) = facts.checkpoint_error {
+        if let Some((path, e)) = facts.checkpoint_error.take() {
             s.warnings.push(format!(
                 "the resume checkpoint {path} could not be written ({e}); a resumed run would scan again"
             ));
         }
+        s.run = facts;
         s.integrity = evidence.integrity.as_ref().map(IntegritySummary::of);
         if let Some(i) = s.integrity.as_ref().filter(|i| i.findings() > 0) {
             s.warnings.push(format!(
@@ -158,19 +147,13 @@ impl Summary {
             ));
         }
         Summary {
-            arguments: Vec::new(),
-            logs: String::new(),
-            backfill: "",
-            since: None,
-            threads: 0,
+            run: RunFacts::default(),
             keys: findings.len(),
             verdicts,
             tracking,
             planned_prefixes,
             stats,
             pre_tracking_events: events,
-            elapsed_seconds: 0.0,
-            resumed_objects: 0,
             peak_rss_mib: None,
             integrity: None,
             warnings,
@@ -186,8 +169,8 @@ impl Summary {
     }
 
     fn mb_per_s(&self) -> f64 {
-        if self.elapsed_seconds > 0.0 {
-            self.stats.bytes_read as f64 / 1e6 / self.elapsed_seconds
+        if self.run.elapsed_seconds > 0.0 {
+            self.stats.bytes_read as f64 / 1e6 / self.run.elapsed_seconds
         } else {
             0.0
         }
@@ -198,11 +181,11 @@ impl Summary {
         serde_json::json!({
             "tool": "keytrail",
             "version": env!("CARGO_PKG_VERSION"),
-            "arguments": self.arguments,
-            "logs": self.logs,
-            "backfill": self.backfill,
-            "since": self.since.map(iso),
-            "threads": self.threads,
+            "arguments": self.run.arguments,
+            "logs": self.run.logs,
+            "backfill": self.run.backfill,
+            "since": self.run.since.map(iso),
+            "threads": self.run.threads,
             "keys": self.keys,
             "verdicts": self.verdicts,
             "tracking_status": self.tracking,
@@ -214,14 +197,14 @@ impl Summary {
                 "archived": s.objects_archived,
                 "bytes_archived": s.bytes_archived,
                 "bytes_read": s.bytes_read,
-                "resumed_from_checkpoint": self.resumed_objects,
+                "resumed_from_checkpoint": self.run.resumed_objects,
             },
             "records": s.records,
             "kms_records": s.kms_records,
             "malformed_records": s.malformed_records,
             "unattributable_kms_uses": s.unattributable_uses,
             "kms_events": self.pre_tracking_events,
-            "elapsed_seconds": self.elapsed_seconds,
+            "elapsed_seconds": self.run.elapsed_seconds,
             "peak_rss_mib": self.peak_rss_mib,
             "integrity": self.integrity.as_ref().map(|i| serde_json::json!({
                 "digests": i.digests,
@@ -240,7 +223,11 @@ impl Summary {
         use std::fmt::Write;
         let mut o = String::new();
         let s = &self.stats;
-        let _ = writeln!(o, "keytrail: {} keys; archive: {}", self.keys, self.logs);
+        let _ = writeln!(
+            o,
+            "keytrail: {} keys; archive: {}",
+            self.keys, self.run.logs
+        );
         for (v, n) in &self.verdicts {
             let _ = writeln!(o, "  {v:<22} {n}");
         }
@@ -274,17 +261,17 @@ impl Summary {
                 }
             );
         }
-        if self.resumed_objects > 0 {
+        if self.run.resumed_objects > 0 {
             let _ = writeln!(
                 o,
                 "resumed: {} objects' results taken from the interrupted run's checkpoint",
-                self.resumed_objects
+                self.run.resumed_objects
             );
         }
         let _ = writeln!(
             o,
             "elapsed: {:.2} s, {:.1} MB/s (compressed)",
-            self.elapsed_seconds,
+            self.run.elapsed_seconds,
             self.mb_per_s()
         );
         if !self.attention.is_empty() {
