@@ -142,16 +142,7 @@ pub fn run(
         .worker_threads(2)
         .enable_all()
         .build()?;
-    let objects: Vec<ObjectRef> = rt.block_on(async {
-        let folders = plan::list::discover(&store, "").await?;
-        let starts = plan::list::archive_starts(&store, &folders).await?;
-        let plan = plan::plan(&keys, &starts, BackfillScope::All, None);
-        anyhow::Ok(plan::list::list(&store, &folders, &plan.prefixes).await?)
-    })?;
-    let objects: Vec<ObjectRef> = objects
-        .into_iter()
-        .filter(|o| scan::skip_reason(o).is_none())
-        .collect();
+    let objects = rt.block_on(planned_logs(&store, &keys))?;
     let index = std::sync::Arc::new(KeyIndex::new(
         keys.iter().map(|k| (&k.arn, k.aliases.as_slice())),
     ));
@@ -162,34 +153,8 @@ pub fn run(
     // Warm the page cache so that every phase reads from memory alike.
     let gzip_bytes: u64 = pool.install(|| objects.par_iter().map(|o| read(o).len() as u64).sum());
     let mut phases = Vec::new();
-    let mut json_bytes = 0;
     let on = thread_count(pool.current_num_threads());
-    timed(
-        Role::FloorFlate2,
-        &format!("floor: read + inflate, flate2 (zlib-rs), {on}"),
-        &mut phases,
-        || {
-            json_bytes = pool.install(|| {
-                objects
-                    .par_iter()
-                    .map(|o| inflate_flate2(&read(o)) as u64)
-                    .sum()
-            });
-        },
-    );
-    timed(
-        Role::Floor,
-        &format!("floor: read + inflate, libdeflate (product), {on}"),
-        &mut phases,
-        || {
-            pool.install(|| {
-                objects
-                    .par_iter()
-                    .map(|o| scan::decode::inflated_len(&read(o)).unwrap_or(0))
-                    .sum::<u64>()
-            });
-        },
-    );
+    let json_bytes = floors(&pool, &objects, &read, &mut phases);
     if pool.current_num_threads() > 1 {
         let one = rayon::ThreadPoolBuilder::new().num_threads(1).build()?;
         timed(Role::ScanOneThread, "scan: 1 thread", &mut phases, || {
@@ -220,36 +185,13 @@ pub fn run(
         },
     );
     if let Some((bucket, prefix)) = s3_logs {
-        let aws = rt.block_on(crate::aws::load(None, None));
-        let bucket_archive = rt.block_on(crate::archive::s3::S3Archive::connect(&aws, &bucket))?;
-        let in_s3: Vec<ObjectRef> = objects
-            .iter()
-            .map(|o| ObjectRef {
-                key: format!("{prefix}{}", o.key),
-                ..o.clone()
-            })
-            .collect();
-        let mut over_s3 = ScanStats::default();
-        timed(
-            Role::ScanS3,
-            &format!("scan over s3://{bucket}: {on}"),
-            &mut phases,
-            || {
-                over_s3 = scan_stats(
-                    &rt,
-                    &bucket_archive,
-                    &in_s3,
-                    &index,
-                    &pool,
-                    DecodeLimits::default(),
-                );
-            },
-        );
-        anyhow::ensure!(
-            over_s3 == local,
-            "s3://{bucket}/{prefix} did not scan like the local archive (is it the same?): \
-             {over_s3:?} vs {local:?}"
-        );
+        let over_s3 = Over {
+            rt: &rt,
+            objects: &objects,
+            index: &index,
+            pool: &pool,
+        };
+        phases.push(over_s3.s3(&bucket, &prefix, &local)?);
     }
     Ok(Bench {
         objects: objects.len(),
@@ -258,6 +200,110 @@ pub fn run(
         threads: pool.current_num_threads(),
         phases,
     })
+}
+
+/// The floor: read and inflate every object and nothing else, with flate2 and with libdeflate.
+/// Returns the bytes inflated.
+fn floors(
+    pool: &rayon::ThreadPool,
+    objects: &[ObjectRef],
+    read: &(dyn Fn(&ObjectRef) -> Vec<u8> + Sync),
+    phases: &mut Vec<Phase>,
+) -> u64 {
+    let on = thread_count(pool.current_num_threads());
+    let mut json_bytes = 0;
+    timed(
+        Role::FloorFlate2,
+        &format!("floor: read + inflate, flate2 (zlib-rs), {on}"),
+        phases,
+        || {
+            json_bytes = pool.install(|| {
+                objects
+                    .par_iter()
+                    .map(|o| inflate_flate2(&read(o)) as u64)
+                    .sum()
+            });
+        },
+    );
+    timed(
+        Role::Floor,
+        &format!("floor: read + inflate, libdeflate (product), {on}"),
+        phases,
+        || {
+            pool.install(|| {
+                objects
+                    .par_iter()
+                    .map(|o| scan::decode::inflated_len(&read(o)).unwrap_or(0))
+                    .sum::<u64>()
+            });
+        },
+    );
+    json_bytes
+}
+
+/// The objects `run --backfill all` would read for `keys`, but those it would skip by name.
+async fn planned_logs(
+    store: &LocalArchive,
+    keys: &[tracking::TrackedKey],
+) -> anyhow::Result<Vec<ObjectRef>> {
+    let folders = plan::list::discover(store, "").await?;
+    let starts = plan::list::archive_starts(store, &folders).await?;
+    let plan = plan::plan(keys, &starts, BackfillScope::All, None);
+    let objects = plan::list::list(store, &folders, &plan.prefixes).await?;
+    Ok(objects
+        .into_iter()
+        .filter(|o| scan::skip_reason(o).is_none())
+        .collect())
+}
+
+/// What a phase over another archive scans, and on what.
+struct Over<'a> {
+    rt: &'a tokio::runtime::Runtime,
+    objects: &'a [ObjectRef],
+    index: &'a Arc<KeyIndex>,
+    pool: &'a rayon::ThreadPool,
+}
+
+impl Over<'_> {
+    /// The scan of the same objects in `s3://bucket/prefix`; it must give the `local` totals.
+    fn s3(&self, bucket: &str, prefix: &str, local: &ScanStats) -> anyhow::Result<Phase> {
+        let aws = self.rt.block_on(crate::aws::load(None, None));
+        let archive = self
+            .rt
+            .block_on(crate::archive::s3::S3Archive::connect(&aws, bucket))?;
+        let in_s3: Vec<ObjectRef> = self
+            .objects
+            .iter()
+            .map(|o| ObjectRef {
+                key: format!("{prefix}{}", o.key),
+                ..o.clone()
+            })
+            .collect();
+        let mut phases = Vec::new();
+        let mut over_s3 = ScanStats::default();
+        let on = thread_count(self.pool.current_num_threads());
+        timed(
+            Role::ScanS3,
+            &format!("scan over s3://{bucket}: {on}"),
+            &mut phases,
+            || {
+                over_s3 = scan_stats(
+                    self.rt,
+                    &archive,
+                    &in_s3,
+                    self.index,
+                    self.pool,
+                    DecodeLimits::default(),
+                );
+            },
+        );
+        anyhow::ensure!(
+            over_s3 == *local,
+            "s3://{bucket}/{prefix} did not scan like the local archive (is it the same?): \
+             {over_s3:?} vs {local:?}"
+        );
+        Ok(phases.pop().expect("one phase was timed"))
+    }
 }
 
 /// "1 thread", "2 threads".

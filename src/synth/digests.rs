@@ -81,6 +81,26 @@ pub fn write(
         .collect::<anyhow::Result<_>>()?;
     let mut signatures: BTreeMap<String, String> = signed.into_iter().flatten().collect();
 
+    let mut expected = tamper_with(logs, base, written, tamper, &mut signatures)?;
+    std::fs::write(
+        out.join("digest-signatures.json"),
+        serde_json::to_string_pretty(&signatures)? + "\n",
+    )?;
+    std::fs::write(out.join("digest-public-key.der"), &public)?;
+    expected.sort();
+    Ok(expected)
+}
+
+/// Breaks the signed archive once per kind in `tamper` (on account A, us-east-1, on days inside
+/// the backfill windows), keeping `signatures` as CloudTrail would have them; returns the
+/// findings a check must report, as (kind, object).
+fn tamper_with(
+    logs: &Path,
+    base: &str,
+    written: &[SignedLog],
+    tamper: &[Tamper],
+    signatures: &mut BTreeMap<String, String>,
+) -> anyhow::Result<Vec<(String, String)>> {
     let mut expected = Vec::new();
     // Targets: account A, us-east-1, on days inside the backfill windows, one per kind.
     let pick = |day: u32, n: usize| {
@@ -150,12 +170,6 @@ pub fn write(
             }
         }
     }
-    std::fs::write(
-        out.join("digest-signatures.json"),
-        serde_json::to_string_pretty(&signatures)? + "\n",
-    )?;
-    std::fs::write(out.join("digest-public-key.der"), &public)?;
-    expected.sort();
     Ok(expected)
 }
 

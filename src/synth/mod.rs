@@ -611,77 +611,11 @@ fn make_calls(rng: &mut Rng, keys: &[SynthKey], cal: &Calendar) -> Vec<Call> {
         let created = key.created + Duration::seconds(5);
         match key.scenario {
             Scenario::Busy | Scenario::AwsManaged => {
-                let mut day = first;
-                while day < end {
-                    if b.rng.chance(0.6) {
-                        let op = *b.rng.pick(&ops);
-                        let time = b.at(day, day + Duration::days(1));
-                        let caller = if key.scenario == Scenario::AwsManaged {
-                            Identity::Service {
-                                invoked_by: "ec2.amazonaws.com".into(),
-                            }
-                        } else if b.rng.chance(0.1) {
-                            b.role(other)
-                        } else if b.rng.chance(0.05) {
-                            b.role(ACCOUNT_X)
-                        } else {
-                            b.role(&key.account)
-                        };
-                        b.call(k, time, op, caller);
-                    }
-                    day += Duration::days(1);
-                }
-                // The last use: after tracking start, from the other archived account for account A.
-                let time = b.at(t(2026, 3, 18, 0, 0, 0), t(2026, 3, 18, 20, 0, 0));
-                let caller = match key.scenario {
-                    Scenario::AwsManaged => Identity::Service {
-                        invoked_by: "ec2.amazonaws.com".into(),
-                    },
-                    _ if key.account == ACCOUNT_A => b.role(ACCOUNT_B),
-                    _ => b.role(&key.account),
-                };
-                b.call(k, time, "Decrypt", caller);
+                busy_calls(&mut b, k, key, other, (first, end), &ops)
             }
             Scenario::PreUsed => {
-                let alias_arn =
-                    format!("arn:aws:kms:{}:{}:alias/payments", key.region, key.account);
-                let d = |m: u32, dd: u32| t(2026, m, dd, 0, 0, 0);
-                b.use_key(k, created, created + Duration::days(3), "Decrypt");
-                b.use_key(k, d(2, 10), d(2, 15), "Encrypt")
-                    .style(ResourceStyle::Untyped, Some("alias/payments".into()));
-                b.use_key(k, d(2, 12), d(2, 18), "GenerateDataKey")
-                    .style(ResourceStyle::None, Some("alias/payments".into()));
-                b.use_key(k, d(2, 18), d(2, 24), "Encrypt")
-                    .style(ResourceStyle::None, Some(key.id.clone()));
-                b.use_key(k, d(2, 24), d(3, 1), "Decrypt")
-                    .style(ResourceStyle::None, Some(alias_arn));
-                let time = b.at(d(2, 8), d(3, 5));
-                let caller = b.role(other);
-                b.call(k, time, "Decrypt", caller);
-                let time = b.at(d(2, 8), d(3, 5));
-                let caller = b.user(ACCOUNT_X);
-                b.call(k, time, "GenerateDataKey", caller);
-                b.use_key(k, d(2, 6), d(3, 5), "Decrypt").duplicate = true;
-                // Late on the last day before tracking: delivered into the tracking-start day's folder.
-                let c = b.use_key(
-                    k,
-                    g - Duration::seconds(110),
-                    g - Duration::seconds(60),
-                    "Decrypt",
-                );
-                c.delay = 420;
-                b.non_uses(k, created, g);
-                let time = b.at(d(2, 8), d(3, 5));
-                let caller = b.role(other);
-                b.call(k, time, "Decrypt", caller)
-                    .fail("AccessDeniedException");
-                // ReEncrypt from this key to the account's long-lived key.
                 let dest = find(&key.account, &key.region, Scenario::OldUsed);
-                let dest_arn = keys[dest].arn.clone();
-                let c = b.use_key(k, d(2, 20), d(3, 2), "ReEncrypt");
-                c.resource_arns.push(dest_arn.clone());
-                c.destination_param = Some(dest_arn);
-                c.uses = vec![(k, "source"), (dest, "destination")];
+                pre_used_calls(&mut b, k, key, other, (created, g), dest)
             }
             Scenario::OldUsed => {
                 for _ in 0..2 {
@@ -730,6 +664,98 @@ fn make_calls(rng: &mut Rng, keys: &[SynthKey], cal: &Calendar) -> Vec<Call> {
     c.uses.clear();
     c.unattributable = true;
     b.calls
+}
+
+/// A busy key (or an AWS managed one, used by a service): calls on most days of the archive,
+/// some from other accounts, and a last use after tracking start.
+fn busy_calls(
+    b: &mut Calls,
+    k: usize,
+    key: &SynthKey,
+    other: &str,
+    (first, end): (Instant, Instant),
+    ops: &[&'static str],
+) {
+    let mut day = first;
+    while day < end {
+        if b.rng.chance(0.6) {
+            let op = *b.rng.pick(ops);
+            let time = b.at(day, day + Duration::days(1));
+            let caller = if key.scenario == Scenario::AwsManaged {
+                Identity::Service {
+                    invoked_by: "ec2.amazonaws.com".into(),
+                }
+            } else if b.rng.chance(0.1) {
+                b.role(other)
+            } else if b.rng.chance(0.05) {
+                b.role(ACCOUNT_X)
+            } else {
+                b.role(&key.account)
+            };
+            b.call(k, time, op, caller);
+        }
+        day += Duration::days(1);
+    }
+    // The last use: after tracking start, from the other archived account for account A.
+    let time = b.at(t(2026, 3, 18, 0, 0, 0), t(2026, 3, 18, 20, 0, 0));
+    let caller = match key.scenario {
+        Scenario::AwsManaged => Identity::Service {
+            invoked_by: "ec2.amazonaws.com".into(),
+        },
+        _ if key.account == ACCOUNT_A => b.role(ACCOUNT_B),
+        _ => b.role(&key.account),
+    };
+    b.call(k, time, "Decrypt", caller);
+}
+
+/// A key used before tracking in every way a record can name it (alias, bare id, alias ARN, no
+/// resources), from other accounts, late into the next day's folder, in a failed call and as a
+/// ReEncrypt source towards `dest`.
+fn pre_used_calls(
+    b: &mut Calls,
+    k: usize,
+    key: &SynthKey,
+    other: &str,
+    (created, g): (Instant, Instant),
+    dest: usize,
+) {
+    let alias_arn = format!("arn:aws:kms:{}:{}:alias/payments", key.region, key.account);
+    let d = |m: u32, dd: u32| t(2026, m, dd, 0, 0, 0);
+    b.use_key(k, created, created + Duration::days(3), "Decrypt");
+    b.use_key(k, d(2, 10), d(2, 15), "Encrypt")
+        .style(ResourceStyle::Untyped, Some("alias/payments".into()));
+    b.use_key(k, d(2, 12), d(2, 18), "GenerateDataKey")
+        .style(ResourceStyle::None, Some("alias/payments".into()));
+    b.use_key(k, d(2, 18), d(2, 24), "Encrypt")
+        .style(ResourceStyle::None, Some(key.id.clone()));
+    b.use_key(k, d(2, 24), d(3, 1), "Decrypt")
+        .style(ResourceStyle::None, Some(alias_arn));
+    let time = b.at(d(2, 8), d(3, 5));
+    let caller = b.role(other);
+    b.call(k, time, "Decrypt", caller);
+    let time = b.at(d(2, 8), d(3, 5));
+    let caller = b.user(ACCOUNT_X);
+    b.call(k, time, "GenerateDataKey", caller);
+    b.use_key(k, d(2, 6), d(3, 5), "Decrypt").duplicate = true;
+    // Late on the last day before tracking: delivered into the tracking-start day's folder.
+    let c = b.use_key(
+        k,
+        g - Duration::seconds(110),
+        g - Duration::seconds(60),
+        "Decrypt",
+    );
+    c.delay = 420;
+    b.non_uses(k, created, g);
+    let time = b.at(d(2, 8), d(3, 5));
+    let caller = b.role(other);
+    b.call(k, time, "Decrypt", caller)
+        .fail("AccessDeniedException");
+    // ReEncrypt from this key to the account's long-lived key.
+    let dest_arn = b.keys[dest].arn.clone();
+    let c = b.use_key(k, d(2, 20), d(3, 2), "ReEncrypt");
+    c.resource_arns.push(dest_arn.clone());
+    c.destination_param = Some(dest_arn);
+    c.uses = vec![(k, "source"), (dest, "destination")];
 }
 
 /// A log file to write: its object and the copies it carries.

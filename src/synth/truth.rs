@@ -272,6 +272,57 @@ fn other_account(c: &Call) -> Option<String> {
         .map(str::to_string)
 }
 
+/// What the logs of a key's window (and its slack day) hold for a run.
+#[derive(Default)]
+struct WindowLogs {
+    expected: i64,
+    read: i64,
+    missing: i64,
+    slack_read: bool,
+    unreadable: u64,
+    unattributable: u64,
+}
+
+impl WindowLogs {
+    fn of(k: &SynthKey, (start, end): (Instant, Instant), sight: &Seen) -> WindowLogs {
+        let Seen {
+            read_days,
+            unreadable_days,
+            unattributable_days,
+            ..
+        } = sight;
+        let mut w = WindowLogs::default();
+        let (expected, read, missing, unreadable, unattributable) = (
+            &mut w.expected,
+            &mut w.read,
+            &mut w.missing,
+            &mut w.unreadable,
+            &mut w.unattributable,
+        );
+        let last = day_of(end - Duration::milliseconds(1));
+        for d in days(day_of(start), last) {
+            let p = (k.account.clone(), k.region.clone(), d);
+            *expected += 1;
+            if read_days.get(&p).copied().unwrap_or(0) > 0 {
+                *read += 1;
+            } else {
+                *missing += 1;
+            }
+            *unreadable += unreadable_days.get(&p).copied().unwrap_or(0);
+            *unattributable += unattributable_days.get(&p).copied().unwrap_or(0);
+        }
+        let slack = (
+            k.account.clone(),
+            k.region.clone(),
+            last.succ_opt().expect("in range"),
+        );
+        w.slack_read = read_days.get(&slack).copied().unwrap_or(0) > 0;
+        *unreadable += unreadable_days.get(&slack).copied().unwrap_or(0);
+        *unattributable += unattributable_days.get(&slack).copied().unwrap_or(0);
+        w
+    }
+}
+
 /// The truth of key `i`.
 fn key_truth(
     i: usize,
@@ -281,13 +332,7 @@ fn key_truth(
     scope: &Scope,
     sight: &Seen,
 ) -> Value {
-    let Seen {
-        copies: seen,
-        read_days,
-        unreadable_days,
-        unattributable_days,
-        ..
-    } = sight;
+    let seen = &sight.copies;
     let windows = &scope.windows;
     let seen_use = |c: &Call| seen_use(c, seen);
     let st = status(i, k, calls, cal);
@@ -311,10 +356,8 @@ fn key_truth(
     if lu_seen.is_some() {
         callers.extend(lu.and_then(other_account));
     }
-    let (mut expected, mut read, mut unreadable, mut unattributable) = (0i64, 0i64, 0u64, 0u64);
-    let mut missing = 0;
-    let mut slack_read = false;
     let window = windows.get(&i).copied();
+    let mut logs = WindowLogs::default();
     if let Some((start, end, _)) = window {
         for c in calls.iter().filter(|c| c.uses.iter().any(|(j, _)| *j == i)) {
             if c.time >= start && c.time < end {
@@ -324,27 +367,16 @@ fn key_truth(
                 }
             }
         }
-        let last = day_of(end - Duration::milliseconds(1));
-        for d in days(day_of(start), last) {
-            let p = (k.account.clone(), k.region.clone(), d);
-            expected += 1;
-            if read_days.get(&p).copied().unwrap_or(0) > 0 {
-                read += 1;
-            } else {
-                missing += 1;
-            }
-            unreadable += unreadable_days.get(&p).copied().unwrap_or(0);
-            unattributable += unattributable_days.get(&p).copied().unwrap_or(0);
-        }
-        let slack = (
-            k.account.clone(),
-            k.region.clone(),
-            last.succ_opt().expect("in range"),
-        );
-        slack_read = read_days.get(&slack).copied().unwrap_or(0) > 0;
-        unreadable += unreadable_days.get(&slack).copied().unwrap_or(0);
-        unattributable += unattributable_days.get(&slack).copied().unwrap_or(0);
+        logs = WindowLogs::of(k, (start, end), sight);
     }
+    let WindowLogs {
+        expected,
+        read,
+        missing,
+        slack_read,
+        unreadable,
+        unattributable,
+    } = logs;
     uses.sort();
     let last = uses.last().cloned();
     let principals: BTreeSet<String> = uses.iter().map(|u| u.3.clone()).collect();
