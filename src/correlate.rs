@@ -444,8 +444,7 @@ impl KeyIntegrity {
             (None, None) => return None,
         };
         let found: Vec<&crate::integrity::Finding> = c
-            .findings
-            .iter()
+            .failures()
             .filter(|x| {
                 x.account_id == account
                     && x.region == region

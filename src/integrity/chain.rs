@@ -1,117 +1,164 @@
 //! integrity::chain: the digest chain of each trail (per account, region, trail name and home
-//! region), walked in time order: a hole where no digest covers a period, a break where a digest
-//! is not what the next one says of it. Backfill digests stand beside the hourly chain.
+//! region), followed by its links as `aws cloudtrail validate-logs` follows them: each digest
+//! names the one before it (`previousDigestS3Object`). A named digest that is not in the archive
+//! is missing; a digest that names none starts the chain again (informational: logging or
+//! validation was off); a digest that is not where it says it was delivered has been moved; a
+//! digest that is not what the next one says of it (hash, signature) is a break. Backfill digests
+//! stand beside the hourly chain: they can be named, they name nothing themselves.
 
 use super::digest::Digest;
 use super::{days_between, Finding, Kind};
-use crate::archive::layout::DayPrefix;
-use crate::model::Instant;
-use chrono::{Duration, NaiveDate};
-use std::collections::{BTreeMap, BTreeSet};
+use crate::model::{iso, Instant};
+use chrono::Duration;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-/// The chain's findings over `digests`, sorted by chain and start time. A hole is reported only
-/// where every day it spans had its digest folder listed (`planned` days and the day after each);
-/// `bad_signature` digests are not also reported for the signature the next one remembers.
+/// Digests looked up by the key a listed digest names as its previous one, where that key was
+/// not among the listed digests (it lies before the planned days, or it is gone): the digest, or
+/// why it could not be read.
+pub type Named = HashMap<String, Result<Digest, String>>;
+
+/// The keys the listed `digests` name as previous digests that are not among them: what must be
+/// looked up (in `named`) before the walk.
+pub fn unlisted_predecessors(digests: &[Digest]) -> BTreeSet<String> {
+    let listed: BTreeSet<&str> = digests.iter().map(|d| d.key.as_str()).collect();
+    digests
+        .iter()
+        .filter(|d| !d.backfill)
+        .filter_map(|d| d.prev_object.as_deref())
+        .filter(|k| !listed.contains(k))
+        .map(str::to_string)
+        .collect()
+}
+
+/// The chain's findings over `digests` (sorted by chain and start time), with the digests their
+/// links name outside the listing in `named`. `bad_signature` digests are not also reported for
+/// the signature the next one remembers.
 pub(super) fn walk(
     digests: &[Digest],
-    planned: &BTreeSet<DayPrefix>,
+    named: &Named,
     bad_signature: &BTreeSet<&str>,
 ) -> Vec<Finding> {
-    let listed_days: BTreeSet<(String, String, NaiveDate)> = planned
+    let by_key: HashMap<&str, &Digest> = digests
         .iter()
-        .flat_map(|p| {
-            [p.day, p.day + Duration::days(1)].map(|d| (p.account.clone(), p.region.clone(), d))
-        })
-        .collect();
-    let mut chain_findings = Vec::new();
-    // The hourly chain is the regular digests. Backfill digests stand beside it; should the
-    // next hour's digest point at one instead of at the previous hour, the chain holds too.
-    let chain: Vec<&Digest> = digests.iter().filter(|d| !d.backfill).collect();
-    let backfills: Vec<&Digest> = digests.iter().filter(|d| d.backfill).collect();
-    let points_at_backfill = |next: &Digest| {
-        backfills.iter().any(|b| {
-            b.chain() == next.chain()
-                && next.prev_hash.as_deref() == Some(b.sha256.as_str())
-                && b.signature
-                    .as_ref()
-                    .is_none_or(|sig| next.prev_signature.as_ref() == Some(sig))
-        })
-    };
-    for pair in chain.windows(2) {
-        let (prev, next) = (pair[0], pair[1]);
-        if prev.chain() != next.chain() {
-            continue;
-        }
-        let to_prev = next.prev_hash.as_deref() == Some(prev.sha256.as_str());
-        let to_backfill = points_at_backfill(next);
-        if next.start > prev.end && !to_prev && !to_backfill {
-            // A hole: reported only when every day it spans was listed (otherwise the digests
-            // of the hole may simply be in folders this run did not read). A digest that names
-            // its predecessor's hash leaves no room for a missing one, whatever the times say.
-            let days = days_between(prev.end, next.start);
-            if days
+        .map(|d| (d.key.as_str(), d))
+        .chain(
+            named
                 .iter()
-                .all(|d| listed_days.contains(&(next.account.clone(), next.region.clone(), *d)))
-            {
-                chain_findings.push(Finding {
-                    kind: Kind::DigestMissing,
-                    object: next.key.clone(),
-                    account_id: next.account.clone(),
-                    region: next.region.clone(),
-                    days,
-                    detail: format!(
-                        "no digest from {} to {} (trail {}, home region {}){}",
-                        crate::model::iso(prev.end),
-                        crate::model::iso(next.start),
-                        next.trail,
-                        next.home_region,
-                        if next.prev_hash.is_none() && next.prev_signature.is_none() {
-                            "; the chain starts again here (no previous digest named): \
-                             logging or log file validation was off, or the chain was cut"
-                        } else {
-                            "; this digest names a previous one that is not in the archive"
-                        }
+                .filter_map(|(k, d)| Some((k.as_str(), d.as_ref().ok()?))),
+        )
+        .collect();
+    let hourly: Vec<&Digest> = digests.iter().filter(|d| !d.backfill).collect();
+    let mut out = Vec::new();
+    for (i, d) in hourly.iter().enumerate() {
+        // The digest before it in time, in its own chain.
+        let older = i
+            .checked_sub(1)
+            .map(|j| hourly[j])
+            .filter(|o| o.chain() == d.chain());
+        if d.s3_object != d.key {
+            out.push(finding(
+                Kind::DigestMoved,
+                d,
+                &d.key,
+                days_between(d.start, d.end),
+                format!(
+                    "has been moved from its original location: it says it was delivered as {}",
+                    d.s3_object
+                ),
+            ));
+        }
+        let Some(prev_key) = d.prev_object.as_deref() else {
+            if let Some(o) = older.filter(|o| o.end < d.start) {
+                out.push(finding(
+                    Kind::ChainRestart,
+                    d,
+                    &d.key,
+                    days_between(o.end, d.start),
+                    format!(
+                        "no log files were delivered by CloudTrail between {} and {} (trail {}, home region {}): the chain starts again here, no previous digest named; logging or log file validation was off",
+                        iso(o.end),
+                        iso(d.start),
+                        d.trail,
+                        d.home_region
                     ),
-                });
+                ));
             }
             continue;
-        }
-        let broken = if to_backfill {
-            None
-        } else if !to_prev {
-            Some(format!(
-                "its SHA-256 is {}, the next digest ({}) says {}",
-                prev.sha256,
-                next.key,
-                next.prev_hash.as_deref().unwrap_or("null")
-            ))
-        } else {
-            // Its signature, as the next digest remembers it (unless it is itself reported bad).
-            prev.signature
-                .as_deref()
-                .filter(|sig| {
-                    !bad_signature.contains(prev.key.as_str())
-                        && next.prev_signature.as_deref() != Some(*sig)
-                })
-                .map(|_| {
-                    format!(
-                        "the next digest ({}) names another previousDigestSignature",
-                        next.key
-                    )
-                })
         };
-        if let Some(detail) = broken {
-            chain_findings.push(Finding {
-                kind: Kind::DigestHashMismatch,
-                object: prev.key.clone(),
-                account_id: prev.account.clone(),
-                region: prev.region.clone(),
-                days: days_between(prev.start, prev.end),
-                detail,
-            });
+        match by_key.get(prev_key) {
+            Some(prev) => out.extend(broken_link(prev, d, bad_signature)),
+            None => {
+                let from = older.map_or(d.start - Duration::hours(1), |o| o.end.min(d.start));
+                let why = match named.get(prev_key) {
+                    Some(Err(e)) => format!(" ({e})"),
+                    _ => String::new(),
+                };
+                out.push(finding(
+                    Kind::DigestMissing,
+                    d,
+                    prev_key,
+                    days_between(from, d.start),
+                    format!(
+                        "named by {} as its previous digest, not in the archive{why}: deleted or expired (a lifecycle rule looks the same); no digest covers {} to {}",
+                        d.key,
+                        iso(from),
+                        iso(d.start)
+                    ),
+                ));
+            }
         }
     }
-    chain_findings
+    out
+}
+
+/// A `digest_hash_mismatch` on `prev` when `next` does not say of it what it is: its SHA-256, or
+/// (unless its own signature is reported bad) its signature.
+fn broken_link(prev: &Digest, next: &Digest, bad_signature: &BTreeSet<&str>) -> Option<Finding> {
+    let detail = if next.prev_hash.as_deref() != Some(prev.sha256.as_str()) {
+        format!(
+            "its SHA-256 is {}, the next digest ({}) says {}",
+            prev.sha256,
+            next.key,
+            next.prev_hash.as_deref().unwrap_or("null")
+        )
+    } else {
+        prev.signature
+            .as_deref()
+            .filter(|sig| {
+                !bad_signature.contains(prev.key.as_str())
+                    && next.prev_signature.as_deref() != Some(*sig)
+            })
+            .map(|_| {
+                format!(
+                    "the next digest ({}) names another previousDigestSignature",
+                    next.key
+                )
+            })?
+    };
+    Some(finding(
+        Kind::DigestHashMismatch,
+        prev,
+        &prev.key,
+        days_between(prev.start, prev.end),
+        detail,
+    ))
+}
+
+fn finding(
+    kind: Kind,
+    of: &Digest,
+    object: &str,
+    days: Vec<chrono::NaiveDate>,
+    detail: String,
+) -> Finding {
+    Finding {
+        kind,
+        object: object.to_string(),
+        account_id: of.account.clone(),
+        region: of.region.clone(),
+        days,
+        detail,
+    }
 }
 
 /// The periods the digests cover, per account and region.

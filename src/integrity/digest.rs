@@ -19,6 +19,8 @@ struct DigestJson {
     digest_s3_object: String,
     previous_digest_hash_value: Option<String>,
     previous_digest_signature: Option<String>,
+    #[serde(rename = "previousDigestS3Object")]
+    previous_digest_s3_object: Option<String>,
     digest_public_key_fingerprint: Option<String>,
     #[serde(default)]
     log_files: Vec<LogFileJson>,
@@ -55,6 +57,9 @@ pub struct Digest {
     pub s3_object: String,
     pub prev_hash: Option<String>,
     pub prev_signature: Option<String>,
+    /// `previousDigestS3Object`: the key of the digest before it in its chain. `None` when the
+    /// chain starts here (logging or log file validation was off before it).
+    pub prev_object: Option<String>,
     pub fingerprint: Option<String>,
     /// `(s3Object, hashValue)` of each log file delivered in its period.
     pub logs: Vec<(String, String)>,
@@ -110,6 +115,7 @@ pub fn parse_digest(key: &str, account: &str, region: &str, gz: &[u8]) -> Result
         s3_object: d.digest_s3_object,
         prev_hash: d.previous_digest_hash_value,
         prev_signature: d.previous_digest_signature,
+        prev_object: d.previous_digest_s3_object,
         fingerprint: d.digest_public_key_fingerprint,
         logs: d
             .log_files

@@ -81,13 +81,16 @@ pub async fn check<A: Archive>(
             }
         }
     }
-    let checked = super::check(
+    let (digests, unreadable) = super::parse_fetched(digests, &signatures);
+    let named = predecessors(archive, &digests).await;
+    let mut checked = super::verify(
         digests,
+        &named,
         &scan.manifest,
         &plan.prefixes,
-        &signatures,
         &public_keys,
     );
+    checked.findings.extend(unreadable);
     if checked.signatures_unchecked > 0 {
         warnings.push(format!(
             "{} digest signature(s) not verified (no signature or no public key: pass --digest-signatures and --public-key for a local archive)",
@@ -99,6 +102,25 @@ pub async fn check<A: Archive>(
         integrity: Some(checked),
         history: Vec::new(),
     })
+}
+
+/// The digests the listed ones name as their previous ones but that were not listed (before the
+/// planned days, or gone), each looked up by its key: one GET each, read as its successor's
+/// account and region.
+async fn predecessors<A: Archive>(archive: &A, digests: &[super::Digest]) -> super::Named {
+    let mut named = super::Named::new();
+    for key in super::unlisted_predecessors(digests) {
+        let of = digests
+            .iter()
+            .find(|d| d.prev_object.as_deref() == Some(key.as_str()))
+            .expect("a named predecessor has a successor");
+        let got = archive
+            .get(&key)
+            .await
+            .and_then(|(bytes, _)| super::parse_digest(&key, &of.account, &of.region, &bytes));
+        named.insert(key, got);
+    }
+    named
 }
 
 /// The digests' bytes; CloudTrail's own signature of each (object metadata, where the archive

@@ -9,6 +9,7 @@
 //! `aws cloudtrail validate-logs`: see [`Kind`].
 
 mod chain;
+pub use chain::{unlisted_predecessors, Named};
 mod coverage;
 pub mod digest;
 pub mod live;
@@ -33,26 +34,42 @@ pub enum Kind {
     LogUnlisted,
     /// Its inflated bytes do not hash to its digest entry (or it cannot be inflated at all).
     LogModified,
-    /// A hole in the chain: no digest covers this period.
+    /// A digest that its successor names (`previousDigestS3Object`) is not in the archive:
+    /// deleted or expired. `validate-logs`: "INVALID: not found".
     DigestMissing,
+    /// A digest that is not where it says it was delivered (`digestS3Object`).
+    /// `validate-logs`: "INVALID: has been moved from its original location".
+    DigestMoved,
     /// A digest whose bytes do not match what the next digest says of it.
     DigestHashMismatch,
     /// A digest whose signature does not verify.
     DigestBadSignature,
     /// No public key with the digest's fingerprint.
     PublicKeyNotFound,
+    /// Not a failure: the chain starts again (a digest names no previous one), CloudTrail's own
+    /// signed statement that logging or log file validation was off in between; no digest covers
+    /// that period. `validate-logs`: "No log files were delivered by CloudTrail between …".
+    ChainRestart,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 7] = [
+    pub const ALL: [Kind; 9] = [
         Kind::LogMissing,
         Kind::LogUnlisted,
         Kind::LogModified,
         Kind::DigestMissing,
+        Kind::DigestMoved,
         Kind::DigestHashMismatch,
         Kind::DigestBadSignature,
         Kind::PublicKeyNotFound,
+        Kind::ChainRestart,
     ];
+
+    /// Whether it is evidence of tampering or loss (it weakens verdicts and fails the run), as
+    /// opposed to an informational row.
+    pub fn fails(self) -> bool {
+        self != Kind::ChainRestart
+    }
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -60,9 +77,11 @@ impl Kind {
             Kind::LogUnlisted => "log_unlisted",
             Kind::LogModified => "log_modified",
             Kind::DigestMissing => "digest_missing",
+            Kind::DigestMoved => "digest_moved",
             Kind::DigestHashMismatch => "digest_hash_mismatch",
             Kind::DigestBadSignature => "digest_bad_signature",
             Kind::PublicKeyNotFound => "public_key_not_found",
+            Kind::ChainRestart => "chain_restart",
         }
     }
 }
@@ -71,7 +90,8 @@ impl Kind {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Finding {
     pub kind: Kind,
-    /// The log object or digest concerned (for `digest_missing`, the digest after the hole).
+    /// The log object or digest concerned (for `digest_missing`, the missing digest's key as its
+    /// successor names it; for `chain_restart`, the digest the chain starts again with).
     pub object: String,
     pub account_id: String,
     pub region: String,
@@ -106,6 +126,11 @@ impl Checked {
         out
     }
 
+    /// The findings that fail (all but `chain_restart`).
+    pub fn failures(&self) -> impl Iterator<Item = &Finding> {
+        self.findings.iter().filter(|f| f.kind.fails())
+    }
+
     pub fn counts(&self) -> BTreeMap<&'static str, usize> {
         let mut out: BTreeMap<&'static str, usize> =
             Kind::ALL.iter().map(|k| (k.as_str(), 0)).collect();
@@ -126,6 +151,7 @@ fn days_between(a: Instant, b: Instant) -> Vec<NaiveDate> {
 /// signatures, then the chain, then the logs, then which days the chain covers.
 pub fn verify(
     mut digests: Vec<Digest>,
+    named: &Named,
     manifest: &[ManifestRow],
     planned: &BTreeSet<DayPrefix>,
     keys: &PublicKeys,
@@ -142,7 +168,7 @@ pub fn verify(
         .filter(|f| f.kind == Kind::DigestBadSignature)
         .map(|f| f.object.as_str())
         .collect();
-    let chain_findings = chain::walk(&digests, planned, &bad_signature);
+    let chain_findings = chain::walk(&digests, named, &bad_signature);
     let spans = chain::spans(&digests);
     out.findings.extend(chain_findings);
     out.findings
@@ -151,15 +177,12 @@ pub fn verify(
     out
 }
 
-/// Parses the fetched digests (with their signatures from `signatures`) and checks them and the
-/// scanned logs; a digest that cannot be read is itself a finding.
-pub fn check(
+/// The fetched digests parsed, each with its signature from `signatures`; a digest that cannot
+/// be read is itself a finding.
+pub fn parse_fetched(
     fetched: Vec<(crate::archive::layout::ObjectRef, Result<Vec<u8>, String>)>,
-    manifest: &[ManifestRow],
-    planned: &BTreeSet<DayPrefix>,
     signatures: &HashMap<String, String>,
-    keys: &PublicKeys,
-) -> Checked {
+) -> (Vec<Digest>, Vec<Finding>) {
     let mut digests = Vec::new();
     let mut unreadable = Vec::new();
     for (obj, bytes) in fetched {
@@ -180,9 +203,7 @@ pub fn check(
             }),
         }
     }
-    let mut out = verify(digests, manifest, planned, keys);
-    out.findings.extend(unreadable);
-    out
+    (digests, unreadable)
 }
 
 #[cfg(test)]
@@ -193,7 +214,9 @@ mod tests {
     use crate::archive::layout::is_digest_name;
     use crate::model::parse_iso;
 
-    fn digest(key: &str, start: &str, end: &str, prev_hash: Option<&str>, sha: &str) -> Digest {
+    /// A digest named `key` whose SHA-256 is `sha`; `prev` is the (key, SHA-256) it names as its
+    /// previous digest, `None` for the start of a chain.
+    fn digest(key: &str, start: &str, end: &str, prev: Option<(&str, &str)>, sha: &str) -> Digest {
         Digest {
             key: key.into(),
             account: "111122223333".into(),
@@ -206,8 +229,9 @@ mod tests {
             end_text: end.into(),
             s3_bucket: "b".into(),
             s3_object: key.into(),
-            prev_hash: prev_hash.map(str::to_string),
+            prev_hash: prev.map(|p| p.1.to_string()),
             prev_signature: None,
+            prev_object: prev.map(|p| p.0.to_string()),
             fingerprint: Some("aa".into()),
             logs: Vec::new(),
             sha256: sha.into(),
@@ -216,7 +240,7 @@ mod tests {
     }
 
     /// The digest of hour `h` (to `h + 1`) of 2026-02-01.
-    fn hour(key: &str, h: u32, prev: Option<&str>, sha: &str) -> Digest {
+    fn hour(key: &str, h: u32, prev: Option<(&str, &str)>, sha: &str) -> Digest {
         digest(
             key,
             &format!("2026-02-01T{h:02}:00:00Z"),
@@ -257,170 +281,193 @@ mod tests {
             keys: vec![("bb".into(), vec![0x30])],
             try_all: false,
         };
-        let c = verify(vec![d.clone()], &[], &planned(&[1]), &other);
+        let c = verify(vec![d.clone()], &Named::new(), &[], &planned(&[1]), &other);
         assert_eq!(kinds(&c), [("public_key_not_found", "d1")]);
         // A key with the fingerprint that does not verify the signature: a bad signature.
         let same = PublicKeys {
             keys: vec![("aa".into(), vec![0x30])],
             try_all: false,
         };
-        let c = verify(vec![d.clone()], &[], &planned(&[1]), &same);
+        let c = verify(vec![d.clone()], &Named::new(), &[], &planned(&[1]), &same);
         assert_eq!(kinds(&c), [("digest_bad_signature", "d1")]);
         // No keys at all for a local archive: not verified, not a finding.
-        let c = verify(vec![d], &[], &planned(&[1]), &PublicKeys::default_local());
+        let c = verify(
+            vec![d],
+            &Named::new(),
+            &[],
+            &planned(&[1]),
+            &PublicKeys::default_local(),
+        );
         assert!(c.findings.is_empty());
         assert_eq!(c.signatures_unchecked, 1);
     }
 
+    fn walk(digests: Vec<Digest>, named: &Named) -> Checked {
+        verify(
+            digests,
+            named,
+            &[],
+            &planned(&[1]),
+            &PublicKeys::default_local(),
+        )
+    }
+
     #[test]
-    fn chain_holes_and_hash_breaks() {
-        let a = digest(
-            "a",
-            "2026-02-01T00:00:00Z",
-            "2026-02-01T01:00:00Z",
-            None,
-            "aa",
+    fn the_chain_is_followed_by_its_links() {
+        let none = Named::new();
+        // b names a; c names b2, which is not in the archive (one digest_missing, on the key c
+        // names); d names c but says another hash of it.
+        let got = walk(
+            vec![
+                hour("d", 4, Some(("c", "c0")), "dd"),
+                hour("c", 3, Some(("b2", "xx")), "cc"),
+                hour("b", 1, Some(("a", "aa")), "bb"),
+                hour("a", 0, None, "aa"),
+            ],
+            &none,
         );
-        let b = digest(
-            "b",
-            "2026-02-01T01:00:00Z",
-            "2026-02-01T02:00:00Z",
-            Some("aa"),
-            "bb",
-        );
-        let c = digest(
-            "c",
-            "2026-02-01T03:00:00Z",
-            "2026-02-01T04:00:00Z",
-            Some("xx"),
-            "cc",
-        );
-        let d = digest(
-            "d",
-            "2026-02-01T04:00:00Z",
-            "2026-02-01T05:00:00Z",
-            Some("c0"),
-            "dd",
-        );
-        let keys = PublicKeys::default_local();
-        let got = verify(vec![d, c, b, a], &[], &planned(&[1]), &keys);
-        // b -> c skips 02:00-03:00; c's hash is not what d says.
         assert_eq!(
             kinds(&got),
-            [("digest_missing", "c"), ("digest_hash_mismatch", "c")]
+            [("digest_missing", "b2"), ("digest_hash_mismatch", "c")]
         );
-        // A hole that reaches into a day this run did not list is not called a hole.
-        let e = digest(
-            "e",
-            "2026-02-05T00:00:00Z",
-            "2026-02-05T01:00:00Z",
-            Some("bb"),
-            "ee",
+        let missing = &got.findings[0];
+        assert!(
+            missing.detail.contains("named by c") && missing.detail.contains("deleted or expired"),
+            "{}",
+            missing.detail
         );
-        let b = digest(
-            "b",
-            "2026-02-01T01:00:00Z",
-            "2026-02-01T02:00:00Z",
-            None,
-            "bb",
+        // Two deleted in a row: the one named is reported, over the whole uncovered period.
+        let got = walk(
+            vec![
+                hour("a", 0, None, "aa"),
+                hour("d", 3, Some(("c", "cc")), "dd"),
+            ],
+            &none,
         );
-        let got = verify(vec![b, e], &[], &planned(&[1, 5]), &keys);
-        assert!(got.findings.is_empty(), "{:?}", kinds(&got));
-        // Periods a few seconds apart, but the later digest names the earlier one's hash: no
-        // digest can be missing between them.
-        let f = digest(
-            "f",
-            "2026-02-01T00:00:00Z",
-            "2026-02-01T01:00:00Z",
-            None,
-            "ff",
+        assert_eq!(kinds(&got), [("digest_missing", "c")]);
+        assert!(
+            got.findings[0]
+                .detail
+                .contains("2026-02-01T01:00:00Z to 2026-02-01T03:00:00Z"),
+            "{}",
+            got.findings[0].detail
         );
+        // The first digest of the planned days names one before them: looked up by its key.
+        let first = hour("e", 5, Some(("p", "pp")), "ee");
+        let found: Named = [("p".to_string(), Ok(hour("p", 4, None, "pp")))].into();
+        assert!(walk(vec![first.clone()], &found).findings.is_empty());
+        let gone: Named = [("p".to_string(), Err("cannot read: not found".to_string()))].into();
+        let got = walk(vec![first.clone()], &gone);
+        assert_eq!(kinds(&got), [("digest_missing", "p")]);
+        assert!(got.findings[0].detail.contains("not found"));
+        let other: Named = [("p".to_string(), Ok(hour("p", 4, None, "p?")))].into();
+        assert_eq!(
+            kinds(&walk(vec![first], &other)),
+            [("digest_hash_mismatch", "p")]
+        );
+        // Periods seconds apart or hours apart: a link is a link.
+        let f = hour("f", 0, None, "ff");
         let g = digest(
             "g",
             "2026-02-01T01:00:05Z",
             "2026-02-01T02:00:05Z",
-            Some("ff"),
+            Some(("f", "ff")),
             "gg",
         );
-        let got = verify(vec![f.clone(), g], &[], &planned(&[1]), &keys);
-        assert!(got.findings.is_empty(), "{:?}", kinds(&got));
-        // A chain that starts again after a hole (no previous digest named) says so.
-        let h = digest(
-            "h",
-            "2026-02-01T05:00:00Z",
-            "2026-02-01T06:00:00Z",
-            None,
-            "hh",
+        let late = hour("late", 7, Some(("g", "gg")), "ll");
+        assert!(walk(vec![f.clone(), g, late], &none).findings.is_empty());
+    }
+
+    #[test]
+    fn a_chain_that_starts_again_is_a_restart_not_a_failure() {
+        let got = walk(
+            vec![
+                hour("f", 0, None, "ff"),
+                hour("g", 1, Some(("f", "ff")), "gg"),
+                hour("h", 5, None, "hh"),
+            ],
+            &Named::new(),
         );
-        let got = verify(vec![f, h], &[], &planned(&[1]), &keys);
-        assert_eq!(kinds(&got), [("digest_missing", "h")]);
+        assert_eq!(kinds(&got), [("chain_restart", "h")]);
         assert!(
-            got.findings[0].detail.contains("starts again"),
+            got.findings[0].detail.contains(
+                "no log files were delivered by CloudTrail between 2026-02-01T02:00:00Z and 2026-02-01T05:00:00Z"
+            ),
             "{}",
             got.findings[0].detail
         );
+        assert_eq!(got.failures().count(), 0);
+        // The first digest read starting a chain says nothing: there is nothing before it.
+        assert!(walk(vec![hour("h", 5, None, "hh")], &Named::new())
+            .findings
+            .is_empty());
+    }
+
+    #[test]
+    fn a_digest_not_where_it_says_it_was_delivered_has_been_moved() {
+        let moved = Digest {
+            s3_object: "elsewhere".into(),
+            ..hour("b", 1, Some(("a", "aa")), "bb")
+        };
+        let got = walk(vec![hour("a", 0, None, "aa"), moved], &Named::new());
+        assert_eq!(kinds(&got), [("digest_moved", "b")]);
+        assert!(got.findings[0].detail.contains("elsewhere"));
+        assert_eq!(got.failures().count(), 1);
     }
 
     #[test]
     fn backfill_digests_stand_beside_the_hourly_chain() {
         let backfill = |key: &str, h: u32, sha: &str| Digest {
             backfill: true,
-            ..hour(key, h, Some("unrelated"), sha)
+            ..hour(key, h, Some(("unrelated", "unrelated")), sha)
         };
-        let keys = PublicKeys::default_local();
-        // Beside the chain: a late listing for hour 1 breaks nothing, and a second one hours
-        // later is no hole.
-        let got = verify(
+        // Beside the chain: a late listing for hour 1 breaks nothing, names nothing that must
+        // exist, and a second one hours later is no hole.
+        let got = walk(
             vec![
                 hour("a", 0, None, "aa"),
-                hour("b", 1, Some("aa"), "bb"),
+                hour("b", 1, Some(("a", "aa")), "bb"),
                 backfill("x", 1, "xx"),
-                hour("c", 2, Some("bb"), "cc"),
-                hour("d", 3, Some("cc"), "dd"),
+                hour("c", 2, Some(("b", "bb")), "cc"),
+                hour("d", 3, Some(("c", "cc")), "dd"),
                 backfill("y", 5, "yy"),
             ],
-            &[],
-            &planned(&[1]),
-            &keys,
+            &Named::new(),
         );
         assert!(got.findings.is_empty(), "{:?}", kinds(&got));
-        // In the chain: the hour after it points at the backfill, not at the hour before (also
-        // across a gap in time).
-        let got = verify(
+        // In the chain: an hour may name a backfill as its previous digest (also across a gap
+        // in time) ...
+        let got = walk(
             vec![
                 hour("a", 0, None, "aa"),
                 backfill("x", 0, "xx"),
-                hour("b", 1, Some("xx"), "bb"),
-                hour("c", 2, Some("b?"), "cc"),
+                hour("b", 1, Some(("x", "xx")), "bb"),
+                hour("c", 2, Some(("b", "b?")), "cc"),
                 backfill("z", 3, "zz"),
-                hour("e", 4, Some("zz"), "ee"),
+                hour("e", 4, Some(("z", "zz")), "ee"),
             ],
-            &[],
-            &planned(&[1]),
-            &keys,
+            &Named::new(),
         );
-        // ... while a link to anything else is still a break.
+        // ... while a wrong hash is still a break.
         assert_eq!(kinds(&got), [("digest_hash_mismatch", "b")]);
     }
 
     #[test]
     fn two_trails_of_one_name_in_two_home_regions_are_two_chains() {
-        let hour = |key: &str, home: &str, h: u32, prev: Option<&str>, sha: &str| Digest {
+        let hour = |key: &str, home: &str, h: u32, prev: Option<(&str, &str)>, sha: &str| Digest {
             home_region: home.into(),
             ..hour(key, h, prev, sha)
         };
-        let got = verify(
+        let got = walk(
             vec![
                 hour("e0", "us-east-1", 0, None, "e0"),
                 hour("w0", "eu-west-1", 0, None, "w0"),
-                hour("e1", "us-east-1", 1, Some("e0"), "e1"),
-                hour("w1", "eu-west-1", 1, Some("w0"), "w1"),
-                hour("e2", "us-east-1", 2, Some("e1"), "e2"),
-                hour("w2", "eu-west-1", 2, Some("w1"), "w2"),
+                hour("e1", "us-east-1", 1, Some(("e0", "e0")), "e1"),
+                hour("w1", "eu-west-1", 1, Some(("w0", "w0")), "w1"),
+                hour("e2", "us-east-1", 2, Some(("e1", "e1")), "e2"),
+                hour("w2", "eu-west-1", 2, Some(("w1", "w1")), "w2"),
             ],
-            &[],
-            &planned(&[1]),
-            &PublicKeys::default_local(),
+            &Named::new(),
         );
         assert!(got.findings.is_empty(), "{:?}", kinds(&got));
     }

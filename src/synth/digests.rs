@@ -49,8 +49,16 @@ pub struct SignedLog {
     pub sha256: String,
 }
 
+/// What a signed archive must be reported with.
+pub struct Signed {
+    /// The failing findings its tampering causes, as `(kind, object)`, sorted.
+    pub expected: Vec<(String, String)>,
+    /// Where its chains start again after logging was off (see [`Chain::restarts`]).
+    pub restarts: Vec<serde_json::Value>,
+}
+
 /// Writes the chains under `logs`, `signatures` (digest key → hex signature) and the public key;
-/// applies `tamper`; returns the expected findings as `(kind, object)`.
+/// applies `tamper`; returns what a check must report.
 pub fn write(
     out: &Path,
     logs: &Path,
@@ -59,7 +67,7 @@ pub fn write(
     end: chrono::DateTime<Utc>,
     written: &[SignedLog],
     tamper: &[Tamper],
-) -> anyhow::Result<Vec<(String, String)>> {
+) -> anyhow::Result<Signed> {
     let key = aws_lc_rs::rsa::KeyPair::from_pkcs8(SIGNING_KEY)
         .map_err(|e| anyhow::anyhow!("synth signing key: {e}"))?;
     use aws_lc_rs::signature::KeyPair as _;
@@ -73,13 +81,20 @@ pub fn write(
             .push(l);
     }
     let chains: Vec<((&str, &str), Vec<&SignedLog>)> = by_chain.into_iter().collect();
-    let signed: Vec<Vec<(String, String)>> = chains
+    let written_chains: Vec<Chain> = chains
         .par_iter()
         .map(|((account, region), logs_of)| {
             chain(logs, base, account, region, first, end, logs_of, &key, &fp)
         })
         .collect::<anyhow::Result<_>>()?;
-    let mut signatures: BTreeMap<String, String> = signed.into_iter().flatten().collect();
+    let restarts: Vec<serde_json::Value> = written_chains
+        .iter()
+        .flat_map(|c| c.restarts.iter().cloned())
+        .collect();
+    let mut signatures: BTreeMap<String, String> = written_chains
+        .into_iter()
+        .flat_map(|c| c.signatures)
+        .collect();
 
     let mut expected = tamper_with(logs, base, written, tamper, &mut signatures)?;
     std::fs::write(
@@ -88,7 +103,7 @@ pub fn write(
     )?;
     std::fs::write(out.join("digest-public-key.der"), &public)?;
     expected.sort();
-    Ok(expected)
+    Ok(Signed { expected, restarts })
 }
 
 /// Breaks the signed archive once per kind in `tamper` (on account A, us-east-1, on days inside
@@ -149,11 +164,8 @@ fn tamper_with(
                 std::fs::remove_file(logs.join(&gone))
                     .with_context(|| format!("no digest {gone}"))?;
                 signatures.remove(&gone);
-                // Reported on the digest after the hole.
-                expected.push((
-                    "digest_missing".to_string(),
-                    digest_key(hour_end + Duration::hours(1)),
-                ));
+                // Reported as its successor names it.
+                expected.push(("digest_missing".to_string(), gone));
             }
             Tamper::BadSignature => {
                 let k = digest_key(super::t(2026, 2, 9, 12, 0, 0));
@@ -186,7 +198,27 @@ fn respace(path: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// One account's and region's hourly chain; returns (digest key, hex signature) of each.
+/// What one chain's writing gave: (digest key, hex signature) of each digest, and where the chain
+/// starts again after logging was off.
+#[derive(Default)]
+struct Chain {
+    signatures: Vec<(String, String)>,
+    /// `{object: the digest that starts again, folders: [account/region/day of the digest before
+    /// the gap, of this one]}`: a run reports the restart when it reads both folders.
+    restarts: Vec<serde_json::Value>,
+}
+
+/// `account/region/YYYY-MM-DD` of a digest key's folder.
+fn folder_of(key: &str) -> String {
+    let parts: Vec<&str> = key.rsplit('/').collect();
+    // name, DD, MM, YYYY, region, CloudTrail-Digest, account, ...
+    format!(
+        "{}/{}/{}-{}-{}",
+        parts[6], parts[4], parts[3], parts[2], parts[1]
+    )
+}
+
+/// One account's and region's hourly chain.
 #[allow(clippy::too_many_arguments)]
 fn chain(
     logs: &Path,
@@ -198,12 +230,22 @@ fn chain(
     logs_of: &[&SignedLog],
     key: &aws_lc_rs::rsa::KeyPair,
     fp: &str,
-) -> anyhow::Result<Vec<(String, String)>> {
-    let mut out = Vec::new();
-    let mut prev: Option<(String, String)> = None; // (sha256 hex, signature hex)
+) -> anyhow::Result<Chain> {
+    let mut out = Chain::default();
+    let mut prev: Option<(String, String, String)> = None; // (key, sha256 hex, signature hex)
+                                                           // The last digest written before logging was turned off, while it is off.
+    let mut off_after: Option<String> = None;
     let mut hour = first;
     while hour < end {
         let next = hour + Duration::hours(1);
+        // Logging off (the missing-days gap): no logs, no digests; the chain starts again after.
+        if super::in_gap(account, region, hour.date_naive()) {
+            if let Some((k, ..)) = prev.take() {
+                off_after = Some(k);
+            }
+            hour = next;
+            continue;
+        }
         let delivered = next + Duration::minutes(7);
         let key_name = format!(
             "{base}{account}/CloudTrail-Digest/{region}/{}/{account}_CloudTrail-Digest_{region}_{TRAIL}_us-east-1_{}.json.gz",
@@ -227,9 +269,10 @@ fn chain(
             "newestEventTime": null,
             "oldestEventTime": null,
             "previousDigestS3Bucket": prev.as_ref().map(|_| BUCKET),
-            "previousDigestHashValue": prev.as_ref().map(|p| p.0.clone()),
+            "previousDigestS3Object": prev.as_ref().map(|p| p.0.clone()),
+            "previousDigestHashValue": prev.as_ref().map(|p| p.1.clone()),
             "previousDigestHashAlgorithm": "SHA-256",
-            "previousDigestSignature": prev.as_ref().map(|p| p.1.clone()),
+            "previousDigestSignature": prev.as_ref().map(|p| p.2.clone()),
             "logFiles": files,
         });
         let bytes = serde_json::to_vec(&doc)?;
@@ -239,7 +282,7 @@ fn chain(
             BUCKET,
             &key_name,
             &sha,
-            prev.as_ref().map(|p| p.1.as_str()),
+            prev.as_ref().map(|p| p.2.as_str()),
         );
         let mut sig = vec![0u8; key.public_modulus_len()];
         key.sign(
@@ -253,8 +296,14 @@ fn chain(
         let path = logs.join(&key_name);
         std::fs::create_dir_all(path.parent().expect("has parent"))?;
         std::fs::write(&path, super::gzip_bytes(&bytes))?;
-        out.push((key_name, sig.clone()));
-        prev = Some((sha, sig));
+        if let Some(before) = off_after.take() {
+            out.restarts.push(json!({
+                "object": key_name,
+                "folders": [folder_of(&before), folder_of(&key_name)],
+            }));
+        }
+        out.signatures.push((key_name.clone(), sig.clone()));
+        prev = Some((key_name, sha, sig));
         hour = next;
     }
     Ok(out)

@@ -321,7 +321,7 @@ pub fn generate(out: &Path, opts: &SynthOptions) -> anyhow::Result<String> {
             .max()
             .unwrap_or(start_of(cal.last_day));
         let end = start_of(day_of(last)) + Duration::days(1);
-        let expected = digests::write(
+        let digests::Signed { expected, restarts } = digests::write(
             out,
             &logs,
             &base,
@@ -341,6 +341,7 @@ pub fn generate(out: &Path, opts: &SynthOptions) -> anyhow::Result<String> {
                 .map(|(k, o)| serde_json::json!({"kind": k, "object": o}))
                 .collect::<Vec<_>>(),
             "corrupt_objects": damaged,
+            "restarts": restarts,
         }));
     }
     let mut objects: Vec<Obj> = written.into_iter().map(|(o, ..)| o).collect();

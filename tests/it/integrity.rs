@@ -38,10 +38,21 @@ fn check(data: &Path, out: &Path, extra: &[&str]) -> (i32, String) {
     run(&data.join("usage.jsonl"), &data.join("logs"), out, &args)
 }
 
-/// (kind, object) of every row of `integrity/`, with duplicates kept.
+/// (kind, object) of every failing row of `integrity/` (all but `chain_restart`), with
+/// duplicates kept.
 fn findings(out: &Path) -> Vec<(String, String)> {
+    rows_of(out, |kind| kind != "chain_restart")
+}
+
+/// (kind, object) of the `chain_restart` rows.
+fn restarts(out: &Path) -> Vec<(String, String)> {
+    rows_of(out, |kind| kind == "chain_restart")
+}
+
+fn rows_of(out: &Path, kind: impl Fn(&str) -> bool) -> Vec<(String, String)> {
     let mut v: Vec<(String, String)> = read_table(&out.join("integrity"))
         .iter()
+        .filter(|r| kind(r["kind"].as_str().unwrap()))
         .map(|r| {
             (
                 r["kind"].as_str().unwrap().to_string(),
@@ -63,6 +74,44 @@ fn tampered(truth: &Value) -> Vec<(String, String)> {
             (
                 f["kind"].as_str().unwrap().to_string(),
                 f["object"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+/// The restarts a `--backfill all` run must report: the generator's (its chains start again
+/// after logging was off), where the run lists both digest folders — a folder is listed when its
+/// day or the day before it is planned.
+fn restarts_expected(truth: &Value) -> Vec<(String, String)> {
+    let planned: BTreeSet<&str> = truth["backfill_all"]["planned_prefixes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p.as_str().unwrap())
+        .collect();
+    let listed = |folder: &str| {
+        let (place, day) = folder.rsplit_once('/').unwrap();
+        let day: chrono::NaiveDate = day.parse().unwrap();
+        let before = format!("{place}/{}", day.pred_opt().unwrap());
+        planned.contains(folder) || planned.contains(before.as_str())
+    };
+    let mut v: Vec<(String, String)> = truth["integrity"]["restarts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| {
+            r["folders"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|f| listed(f.as_str().unwrap()))
+        })
+        .map(|r| {
+            (
+                "chain_restart".to_string(),
+                r["object"].as_str().unwrap().to_string(),
             )
         })
         .collect();
@@ -103,6 +152,11 @@ fn every_tampering_is_reported_once_and_nothing_else() {
     want.extend(corrupt);
     want.sort();
     assert_eq!(findings(&out), want);
+    // Logging was off for days in one account and region: the chain starts again after, and
+    // that is reported as a restart, not as a missing digest.
+    let want_restarts = restarts_expected(&truth);
+    assert_eq!(want_restarts.len(), 1, "{}", truth["integrity"]["restarts"]);
+    assert_eq!(restarts(&out), want_restarts);
 
     let summary: Value =
         serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
@@ -186,6 +240,7 @@ fn tampered_days_make_a_negative_verdict_inconclusive_and_clean_days_verify() {
         only_corrupt,
         "an untampered chain has no other finding"
     );
+    assert_eq!(restarts(&clean), restarts_expected(&truth));
 
     let bad_data = tmp.path().join("tampered");
     signed(&bad_data, "21", Some(ALL_TAMPERS));
