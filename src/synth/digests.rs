@@ -37,6 +37,13 @@ pub enum Tamper {
     /// `previousDigestHashValue` no longer matches (`digest_hash_mismatch`) and neither does its
     /// own signature (`digest_bad_signature`).
     ModifyDigest,
+    /// Move a digest to another key in its folder (its signature metadata travels with it): it is
+    /// not where it says it was delivered (`digest_moved`), and the key its successor names is
+    /// gone (`digest_missing`).
+    MoveDigest,
+    /// Delete a day's first two digests together with the logs they list: the later one is
+    /// named by its successor (`digest_missing`); the logs have no digest left to miss them.
+    DeleteFirstDigests,
 }
 
 /// A log object written by synth, with the SHA-256 of the JSON CloudTrail delivered (for a
@@ -179,6 +186,42 @@ fn tamper_with(
                 respace(&logs.join(&k))?;
                 expected.push(("digest_hash_mismatch".to_string(), k.clone()));
                 expected.push(("digest_bad_signature".to_string(), k));
+            }
+            Tamper::MoveDigest => {
+                let from = digest_key(super::t(2026, 2, 11, 12, 0, 0));
+                let to = from.replace("00Z.json.gz", "59Z.json.gz");
+                std::fs::rename(logs.join(&from), logs.join(&to))
+                    .with_context(|| format!("no digest {from}"))?;
+                let sig = signatures.remove(&from).context("no digest to move")?;
+                signatures.insert(to.clone(), sig);
+                expected.push(("digest_missing".to_string(), from));
+                expected.push(("digest_moved".to_string(), to));
+            }
+            Tamper::DeleteFirstDigests => {
+                // The digests of 23:00-00:00 and 00:00-01:00, delivered into 2026-02-12's folder.
+                let hours = [
+                    super::t(2026, 2, 12, 0, 0, 0),
+                    super::t(2026, 2, 12, 1, 0, 0),
+                ];
+                for end in hours {
+                    let gone = digest_key(end);
+                    std::fs::remove_file(logs.join(&gone))
+                        .with_context(|| format!("no digest {gone}"))?;
+                    signatures.remove(&gone);
+                    let start = end - Duration::hours(1);
+                    for l in written.iter().filter(|l| {
+                        l.account == super::ACCOUNT_A
+                            && l.region == "us-east-1"
+                            && l.delivered >= start
+                            && l.delivered < end
+                    }) {
+                        std::fs::remove_file(logs.join(&l.key))?;
+                    }
+                    // The later one is what the next digest names.
+                    if end == hours[1] {
+                        expected.push(("digest_missing".to_string(), gone));
+                    }
+                }
             }
         }
     }

@@ -1,6 +1,8 @@
 //! The digest check: a signed synth archive (a real hourly chain, RSA-signed) broken in each way
 //! `validate-logs` knows — a modified log, a deleted log, an unlisted log, a deleted digest, a bad
-//! signature — is reported exactly so, once each, with nothing else reported; the verdicts that
+//! signature, a moved digest, a day's first digests deleted with their logs — is reported exactly
+//! so, once each, with nothing else reported; a chain that starts again after logging was off is a
+//! restart, not a failure; the verdicts that
 //! stand on tampered days are not `no_use_found`. Expected findings come from the generator
 //! (what it tampered with, and which objects it wrote corrupt), and each logged hash is checked
 //! against an independent gunzip + SHA-256 here.
@@ -12,8 +14,8 @@ use std::collections::BTreeSet;
 use std::io::Read;
 use std::path::Path;
 
-const ALL_TAMPERS: &str =
-    "modify-log,delete-log,unlisted-log,delete-digest,bad-signature,modify-digest";
+const ALL_TAMPERS: &str = "modify-log,delete-log,unlisted-log,delete-digest,bad-signature,\
+     modify-digest,move-digest,delete-first-digests";
 
 fn signed(dir: &Path, seed: &str, tamper: Option<&str>) -> Value {
     let mut args = vec!["--seed", seed, "--sign"];
@@ -146,7 +148,7 @@ fn every_tampering_is_reported_once_and_nothing_else() {
     assert_eq!(code, 1, "{text}");
     let manifest = read_table(&out.join("scan_manifest"));
     let mut want = tampered(&truth);
-    assert_eq!(want.len(), 7);
+    assert_eq!(want.len(), 10);
     let corrupt = corrupt(&truth, &manifest);
     assert!(!corrupt.is_empty(), "the corrupt objects' days are read");
     want.extend(corrupt);
@@ -164,11 +166,13 @@ fn every_tampering_is_reported_once_and_nothing_else() {
     for kind in [
         "log_missing",
         "log_unlisted",
-        "digest_missing",
+        "digest_moved",
         "digest_hash_mismatch",
     ] {
         assert_eq!(counts[kind], 1, "{kind}: {summary}");
     }
+    // The deleted digest, the moved one's old key, and the later of a day's first two deleted.
+    assert_eq!(counts["digest_missing"], 3, "{summary}");
     // The re-signed digest and the modified one.
     assert_eq!(counts["digest_bad_signature"], 2);
     assert_eq!(counts["public_key_not_found"], 0);
