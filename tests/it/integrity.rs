@@ -323,11 +323,18 @@ fn over_s3_signatures_come_from_metadata_and_keys_from_list_public_keys() {
     )
     .unwrap();
     let logs = data.join("logs");
+    // The first twelve days of every chain, and of account B in us-east-1 the days up to the
+    // 18th, over its logging-off gap (the 14th to the 16th): its chain starts again on the 17th.
     let early = |key: &str| {
+        let last = if key.contains("/444455556666/") && key.contains("/us-east-1/") {
+            "18"
+        } else {
+            "12"
+        };
         key.split('/')
             .collect::<Vec<_>>()
             .windows(3)
-            .any(|w| w[0] == "2026" && w[1] == "02" && w[2] <= "12")
+            .any(|w| w[0] == "2026" && w[1] == "02" && w[2] <= last)
     };
     let moto = Moto::start();
     let client = moto.client();
@@ -335,7 +342,7 @@ fn over_s3_signatures_come_from_metadata_and_keys_from_list_public_keys() {
         use futures::StreamExt;
         client
             .create_bucket()
-            .bucket("signed-logs")
+            .bucket("org-trail-logs")
             .send()
             .await
             .unwrap();
@@ -347,10 +354,17 @@ fn over_s3_signatures_come_from_metadata_and_keys_from_list_public_keys() {
                 async move {
                     client
                         .put_object()
-                        .bucket("signed-logs")
+                        .bucket("org-trail-logs")
                         .key(&key)
                         .body(std::fs::read(&p).unwrap().into())
-                        .set_metadata(sig.map(|s| [("signature".to_string(), s)].into()))
+                        // As CloudTrail writes them: the signature and its algorithm.
+                        .set_metadata(sig.map(|s| {
+                            [
+                                ("signature".to_string(), s),
+                                ("signature-algorithm".to_string(), "SHA256withRSA".into()),
+                            ]
+                            .into()
+                        }))
                         .send()
                         .await
                         .unwrap();
@@ -381,7 +395,7 @@ fn over_s3_signatures_come_from_metadata_and_keys_from_list_public_keys() {
                 "--usage",
                 usage.to_str().unwrap(),
                 "--logs",
-                "s3://signed-logs",
+                "s3://org-trail-logs",
                 "--out",
                 out.to_str().unwrap(),
                 "--backfill",
@@ -420,6 +434,65 @@ fn over_s3_signatures_come_from_metadata_and_keys_from_list_public_keys() {
         "{ops:?}"
     );
 
+    // The reference: `aws cloudtrail validate-logs` over the same bucket and keys. Its INVALID
+    // digests and logs are keytrail's failing findings in the days keytrail read (but
+    // `log_unlisted`, which the CLI does not look for), and its gaps are keytrail's restarts.
+    let cli = |account: &str, region: &str, from: &str, to: &str| {
+        validate_logs(&moto, &fake.endpoint, account, region, from, to)
+    };
+    let a = cli(
+        "111122223333",
+        "us-east-1",
+        "2026-02-01T00:00:00Z",
+        "2026-02-12T23:00:00Z",
+    );
+    assert_eq!(a.exit, Some(1), "{}", a.text);
+    assert!(a.gaps.is_empty(), "{}", a.text);
+    let read_days: BTreeSet<String> = read_table(&out.join("scan_manifest"))
+        .iter()
+        .filter(|r| r["account_id"] == "111122223333" && r["region"] == "us-east-1")
+        .map(|r| r["delivery_date"].as_str().unwrap().to_string())
+        .collect();
+    // In account A, us-east-1, delivered on a day keytrail read (from the 2nd: the CLI's walk
+    // starts a little before its start time).
+    let compared = |object: &str| {
+        let day = folder_date(object);
+        object.contains("/111122223333/")
+            && object.contains("/us-east-1/")
+            && day.as_str() >= "2026-02-02"
+            && read_days.contains(&day)
+    };
+    let keytrail_invalid: BTreeSet<String> = findings(&out)
+        .into_iter()
+        .filter(|(kind, object)| kind != "log_unlisted" && compared(object))
+        .map(|(_, object)| object)
+        .collect();
+    let cli_invalid: BTreeSet<String> = a.invalid.iter().filter(|o| compared(o)).cloned().collect();
+    assert_eq!(keytrail_invalid, cli_invalid, "{}", a.text);
+    assert!(keytrail_invalid.len() >= 8, "{keytrail_invalid:?}");
+    let b = cli(
+        "444455556666",
+        "us-east-1",
+        "2026-02-10T00:00:00Z",
+        "2026-02-18T23:00:00Z",
+    );
+    assert_eq!(b.exit, Some(0), "{}", b.text);
+    assert_eq!(b.gaps.len(), 1, "{}", b.text);
+    let restarted: Vec<Value> = read_table(&out.join("integrity"))
+        .into_iter()
+        .filter(|r| r["kind"] == "chain_restart" && r["account_id"] == "444455556666")
+        .collect();
+    assert_eq!(restarted.len(), 1, "{restarted:?}");
+    // The CLI's gap ends where the chain starts again.
+    assert!(
+        restarted[0]["detail"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("and {}", b.gaps[0].1)),
+        "{restarted:?} vs {:?}",
+        b.gaps
+    );
+
     // The same bucket, but CloudTrail lists only a key of another fingerprint: no signature can
     // be checked, and every digest in the bucket says so once (`public_key_not_found`). A bad
     // signature is still caught, by the chain: the next digest names another
@@ -456,4 +529,91 @@ fn over_s3_signatures_come_from_metadata_and_keys_from_list_public_keys() {
     let summary: Value =
         serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
     assert_eq!(summary["integrity"]["signatures_verified"], 0, "{summary}");
+}
+
+/// What `aws cloudtrail validate-logs` said.
+struct Cli {
+    exit: Option<i32>,
+    /// The keys of the digests and logs it called INVALID.
+    invalid: BTreeSet<String>,
+    /// Its "No log files were delivered by CloudTrail between A and B" gaps.
+    gaps: Vec<(String, String)>,
+    text: String,
+}
+
+/// Runs the real AWS CLI's `validate-logs` (awscli from PyPI) on the chain of `account` in
+/// `region` of the bucket `signed-logs` served by `moto`, with CloudTrail's public keys from
+/// `cloudtrail` (the test endpoint), over `[from, to]`.
+fn validate_logs(
+    moto: &crate::s3::Moto,
+    cloudtrail: &str,
+    account: &str,
+    region: &str,
+    from: &str,
+    to: &str,
+) -> Cli {
+    let tmp = tempfile::tempdir().unwrap();
+    // Path-style addressing: the test S3 server is an IP address.
+    let config = tmp.path().join("config");
+    std::fs::write(&config, "[default]\ns3 =\n    addressing_style = path\n").unwrap();
+    let trail = format!("arn:aws:cloudtrail:us-east-1:{account}:trail/org-trail");
+    let mut cmd = std::process::Command::new("aws");
+    cmd.args([
+        "cloudtrail",
+        "validate-logs",
+        "--trail-arn",
+        &trail,
+        "--s3-bucket",
+        "org-trail-logs",
+        "--account-id",
+        account,
+        "--start-time",
+        from,
+        "--end-time",
+        to,
+        "--region",
+        region,
+        "--verbose",
+    ]);
+    for (k, v) in moto.env() {
+        cmd.env(k, v);
+    }
+    cmd.env("AWS_CONFIG_FILE", &config)
+        .env("AWS_ENDPOINT_URL_CLOUDTRAIL", cloudtrail);
+    let o = cmd
+        .output()
+        .expect("the AWS CLI runs (pip install -r tests/requirements.txt)");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let mut invalid = BTreeSet::new();
+    let mut gaps = Vec::new();
+    for line in text.lines() {
+        let fields: Vec<&str> = line.split('\t').collect();
+        if let [_, url, status] = fields[..] {
+            if status.starts_with("INVALID") {
+                let key = url.strip_prefix("s3://org-trail-logs/").unwrap_or(url);
+                invalid.insert(key.to_string());
+            }
+        }
+        if let Some(rest) = line.strip_prefix("No log files were delivered by CloudTrail between ")
+        {
+            let (a, b) = rest.split_once(" and ").unwrap();
+            gaps.push((a.to_string(), b.to_string()));
+        }
+    }
+    Cli {
+        exit: o.status.code(),
+        invalid,
+        gaps,
+        text,
+    }
+}
+
+/// `YYYY-MM-DD` of an object's `.../YYYY/MM/DD/<name>` folder.
+fn folder_date(key: &str) -> String {
+    let parts: Vec<&str> = key.rsplit('/').collect();
+    format!("{}-{}-{}", parts[3], parts[2], parts[1])
 }
