@@ -542,7 +542,7 @@ struct Cli {
 }
 
 /// Runs the real AWS CLI's `validate-logs` (awscli from PyPI) on the chain of `account` in
-/// `region` of the bucket `signed-logs` served by `moto`, with CloudTrail's public keys from
+/// `region` of the bucket `org-trail-logs` (the synth bucket, which its digests name) served by `moto`, with CloudTrail's public keys from
 /// `cloudtrail` (the test endpoint), over `[from, to]`.
 fn validate_logs(
     moto: &crate::s3::Moto,
