@@ -88,6 +88,16 @@ con.execute(
 con.execute(f"CREATE VIEW scan_manifest AS SELECT * FROM read_parquet('{report}/scan_manifest/*.parquet')")
 
 
+# Account ids are 12-character strings: one with a leading zero stays one in every table, in the
+# Hive partition read as the README's views read it, and in the DDL.
+for table in ("key_usage", "kms_events", "scan_manifest"):
+    ids = [r[0] for r in con.execute(f"SELECT DISTINCT account_id FROM {table}").fetchall()]
+    ok = all(isinstance(a, str) and re.fullmatch(r"[0-9]{12}", a) for a in ids) and any(a.startswith("0") for a in ids)
+    check(f"{table}.account_id is a 12-character string, leading zeros kept", ok, str(ids))
+    ddl = open(os.path.join(queries, "ddl", f"{table}.sql")).read()
+    check(f"ddl/{table}.sql declares account_id a string", re.search(r"account_id\s+string", ddl) is not None)
+
+
 def run(name, params=()):
     sql = open(os.path.join(queries, name)).read()
     cur = con.execute(sql, list(params))

@@ -1,6 +1,7 @@
 -- keytrail kms_events: one row per use found (after deduplication), partitioned by the key's
 -- account and region. Partition projection needs every value listed: put your accounts and
--- regions in the two `values` lists, and the report's location in LOCATION and the template.
+-- regions in the two `values` lists (account ids as written, leading zeros kept: they are strings),
+-- and the report's location in LOCATION and the template.
 CREATE EXTERNAL TABLE IF NOT EXISTS kms_events (
   key_arn               string,
   key_role              string,
@@ -25,7 +26,7 @@ LOCATION 's3://REPORT-BUCKET/keytrail/kms_events/'
 TBLPROPERTIES (
   'projection.enabled' = 'true',
   'projection.account_id.type' = 'enum',
-  'projection.account_id.values' = '111122223333,444455556666',
+  'projection.account_id.values' = '111122223333,044455556666',
   'projection.region.type' = 'enum',
   'projection.region.values' = 'us-east-1,eu-west-1',
   'storage.location.template' = 's3://REPORT-BUCKET/keytrail/kms_events/account_id=${account_id}/region=${region}/'

@@ -25,7 +25,7 @@ use std::io::Write;
 use std::path::Path;
 
 pub const ACCOUNT_A: &str = "111122223333";
-pub const ACCOUNT_B: &str = "444455556666";
+pub const ACCOUNT_B: &str = "044455556666";
 /// Outside the organization: its own copies of cross-account calls are not in the archive.
 pub const ACCOUNT_X: &str = "777788889999";
 pub const REGIONS: [&str; 2] = ["us-east-1", "eu-west-1"];

@@ -326,7 +326,7 @@ fn over_s3_signatures_come_from_metadata_and_keys_from_list_public_keys() {
     // The first twelve days of every chain, and of account B in us-east-1 the days up to the
     // 18th, over its logging-off gap (the 14th to the 16th): its chain starts again on the 17th.
     let early = |key: &str| {
-        let last = if key.contains("/444455556666/") && key.contains("/us-east-1/") {
+        let last = if key.contains("/044455556666/") && key.contains("/us-east-1/") {
             "18"
         } else {
             "12"
@@ -471,7 +471,7 @@ fn over_s3_signatures_come_from_metadata_and_keys_from_list_public_keys() {
     assert_eq!(keytrail_invalid, cli_invalid, "{}", a.text);
     assert!(keytrail_invalid.len() >= 8, "{keytrail_invalid:?}");
     let b = cli(
-        "444455556666",
+        "044455556666",
         "us-east-1",
         "2026-02-10T00:00:00Z",
         "2026-02-18T23:00:00Z",
@@ -480,7 +480,7 @@ fn over_s3_signatures_come_from_metadata_and_keys_from_list_public_keys() {
     assert_eq!(b.gaps.len(), 1, "{}", b.text);
     let restarted: Vec<Value> = read_table(&out.join("integrity"))
         .into_iter()
-        .filter(|r| r["kind"] == "chain_restart" && r["account_id"] == "444455556666")
+        .filter(|r| r["kind"] == "chain_restart" && r["account_id"] == "044455556666")
         .collect();
     assert_eq!(restarted.len(), 1, "{restarted:?}");
     // The CLI's gap ends where the chain starts again.
