@@ -89,8 +89,10 @@ pub struct KeyUsage {
     pub pre_tracking_last_operation: Option<String>,
     pub pre_tracking_last_event_id: Option<String>,
     pub pre_tracking_principals: Vec<String>,
-    pub coverage_days_expected: i64,
-    pub coverage_days_read: i64,
+    /// Days of the backfill window, and of them the days with readable logs; `None` for a key
+    /// without a backfill (nothing was measured).
+    pub coverage_days_expected: Option<i64>,
+    pub coverage_days_read: Option<i64>,
     pub unreadable_objects: i64,
     /// verified | partial | failed | not_checked (the digest check over the key's days).
     pub integrity_status: &'static str,
@@ -594,8 +596,8 @@ impl KeyUsage {
             pre_tracking_last_operation: last.map(|u| u.operation.clone()),
             pre_tracking_last_event_id: last.map(|u| u.event_id.clone()),
             pre_tracking_principals: principals.into_iter().map(str::to_string).collect(),
-            coverage_days_expected: backfill.as_ref().map_or(0, |b| b.window.day_count()),
-            coverage_days_read: backfill.as_ref().map_or(0, |b| b.days_read),
+            coverage_days_expected: backfill.as_ref().map(|b| b.window.day_count()),
+            coverage_days_read: backfill.as_ref().map(|b| b.days_read),
             unreadable_objects: backfill.as_ref().map_or(0, |b| b.unreadable as i64),
             integrity_status: integrity.as_ref().map_or("not_checked", |i| i.status),
             integrity_failures: integrity.as_ref().map_or(0, |i| i.findings as i64),
@@ -784,8 +786,9 @@ mod tests {
         (
             f.verdict,
             f.verdict_reason.clone(),
-            f.coverage_days_expected,
-            f.coverage_days_read,
+            f.coverage_days_expected
+                .expect("a backfilled key is measured"),
+            f.coverage_days_read.expect("a backfilled key is measured"),
             f.unreadable_objects,
         )
     }

@@ -1,5 +1,6 @@
 -- keytrail key_usage: one row per KMS key. Replace the LOCATION with where the report's
--- key_usage/ folder is (s3://bucket/prefix/key_usage/).
+-- key_usage/ folder is (s3://bucket/prefix/key_usage/). coverage_days_expected / coverage_days_read
+-- are NULL for a key without a backfill window (nothing was measured), not 0.
 CREATE EXTERNAL TABLE IF NOT EXISTS key_usage (
   key_arn                      string,
   key_id                       string,

@@ -138,11 +138,13 @@ pub(super) fn key_usage_frame(f: &[KeyUsage]) -> PolarsResult<DataFrame> {
                 "coverage_days_expected".into(),
                 f.iter()
                     .map(|x| x.coverage_days_expected)
-                    .collect::<Vec<i64>>(),
+                    .collect::<Vec<Option<i64>>>(),
             ),
             Column::new(
                 "coverage_days_read".into(),
-                f.iter().map(|x| x.coverage_days_read).collect::<Vec<i64>>(),
+                f.iter()
+                    .map(|x| x.coverage_days_read)
+                    .collect::<Vec<Option<i64>>>(),
             ),
             Column::new(
                 "unreadable_objects".into(),

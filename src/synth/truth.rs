@@ -413,8 +413,10 @@ fn key_truth(
     );
     o.insert("pre_tracking_principals".into(), json!(principals));
     o.insert("other_account_callers".into(), json!(callers));
-    o.insert("coverage_days_expected".into(), json!(expected));
-    o.insert("coverage_days_read".into(), json!(read));
+    // Not measured (NULL) for a key without a backfill window.
+    let measured = |n: i64| window.map(|_| n);
+    o.insert("coverage_days_expected".into(), json!(measured(expected)));
+    o.insert("coverage_days_read".into(), json!(measured(read)));
     o.insert("unreadable_objects".into(), json!(unreadable));
     v
 }
