@@ -52,6 +52,10 @@ pub trait Archive: Sync {
     fn start(&self) -> &str {
         ""
     }
+    /// The S3 bucket the archive is, where it is one (what a digest's `digestS3Bucket` must say).
+    fn bucket(&self) -> Option<&str> {
+        None
+    }
 }
 
 /// The archive of a run: a local directory or an S3 bucket (with the prefix the logs sit under).
@@ -87,6 +91,12 @@ impl Archive for AnyArchive {
         match self {
             AnyArchive::Local(_) => "",
             AnyArchive::S3 { prefix, .. } => prefix,
+        }
+    }
+    fn bucket(&self) -> Option<&str> {
+        match self {
+            AnyArchive::Local(_) => None,
+            AnyArchive::S3 { bucket, .. } => bucket.bucket(),
         }
     }
 }

@@ -123,6 +123,10 @@ impl Archive for S3Archive {
         self.get_with_signature(key)
     }
 
+    fn bucket(&self) -> Option<&str> {
+        Some(&self.bucket)
+    }
+
     #[allow(clippy::manual_async_fn)]
     fn list(&self, prefix: &str) -> impl Future<Output = Result<Listing, ArchiveError>> + Send {
         let prefix = prefix.to_string();

@@ -31,11 +31,12 @@ pub fn unlisted_predecessors(digests: &[Digest]) -> BTreeSet<String> {
 }
 
 /// The chain's findings over `digests` (sorted by chain and start time), with the digests their
-/// links name outside the listing in `named`. `bad_signature` digests are not also reported for
-/// the signature the next one remembers.
+/// links name outside the listing in `named`, read from the S3 `bucket` where the archive is one.
+/// `bad_signature` digests are not also reported for the signature the next one remembers.
 pub(super) fn walk(
     digests: &[Digest],
     named: &Named,
+    bucket: Option<&str>,
     bad_signature: &BTreeSet<&str>,
 ) -> Vec<Finding> {
     let by_key: HashMap<&str, &Digest> = digests
@@ -55,15 +56,19 @@ pub(super) fn walk(
             .checked_sub(1)
             .map(|j| hourly[j])
             .filter(|o| o.chain() == d.chain());
-        if d.s3_object != d.key {
+        let other_bucket = bucket.filter(|b| *b != d.s3_bucket);
+        if d.s3_object != d.key || other_bucket.is_some() {
             out.push(finding(
                 Kind::DigestMoved,
                 d,
                 &d.key,
                 days_between(d.start, d.end),
                 format!(
-                    "has been moved from its original location: it says it was delivered as {}",
-                    d.s3_object
+                    "has been moved from its original location: it says it was delivered as {}{}",
+                    d.s3_object,
+                    other_bucket
+                        .map(|_| format!(" in bucket {}", d.s3_bucket))
+                        .unwrap_or_default()
                 ),
             ));
         }

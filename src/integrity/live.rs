@@ -86,6 +86,7 @@ pub async fn check<A: Archive>(
     let mut checked = super::verify(
         digests,
         &named,
+        archive.bucket(),
         &scan.manifest,
         &plan.prefixes,
         &public_keys,

@@ -148,10 +148,12 @@ fn days_between(a: Instant, b: Instant) -> Vec<NaiveDate> {
 
 /// Checks `digests` (those of the planned account/regions, read from the planned days' digest
 /// folders and the day after each) against the scan's `manifest`, over the `planned` days:
-/// signatures, then the chain, then the logs, then which days the chain covers.
+/// signatures, then the chain, then the logs, then which days the chain covers. `bucket` is the
+/// S3 bucket they were read from, when the archive is one.
 pub fn verify(
     mut digests: Vec<Digest>,
     named: &Named,
+    bucket: Option<&str>,
     manifest: &[ManifestRow],
     planned: &BTreeSet<DayPrefix>,
     keys: &PublicKeys,
@@ -168,7 +170,7 @@ pub fn verify(
         .filter(|f| f.kind == Kind::DigestBadSignature)
         .map(|f| f.object.as_str())
         .collect();
-    let chain_findings = chain::walk(&digests, named, &bad_signature);
+    let chain_findings = chain::walk(&digests, named, bucket, &bad_signature);
     let spans = chain::spans(&digests);
     out.findings.extend(chain_findings);
     out.findings
@@ -281,19 +283,34 @@ mod tests {
             keys: vec![("bb".into(), vec![0x30])],
             try_all: false,
         };
-        let c = verify(vec![d.clone()], &Named::new(), &[], &planned(&[1]), &other);
+        let c = verify(
+            vec![d.clone()],
+            &Named::new(),
+            None,
+            &[],
+            &planned(&[1]),
+            &other,
+        );
         assert_eq!(kinds(&c), [("public_key_not_found", "d1")]);
         // A key with the fingerprint that does not verify the signature: a bad signature.
         let same = PublicKeys {
             keys: vec![("aa".into(), vec![0x30])],
             try_all: false,
         };
-        let c = verify(vec![d.clone()], &Named::new(), &[], &planned(&[1]), &same);
+        let c = verify(
+            vec![d.clone()],
+            &Named::new(),
+            None,
+            &[],
+            &planned(&[1]),
+            &same,
+        );
         assert_eq!(kinds(&c), [("digest_bad_signature", "d1")]);
         // No keys at all for a local archive: not verified, not a finding.
         let c = verify(
             vec![d],
             &Named::new(),
+            None,
             &[],
             &planned(&[1]),
             &PublicKeys::default_local(),
@@ -306,6 +323,7 @@ mod tests {
         verify(
             digests,
             named,
+            None,
             &[],
             &planned(&[1]),
             &PublicKeys::default_local(),
@@ -413,6 +431,31 @@ mod tests {
         assert_eq!(kinds(&got), [("digest_moved", "b")]);
         assert!(got.findings[0].detail.contains("elsewhere"));
         assert_eq!(got.failures().count(), 1);
+        // Read from another bucket than it names (an S3 archive knows its bucket).
+        let chain = || {
+            vec![
+                hour("a", 0, None, "aa"),
+                hour("b", 1, Some(("a", "aa")), "bb"),
+            ]
+        };
+        let in_bucket = |bucket| {
+            verify(
+                chain(),
+                &Named::new(),
+                Some(bucket),
+                &[],
+                &planned(&[1]),
+                &PublicKeys::default_local(),
+            )
+        };
+        assert!(in_bucket("b").findings.is_empty());
+        let got = in_bucket("copy-of-b");
+        assert_eq!(kinds(&got), [("digest_moved", "a"), ("digest_moved", "b")]);
+        assert!(
+            got.findings[0].detail.contains("bucket b"),
+            "{}",
+            got.findings[0].detail
+        );
     }
 
     #[test]

@@ -470,6 +470,16 @@ fn over_s3_signatures_come_from_metadata_and_keys_from_list_public_keys() {
     let cli_invalid: BTreeSet<String> = a.invalid.iter().filter(|o| compared(o)).cloned().collect();
     assert_eq!(keytrail_invalid, cli_invalid, "{}", a.text);
     assert!(keytrail_invalid.len() >= 8, "{keytrail_invalid:?}");
+    // The same archive read locally (signatures and key from files) agrees with the CLI too.
+    let local = tmp.path().join("report-local");
+    let (code, text) = check(&data, &local, &[]);
+    assert_eq!(code, 1, "{text}");
+    let local_invalid: BTreeSet<String> = findings(&local)
+        .into_iter()
+        .filter(|(kind, object)| kind != "log_unlisted" && compared(object))
+        .map(|(_, object)| object)
+        .collect();
+    assert_eq!(local_invalid, cli_invalid, "{}", a.text);
     let b = cli(
         "044455556666",
         "us-east-1",
