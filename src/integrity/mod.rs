@@ -283,28 +283,24 @@ mod tests {
             keys: vec![("bb".into(), vec![0x30])],
             try_all: false,
         };
-        let c = verify(
-            vec![d.clone()],
-            &Named::new(),
-            None,
-            &[],
-            &planned(&[1]),
-            &other,
-        );
+        let with = |keys: &PublicKeys| {
+            verify(
+                vec![d.clone()],
+                &Named::new(),
+                None,
+                &[],
+                &planned(&[1]),
+                keys,
+            )
+        };
+        let c = with(&other);
         assert_eq!(kinds(&c), [("public_key_not_found", "d1")]);
         // A key with the fingerprint that does not verify the signature: a bad signature.
         let same = PublicKeys {
             keys: vec![("aa".into(), vec![0x30])],
             try_all: false,
         };
-        let c = verify(
-            vec![d.clone()],
-            &Named::new(),
-            None,
-            &[],
-            &planned(&[1]),
-            &same,
-        );
+        let c = with(&same);
         assert_eq!(kinds(&c), [("digest_bad_signature", "d1")]);
         // No keys at all for a local archive: not verified, not a finding.
         let c = verify(
