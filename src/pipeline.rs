@@ -4,7 +4,7 @@
 //! report. Nothing here decides anything: it wires the stages, the runtimes they run on and the
 //! resume checkpoint together.
 
-use crate::archive::{self, AnyArchive};
+use crate::archive::{self, Archive};
 use crate::config::{Config, Logs, Usage};
 use crate::inventory;
 use crate::model::Warnings;
@@ -43,27 +43,28 @@ pub fn run(cfg: &Config) -> anyhow::Result<RunOutcome> {
         aws,
         cfg.kms_rate,
     ));
-    let logs = rt.block_on(trails::review(cfg, aws, &tracked.keys, &mut warnings))?;
-    let archive = rt.block_on(archive::open(&logs.logs, aws))?;
+    let dest = rt.block_on(trails::review(cfg, aws, &tracked.keys, &mut warnings))?;
+    let archive = rt.block_on(archive::open(&dest.logs, aws))?;
     let plan = rt.block_on(plan::list::make(
         &archive,
         &tracked.keys,
-        logs.trails(),
+        dest.trails(),
         cfg,
     ))?;
     let index = Arc::new(KeyIndex::new(
         tracked.keys().map(|k| (&k.arn, k.aliases.as_slice())),
     ));
-    let scanner = checkpoint::Scanner::open(cfg, &logs.logs, &tracked, &plan)?;
+    let scanner = checkpoint::Scanner::open(cfg, &dest.logs, &tracked, &plan)?;
     let scanned = rt.block_on(scanner.scan(&archive, &plan, index.clone(), &engines.pool, cfg));
-    let cloudtrail = aws.filter(|_| matches!(archive, AnyArchive::S3 { .. }));
+    // CloudTrail's public keys are asked for where the digests come from S3.
+    let cloudtrail = aws.filter(|_| archive.bucket().is_some());
     let evidence = rt.block_on(integrity::live::check(
         &archive,
         cloudtrail,
         &plan,
         scanned,
         cfg,
-        logs.trails(),
+        dest.trails(),
         &mut warnings,
     ))?;
     let live = aws.filter(|_| cfg.usage == Usage::Aws);
@@ -82,7 +83,7 @@ pub fn run(cfg: &Config) -> anyhow::Result<RunOutcome> {
         &plan,
         report::RunFacts {
             arguments: cfg.arguments.clone(),
-            logs: logs.logs.to_string(),
+            logs: dest.logs.to_string(),
             backfill: cfg.backfill.as_str(),
             since: cfg.since,
             threads: engines.pool.current_num_threads(),

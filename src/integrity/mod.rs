@@ -113,19 +113,6 @@ pub struct Checked {
 }
 
 impl Checked {
-    /// Findings per (account, region, day), for the verdicts.
-    pub fn by_day(&self) -> HashMap<(&str, &str, NaiveDate), Vec<&Finding>> {
-        let mut out: HashMap<(&str, &str, NaiveDate), Vec<&Finding>> = HashMap::new();
-        for f in &self.findings {
-            for d in &f.days {
-                out.entry((f.account_id.as_str(), f.region.as_str(), *d))
-                    .or_default()
-                    .push(f);
-            }
-        }
-        out
-    }
-
     /// The findings that fail (all but `chain_restart`).
     pub fn failures(&self) -> impl Iterator<Item = &Finding> {
         self.findings.iter().filter(|f| f.kind.fails())

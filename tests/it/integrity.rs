@@ -566,8 +566,11 @@ fn validate_logs(
     let config = tmp.path().join("config");
     std::fs::write(&config, "[default]\ns3 =\n    addressing_style = path\n").unwrap();
     let trail = format!("arn:aws:cloudtrail:us-east-1:{account}:trail/org-trail");
-    let mut cmd = std::process::Command::new("aws");
+    // `python3 -m awscli`: the module pip installed, whatever is on PATH.
+    let mut cmd = std::process::Command::new("python3");
     cmd.args([
+        "-m",
+        "awscli",
         "cloudtrail",
         "validate-logs",
         "--trail-arn",
