@@ -82,7 +82,7 @@ pub async fn check<A: Archive>(
         }
     }
     let (digests, unreadable) = super::parse_fetched(digests, &signatures);
-    let named = predecessors(archive, &digests).await;
+    let named = predecessors(archive, &digests, cfg.concurrency).await;
     let mut checked = super::verify(
         digests,
         &named,
@@ -106,22 +106,30 @@ pub async fn check<A: Archive>(
 }
 
 /// The digests the listed ones name as their previous ones but that were not listed (before the
-/// planned days, or gone), each looked up by its key: one GET each, read as its successor's
-/// account and region.
-async fn predecessors<A: Archive>(archive: &A, digests: &[super::Digest]) -> super::Named {
-    let mut named = super::Named::new();
-    for key in super::unlisted_predecessors(digests) {
-        let of = digests
-            .iter()
-            .find(|d| d.prev_object.as_deref() == Some(key.as_str()))
-            .expect("a named predecessor has a successor");
-        let got = archive
-            .get(&key)
-            .await
-            .and_then(|(bytes, _)| super::parse_digest(&key, &of.account, &of.region, &bytes));
-        named.insert(key, got);
-    }
-    named
+/// planned days, or gone), each looked up by its key: one GET each (`--concurrency` at a time),
+/// read as its successor's account and region.
+async fn predecessors<A: Archive>(
+    archive: &A,
+    digests: &[super::Digest],
+    concurrency: usize,
+) -> super::Named {
+    let lookups = super::unlisted_predecessors(digests)
+        .into_iter()
+        .map(|key| async move {
+            let of = digests
+                .iter()
+                .find(|d| d.prev_object.as_deref() == Some(key.as_str()))
+                .expect("a named predecessor has a successor");
+            let got = archive
+                .get(&key)
+                .await
+                .and_then(|(bytes, _)| super::parse_digest(&key, &of.account, &of.region, &bytes));
+            (key, got)
+        });
+    futures::stream::iter(lookups)
+        .buffer_unordered(concurrency.max(1))
+        .collect()
+        .await
 }
 
 /// The digests' bytes; CloudTrail's own signature of each (object metadata, where the archive

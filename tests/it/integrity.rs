@@ -281,6 +281,28 @@ fn tampered_days_make_a_negative_verdict_inconclusive_and_clean_days_verify() {
         "some no_use_found key stands on a tampered day"
     );
     assert!(before.iter().any(|r| r["integrity_status"] == "verified"));
+    // Logging was off in account B, us-east-1, from the 14th to the 16th: a key whose window
+    // spans those days has days outside any chain — partial, never failed, on the clean archive.
+    let over_gap: Vec<&Value> = before
+        .iter()
+        .filter(|r| {
+            r["key_arn"]
+                .as_str()
+                .unwrap()
+                .contains(":us-east-1:044455556666:")
+                && r["backfill_window_start"]
+                    .as_str()
+                    .is_some_and(|s| s < "2026-02-14")
+                && r["backfill_window_end"]
+                    .as_str()
+                    .is_some_and(|e| e > "2026-02-17")
+        })
+        .collect();
+    assert!(!over_gap.is_empty());
+    for r in over_gap {
+        assert_eq!(r["integrity_status"], "partial", "{r}");
+        assert_eq!(r["integrity_failures"], 0, "{r}");
+    }
 
     // Without the signatures (a plain S3 sync): hashes and chain are still checked, the
     // signatures are said not to be, and nothing verifies fully.
