@@ -142,7 +142,14 @@ pub fn dedupe(mut copies: Vec<UseCopy>) -> Vec<Use> {
             .or_default()
             .push(c);
     }
-    groups.into_values().map(merge).collect()
+    groups
+        .into_values()
+        // A use is counted from the key owner's copy: a caller's copy alone names the caller of a
+        // call whose owner's copy this run did not read, and never adds a use — so a key's row
+        // does not depend on which callers' folders happened to be read for other keys.
+        .filter(|copies| copies.iter().any(|c| !c.is_caller_copy()))
+        .map(merge)
+        .collect()
 }
 
 fn merge(copies: Vec<UseCopy>) -> Use {
@@ -713,15 +720,8 @@ mod tests {
         // Only the owner's copy read: the caller's account is all we know.
         let uses = dedupe(vec![owner]);
         assert_eq!(uses[0].principal(), Some(B));
-        // Only the caller's copy read: its event id stands in.
-        let uses = dedupe(vec![caller]);
-        assert_eq!(
-            (
-                uses[0].event_id.as_str(),
-                uses[0].caller_event_id.as_deref()
-            ),
-            ("caller-e", Some("caller-e"))
-        );
+        // Only the caller's copy read: it names a caller, it is no use of its own.
+        assert!(dedupe(vec![caller]).is_empty());
     }
 
     #[test]
@@ -936,7 +936,8 @@ mod tests {
                 again.rotate_left((seed as usize) % n);
                 again.reverse();
                 prop_assert_eq!(dedupe(again), once.clone());
-                let calls: BTreeSet<String> = v.iter().map(|c| c.shared_event_id.clone().unwrap_or(c.event_id.clone())).collect();
+                // One use per call of which an owner's copy was read.
+                let calls: BTreeSet<String> = v.iter().filter(|c| !c.is_caller_copy()).map(|c| c.shared_event_id.clone().unwrap_or(c.event_id.clone())).collect();
                 prop_assert_eq!(once.len(), calls.len());
             }
         }

@@ -268,6 +268,14 @@ impl UseCopy {
     pub fn is_owner_copy(&self) -> bool {
         self.recipient_account_id.as_deref() == Some(self.key.account())
     }
+
+    /// The copy delivered to another account than the key's: the caller's copy of a
+    /// cross-account call. (A record without `recipientAccountId` is not taken for one.)
+    pub fn is_caller_copy(&self) -> bool {
+        self.recipient_account_id
+            .as_deref()
+            .is_some_and(|r| r != self.key.account())
+    }
 }
 
 /// The owned copies of a use, one per attributed key; `Err` names why the record is malformed.

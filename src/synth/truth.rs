@@ -240,21 +240,18 @@ fn seen(objects: &[Obj], calls: &[Call], planned: &BTreeSet<Prefix>) -> Seen {
     }
 }
 
-/// One use as a run reports it: (time, event id, operation, principal), if any copy was seen.
+/// One use as a run reports it: (time, event id, operation, principal), if its owner's copy was
+/// seen.
 fn seen_use(
     c: &Call,
     seen: &HashSet<(usize, CopyKind)>,
 ) -> Option<(Instant, String, &'static str, String)> {
-    let owner = seen.contains(&(c.id, CopyKind::Owner));
-    let caller = seen.contains(&(c.id, CopyKind::Caller));
-    if !owner && !caller {
+    // Counted from the owner's copy only; the caller's copy, where read, names the caller.
+    if !seen.contains(&(c.id, CopyKind::Owner)) {
         return None;
     }
-    let event_id = c.event_id(if owner {
-        CopyKind::Owner
-    } else {
-        CopyKind::Caller
-    });
+    let caller = seen.contains(&(c.id, CopyKind::Caller));
+    let event_id = c.event_id(CopyKind::Owner);
     let cross = c.cross_account();
     let principal = if cross && !caller {
         c.caller.account().unwrap_or_default().to_string()
