@@ -73,47 +73,59 @@ pub(super) fn walk(
             ));
         }
         let Some(prev_key) = d.prev_object.as_deref() else {
-            if let Some(o) = older.filter(|o| o.end < d.start) {
-                out.push(finding(
-                    Kind::ChainRestart,
-                    d,
-                    &d.key,
-                    days_between(o.end, d.start),
-                    format!(
-                        "no log files were delivered by CloudTrail between {} and {} (trail {}, home region {}): the chain starts again here, no previous digest named; logging or log file validation was off",
-                        iso(o.end),
-                        iso(d.start),
-                        d.trail,
-                        d.home_region
-                    ),
-                ));
-            }
+            out.extend(older.filter(|o| o.end < d.start).map(|o| restart(o, d)));
             continue;
         };
         match by_key.get(prev_key) {
             Some(prev) => out.extend(broken_link(prev, d, bad_signature)),
-            None => {
-                let from = older.map_or(d.start - Duration::hours(1), |o| o.end.min(d.start));
-                let why = match named.get(prev_key) {
-                    Some(Err(e)) => format!(" ({e})"),
-                    _ => String::new(),
-                };
-                out.push(finding(
-                    Kind::DigestMissing,
-                    d,
-                    prev_key,
-                    days_between(from, d.start),
-                    format!(
-                        "named by {} as its previous digest, not in the archive{why}: deleted or expired (a lifecycle rule looks the same); no digest covers {} to {}",
-                        d.key,
-                        iso(from),
-                        iso(d.start)
-                    ),
-                ));
-            }
+            None => out.push(missing(prev_key, d, older, named.get(prev_key))),
         }
     }
     out
+}
+
+/// `chain_restart` on `d`, which names no previous digest, after `older`.
+fn restart(older: &Digest, d: &Digest) -> Finding {
+    finding(
+        Kind::ChainRestart,
+        d,
+        &d.key,
+        days_between(older.end, d.start),
+        format!(
+            "no log files were delivered by CloudTrail between {} and {} (trail {}, home region {}): the chain starts again here, no previous digest named; logging or log file validation was off",
+            iso(older.end),
+            iso(d.start),
+            d.trail,
+            d.home_region
+        ),
+    )
+}
+
+/// `digest_missing` on `prev_key`, which `d` names but the archive does not hold (`looked_up`:
+/// what the lookup by key said), over the time since `older`.
+fn missing(
+    prev_key: &str,
+    d: &Digest,
+    older: Option<&Digest>,
+    looked_up: Option<&Result<Digest, String>>,
+) -> Finding {
+    let from = older.map_or(d.start - Duration::hours(1), |o| o.end.min(d.start));
+    let why = match looked_up {
+        Some(Err(e)) => format!(" ({e})"),
+        _ => String::new(),
+    };
+    finding(
+        Kind::DigestMissing,
+        d,
+        prev_key,
+        days_between(from, d.start),
+        format!(
+            "named by {} as its previous digest, not in the archive{why}: deleted or expired (a lifecycle rule looks the same); no digest covers {} to {}",
+            d.key,
+            iso(from),
+            iso(d.start)
+        ),
+    )
 }
 
 /// A `digest_hash_mismatch` on `prev` when `next` does not say of it what it is: its SHA-256, or

@@ -200,34 +200,42 @@ fn tamper_with(
                 expected.push(("digest_moved".to_string(), to));
             }
             Tamper::DeleteFirstDigests => {
-                // The digests of 23:00-00:00 and 00:00-01:00, delivered into 2026-02-12's folder.
-                let hours = [
-                    super::t(2026, 2, 12, 0, 0, 0),
-                    super::t(2026, 2, 12, 1, 0, 0),
-                ];
-                for end in hours {
-                    let gone = digest_key(end);
-                    std::fs::remove_file(logs.join(&gone))
-                        .with_context(|| format!("no digest {gone}"))?;
-                    signatures.remove(&gone);
-                    let start = end - Duration::hours(1);
-                    for l in written.iter().filter(|l| {
-                        l.account == super::ACCOUNT_A
-                            && l.region == "us-east-1"
-                            && l.delivered >= start
-                            && l.delivered < end
-                    }) {
-                        std::fs::remove_file(logs.join(&l.key))?;
-                    }
-                    // The later one is what the next digest names.
-                    if end == hours[1] {
-                        expected.push(("digest_missing".to_string(), gone));
-                    }
-                }
+                let gone = delete_first_digests(logs, written, &digest_key, signatures)?;
+                expected.push(("digest_missing".to_string(), gone));
             }
         }
     }
     Ok(expected)
+}
+
+/// Deletes the digests of 23:00-00:00 and 00:00-01:00 of account A, us-east-1 (delivered into
+/// 2026-02-12's folder) and the logs they list; returns the later one's key: what the next
+/// digest names, and so what a check must find missing.
+fn delete_first_digests(
+    logs: &Path,
+    written: &[SignedLog],
+    digest_key: &dyn Fn(chrono::DateTime<Utc>) -> String,
+    signatures: &mut BTreeMap<String, String>,
+) -> anyhow::Result<String> {
+    let hours = [
+        super::t(2026, 2, 12, 0, 0, 0),
+        super::t(2026, 2, 12, 1, 0, 0),
+    ];
+    for end in hours {
+        let gone = digest_key(end);
+        std::fs::remove_file(logs.join(&gone)).with_context(|| format!("no digest {gone}"))?;
+        signatures.remove(&gone);
+        let start = end - Duration::hours(1);
+        for l in written.iter().filter(|l| {
+            l.account == super::ACCOUNT_A
+                && l.region == "us-east-1"
+                && l.delivered >= start
+                && l.delivered < end
+        }) {
+            std::fs::remove_file(logs.join(&l.key))?;
+        }
+    }
+    Ok(digest_key(hours[1]))
 }
 
 /// Rewrites a gzip'd JSON object with the same content in other bytes (a space after the opening
