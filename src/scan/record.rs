@@ -74,6 +74,24 @@ pub struct RequestParameters<'a> {
     pub destination_key_id: Option<Cow<'a, str>>,
     #[serde(borrow)]
     pub encryption_context: Option<&'a RawValue>,
+    /// ReEncrypt's contexts: the source key's and the destination key's (it has no
+    /// `encryptionContext`).
+    #[serde(borrow)]
+    pub source_encryption_context: Option<&'a RawValue>,
+    #[serde(borrow)]
+    pub destination_encryption_context: Option<&'a RawValue>,
+}
+
+impl RequestParameters<'_> {
+    /// The encryption context the call used with the key in `role`.
+    fn context_for(&self, role: KeyRole) -> Option<&RawValue> {
+        let own = match role {
+            KeyRole::Key => None,
+            KeyRole::Source => self.source_encryption_context,
+            KeyRole::Destination => self.destination_encryption_context,
+        };
+        own.or(self.encryption_context)
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -312,7 +330,7 @@ pub fn use_copies(
             encryption_context: r
                 .request_parameters
                 .as_ref()
-                .and_then(|p| p.encryption_context)
+                .and_then(|p| p.context_for(*role))
                 .map(|raw| compact_json(raw.get())),
             recipient_account_id: owned(&r.recipient_account_id),
             log_object: log_object.to_string(),

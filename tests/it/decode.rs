@@ -149,3 +149,54 @@ fn a_records_attribution_does_not_depend_on_the_object_it_arrived_in() {
         })
         .unwrap();
 }
+
+/// Records in the shapes AWS publishes (`tests/data/real/`, each with its source): every tracked
+/// operation family, failed calls, services acting for a user or on their own, ReEncrypt's two
+/// contexts, a caller's copy, records without `recipientAccountId`, `tlsDetails` or `userAgent`,
+/// event versions 1.02 to 1.11 — each read as worked out by hand in the file.
+#[test]
+fn records_in_the_shapes_aws_publishes_are_read_as_worked_out_by_hand() {
+    use keytrail::model::KeyArn;
+    use serde_json::{json, Value};
+    let path = crate::common::repo().join("tests/data/real/records.json");
+    let cases: Vec<Value> = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    // Every key a record names is in scope, so that a record that is no use is none on its merits.
+    let arns: std::collections::BTreeSet<String> = cases
+        .iter()
+        .flat_map(|c| {
+            c["record"]["resources"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+        })
+        .map(|r| r["ARN"].as_str().unwrap().to_string())
+        .collect();
+    let keys: Vec<KeyArn> = arns.iter().map(|a| KeyArn::parse(a).unwrap()).collect();
+    let index = KeyIndex::new(keys.iter().map(|k| (k, &[][..])));
+    for case in &cases {
+        let doc = serde_json::to_vec(&json!({ "Records": [case["record"]] })).unwrap();
+        let name = case["case"].as_str().unwrap();
+        let decoded = decode_json(&doc, &index, "real").unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(decoded.kms_records, 1, "{name}");
+        assert_eq!(decoded.malformed_records, 0, "{name}");
+        let got: Vec<Value> = decoded
+            .uses
+            .iter()
+            .map(|u| {
+                json!({
+                    "key": u.key.as_str(),
+                    "role": u.role.as_str(),
+                    "operation": u.operation,
+                    "event_id": u.event_id,
+                    "principal": u.principal_arn.as_deref()
+                        .or(u.invoked_by.as_deref())
+                        .or(u.principal_account.as_deref()),
+                    "recipient": u.recipient_account_id,
+                    "context": u.encryption_context,
+                })
+            })
+            .collect();
+        assert_eq!(Value::Array(got), case["uses"], "{name}");
+    }
+    assert!(cases.len() >= 10);
+}
