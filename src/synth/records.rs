@@ -74,7 +74,17 @@ pub(crate) fn call_record(call: &Call, kind: CopyKind) -> String {
         "Encrypt" | "Decrypt" | "GenerateDataKey" | "GenerateDataKeyWithoutPlaintext" | "ReEncrypt"
     ) {
         params.insert("encryptionAlgorithm".into(), json!("SYMMETRIC_DEFAULT"));
-        params.insert("encryptionContext".into(), json!({"aws:s3:arn": format!("arn:aws:s3:::data-{}/obj-{}", call.owner_account, call.id)}));
+        let context = |side: &str| json!({"aws:s3:arn": format!("arn:aws:s3:::data-{}/{side}obj-{}", call.owner_account, call.id)});
+        // ReEncrypt names a context per key, as AWS writes it; the others one.
+        if call.op == "ReEncrypt" {
+            params.insert("sourceEncryptionContext".into(), context("source-"));
+            params.insert(
+                "destinationEncryptionContext".into(),
+                context("destination-"),
+            );
+        } else {
+            params.insert("encryptionContext".into(), context(""));
+        }
     }
     if call.op == "GenerateDataKey" {
         params.insert("keySpec".into(), json!("AES_256"));
@@ -100,6 +110,14 @@ pub(crate) fn call_record(call: &Call, kind: CopyKind) -> String {
         "tlsDetails": {"tlsVersion": "TLSv1.3", "cipherSuite": "TLS_AES_128_GCM_SHA256", "clientProvidedHostHeader": format!("kms.{}.amazonaws.com", call.region)}
     });
     let o = r.as_object_mut().expect("object");
+    // Records written in the older shape (resources without `type`) are of event version 1.02:
+    // no tlsDetails, managementEvent or eventCategory yet.
+    if call.resources == ResourceStyle::Untyped {
+        o.insert("eventVersion".into(), json!("1.02"));
+        for newer in ["tlsDetails", "managementEvent", "eventCategory"] {
+            o.remove(newer);
+        }
+    }
     if let Some(code) = &call.error_code {
         o.insert("errorCode".into(), json!(code));
         o.insert(
