@@ -24,6 +24,7 @@ pub struct RunOutcome {
 pub fn run(cfg: &Config) -> anyhow::Result<RunOutcome> {
     let started = std::time::Instant::now();
     cfg.logs.check()?;
+    let verify_with = integrity::live::VerifyWith::read(cfg)?;
     let staging = Staging::create(&cfg.out, cfg.overwrite)?;
     let journal = checkpoint::dir_for(&cfg.out);
     let source = inventory::Source::of(&cfg.usage, &journal.join(checkpoint::USAGE), cfg.resume);
@@ -63,10 +64,11 @@ pub fn run(cfg: &Config) -> anyhow::Result<RunOutcome> {
         cloudtrail,
         &plan,
         scanned,
+        verify_with,
         cfg,
         dest.trails(),
         &mut warnings,
-    ))?;
+    ));
     let live = aws.filter(|_| cfg.usage == Usage::Aws);
     let evidence = rt.block_on(lookup::fill(
         evidence,

@@ -17,16 +17,17 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 /// why it could not be read.
 pub type Named = HashMap<String, Result<Digest, String>>;
 
-/// The keys the listed `digests` name as previous digests that are not among them: what must be
-/// looked up (in `named`) before the walk.
-pub fn unlisted_predecessors(digests: &[Digest]) -> BTreeSet<String> {
+/// The keys the listed `digests` name as previous digests that are not among them, each with a
+/// digest that names it (whose account and region it is read as): what must be looked up (in
+/// `named`) before the walk.
+pub fn unlisted_predecessors(digests: &[Digest]) -> BTreeMap<String, &Digest> {
     let listed: BTreeSet<&str> = digests.iter().map(|d| d.key.as_str()).collect();
     digests
         .iter()
         .filter(|d| !d.backfill)
-        .filter_map(|d| d.prev_object.as_deref())
-        .filter(|k| !listed.contains(k))
-        .map(str::to_string)
+        .filter_map(|d| Some((d.prev_object.as_deref()?, d)))
+        .filter(|(k, _)| !listed.contains(k))
+        .map(|(k, d)| (k.to_string(), d))
         .collect()
 }
 

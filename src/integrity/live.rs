@@ -24,25 +24,51 @@ pub struct Evidence {
     pub history: Vec<crate::scan::record::UseCopy>,
 }
 
+/// What digest signatures are checked with: the signatures (`--digest-signatures`; over s3://,
+/// each digest's object metadata adds its own) and CloudTrail's public keys (`--public-key`, or
+/// `ListPublicKeys`).
+#[derive(Debug)]
+pub struct VerifyWith {
+    /// Digest object key -> hex signature.
+    signatures: HashMap<String, String>,
+    public_keys: PublicKeys,
+}
+
+impl VerifyWith {
+    /// Reads the files the flags name — before anything runs, so that a bad one stops the run
+    /// at once, not after the scan.
+    pub fn read(cfg: &Config) -> anyhow::Result<VerifyWith> {
+        Ok(VerifyWith {
+            signatures: match &cfg.integrity.signatures {
+                Some(p) => read_signatures(p)?,
+                None => Default::default(),
+            },
+            public_keys: read_public_keys(&cfg.integrity.public_keys)?,
+        })
+    }
+}
+
 /// Fetches the plan's digests from `archive` and checks them against what the scan read, as
 /// `--verify-integrity` asks. `cloudtrail` is where `ListPublicKeys` is asked (an S3 archive
 /// without `--public-key`); `trails` are the trails read, to warn when one validates logs but no
 /// digest was found.
+#[allow(clippy::too_many_arguments)]
 pub async fn check<A: Archive>(
     archive: &A,
     cloudtrail: Option<&Aws>,
     plan: &Plan,
     scan: ScanResult,
+    with: VerifyWith,
     cfg: &Config,
     trails: Option<&[Trail]>,
     warnings: &mut Warnings,
-) -> anyhow::Result<Evidence> {
-    let mut signatures = match &cfg.integrity.signatures {
-        Some(p) => read_signatures(p)?,
-        None => Default::default(),
-    };
-    let mut public_keys = read_public_keys(&cfg.integrity.public_keys)?;
-    if plan.digests.is_empty() && cfg.integrity.mode != VerifyMode::Off {
+) -> Evidence {
+    let VerifyWith {
+        mut signatures,
+        mut public_keys,
+    } = with;
+    let none_found = plan.digests.is_empty();
+    if none_found && cfg.integrity.mode != VerifyMode::Off {
         for t in trails
             .into_iter()
             .flatten()
@@ -54,23 +80,16 @@ pub async fn check<A: Archive>(
             ));
         }
     }
-    match (cfg.integrity.mode, plan.digests.is_empty()) {
-        (VerifyMode::Off, _) | (VerifyMode::Auto, true) => {
-            return Ok(Evidence {
-                scan,
-                ..Evidence::default()
-            })
-        }
-        (VerifyMode::On, true) => {
-            warnings.push(
-                "--verify-integrity on: no digest files found for the planned accounts and regions; nothing could be verified",
-            );
-            return Ok(Evidence {
-                scan,
-                ..Evidence::default()
-            });
-        }
-        (_, false) => {}
+    if none_found && cfg.integrity.mode == VerifyMode::On {
+        warnings.push(
+            "--verify-integrity on: no digest files found for the planned accounts and regions; nothing could be verified",
+        );
+    }
+    if none_found || cfg.integrity.mode == VerifyMode::Off {
+        return Evidence {
+            scan,
+            ..Evidence::default()
+        };
     }
     let digests = fetch(archive, &plan.digests, cfg.concurrency, &mut signatures).await;
     if let (Some(aws), true) = (cloudtrail, cfg.integrity.public_keys.is_empty()) {
@@ -98,11 +117,11 @@ pub async fn check<A: Archive>(
             checked.signatures_unchecked
         ));
     }
-    Ok(Evidence {
+    Evidence {
         scan,
         integrity: Some(checked),
         history: Vec::new(),
-    })
+    }
 }
 
 /// The digests the listed ones name as their previous ones but that were not listed (before the
@@ -115,11 +134,7 @@ async fn predecessors<A: Archive>(
 ) -> super::Named {
     let lookups = super::unlisted_predecessors(digests)
         .into_iter()
-        .map(|key| async move {
-            let of = digests
-                .iter()
-                .find(|d| d.prev_object.as_deref() == Some(key.as_str()))
-                .expect("a named predecessor has a successor");
+        .map(|(key, of)| async move {
             let got = archive
                 .get(&key)
                 .await
