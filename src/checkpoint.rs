@@ -22,8 +22,10 @@ use crate::config::DecodeLimits as Limits;
 use crate::config::{Config, Logs};
 use crate::inventory::Key;
 use crate::model::hex;
+use crate::plan::list::ListError;
 use crate::plan::Plan;
 use crate::progress::Progress;
+use crate::scan::callers;
 use crate::scan::fetch::InFlight;
 use crate::scan::record::KeyIndex;
 use crate::scan::record::UseCopy;
@@ -326,18 +328,18 @@ impl Scanner {
         })
     }
 
-    /// Scans the plan's objects of `archive`, but those the checkpoint already holds.
+    /// Scans `objects` of `archive`, but those the checkpoint already holds.
     pub async fn scan<A: Archive>(
         &self,
         archive: &A,
-        plan: &Plan,
+        objects: &[ObjectRef],
         index: Arc<KeyIndex>,
         pool: &rayon::ThreadPool,
         cfg: &Config,
     ) -> ScanResult {
-        let (held, todo) = self.checkpoint.take(&plan.objects);
+        let (held, todo) = self.checkpoint.take(objects);
         self.taken
-            .store(held.len(), std::sync::atomic::Ordering::Relaxed);
+            .fetch_add(held.len(), std::sync::atomic::Ordering::Relaxed);
         let bytes = todo.iter().map(|o| o.size).sum();
         let progress = Progress::scan(todo.len() as u64, bytes, cfg.progress);
         let in_flight = InFlight {
@@ -359,6 +361,32 @@ impl Scanner {
         .await;
         progress.finish();
         ScanResult::of(held.into_iter().chain(fresh))
+    }
+
+    /// The scan of the plan: its objects, then the callers' folders that name who made the
+    /// cross-account uses found ([`crate::scan::callers`]), added to the plan and read the same
+    /// way. Returns the plan as read and the result of both.
+    pub async fn scan_plan<A: Archive>(
+        &self,
+        archive: &A,
+        mut plan: Plan,
+        index: Arc<KeyIndex>,
+        pool: &rayon::ThreadPool,
+        cfg: &Config,
+    ) -> Result<(Plan, ScanResult), ListError> {
+        let first = self
+            .scan(archive, &plan.objects, index.clone(), pool, cfg)
+            .await;
+        let wanted = callers::wanted(&first);
+        let added = crate::plan::list::add_callers(archive, &mut plan, wanted.prefixes).await?;
+        if added.is_empty() {
+            return Ok((plan, first));
+        }
+        let second = self.scan(archive, &added, index, pool, cfg).await;
+        Ok((
+            plan,
+            first.merge(callers::keep_wanted(second, &wanted.calls)),
+        ))
     }
 
     /// How many objects' results came from the checkpoint of an interrupted run.

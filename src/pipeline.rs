@@ -56,7 +56,8 @@ pub fn run(cfg: &Config) -> anyhow::Result<RunOutcome> {
         tracked.keys().map(|k| (&k.arn, k.aliases.as_slice())),
     ));
     let scanner = checkpoint::Scanner::open(cfg, &dest.logs, &tracked, &plan)?;
-    let scanned = rt.block_on(scanner.scan(&archive, &plan, index.clone(), &engines.pool, cfg));
+    let (plan, scanned) =
+        rt.block_on(scanner.scan_plan(&archive, plan, index.clone(), &engines.pool, cfg))?;
     // CloudTrail's public keys are asked for where the digests come from S3.
     let cloudtrail = aws.filter(|_| archive.bucket().is_some());
     let evidence = rt.block_on(integrity::live::check(

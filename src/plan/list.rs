@@ -36,11 +36,45 @@ pub async fn make<A: Archive>(
     if cfg.integrity.mode != VerifyMode::Off {
         plan.digests = list_digests(archive, &folders, &plan.prefixes).await?;
     }
+    plan.folders = folders.trails;
     Ok(plan)
 }
 
+/// Adds the callers' folders `wanted` to the plan — those of accounts the archive holds and not
+/// planned already — with their objects and, when the plan checks digests, their digests, so
+/// they are read and checked like any other. Returns the objects added.
+pub async fn add_callers<A: Archive>(
+    archive: &A,
+    plan: &mut Plan,
+    wanted: BTreeSet<DayPrefix>,
+) -> Result<Vec<ObjectRef>, ListError> {
+    let held: BTreeSet<&str> = plan.folders.iter().map(|t| t.account.as_str()).collect();
+    let new: BTreeSet<DayPrefix> = wanted
+        .into_iter()
+        .filter(|p| held.contains(p.account.as_str()) && !plan.prefixes.contains(p))
+        .collect();
+    if new.is_empty() {
+        return Ok(Vec::new());
+    }
+    let folders = TrailFolders {
+        trails: plan.folders.clone(),
+    };
+    let objects = list(archive, &folders, &new).await?;
+    if plan.hashes_logs() {
+        plan.digests
+            .extend(list_digests(archive, &folders, &new).await?);
+        plan.digests.sort();
+        plan.digests.dedup();
+    }
+    plan.objects.extend(objects.iter().cloned());
+    plan.objects.sort();
+    plan.prefixes.extend(new.iter().cloned());
+    plan.callers.extend(new);
+    Ok(objects)
+}
+
 /// One `.../<account>/CloudTrail/` folder.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
 pub struct TrailDir {
     pub account: String,
     /// The folder's key, with a trailing slash.

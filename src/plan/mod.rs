@@ -68,8 +68,13 @@ pub struct Plan {
     pub format: u32,
     /// In the inventory's (ARN) order.
     pub keys: Vec<KeyPlan>,
-    /// The account/region/day folders to read.
+    /// The account/region/day folders to read (with the callers' folders, once added).
     pub prefixes: BTreeSet<DayPrefix>,
+    /// The callers' folders added after the scan ([`list::add_callers`]): read only for the
+    /// caller's own copy of a cross-account use, which names who called. A subset of `prefixes`.
+    pub callers: BTreeSet<DayPrefix>,
+    /// The archive's trail folders (`.../<account>/CloudTrail/`), where the prefixes are.
+    pub folders: Vec<list::TrailDir>,
     /// The log folders' objects, sorted by key ([`list::make`] fills them in).
     pub objects: Vec<ObjectRef>,
     /// The digest files of the planned days and the day after each; empty when integrity is not
@@ -79,7 +84,7 @@ pub struct Plan {
 
 impl Plan {
     /// The plan's layout version: a plan of another format is refused, not misread.
-    pub const FORMAT: u32 = 1;
+    pub const FORMAT: u32 = 2;
 
     /// The plan as another process reads it.
     pub fn to_json(&self) -> String {

@@ -47,6 +47,8 @@ pub struct Summary {
     pub verdicts: BTreeMap<&'static str, usize>,
     pub tracking: BTreeMap<&'static str, usize>,
     pub planned_prefixes: usize,
+    /// Of them, the callers' folders read for the callers' copies of cross-account uses.
+    pub caller_prefixes: usize,
     pub stats: ScanStats,
     pub pre_tracking_events: usize,
     /// The digest check, when it ran.
@@ -90,6 +92,7 @@ impl Summary {
             evidence.scan.stats.clone(),
             plan.prefixes.len(),
         );
+        s.caller_prefixes = plan.callers.len();
         s.warnings.extend(warnings.into_vec());
         s.peak_rss_mib = crate::progress::peak_rss_mib();
         if let Some((path, e)) = facts.checkpoint_error.take() {
@@ -157,6 +160,7 @@ impl Summary {
             verdicts,
             tracking,
             planned_prefixes,
+            caller_prefixes: 0,
             stats,
             pre_tracking_events: events,
             peak_rss_mib: None,
@@ -195,6 +199,7 @@ impl Summary {
             "verdicts": self.verdicts,
             "tracking_status": self.tracking,
             "planned_prefixes": self.planned_prefixes,
+            "caller_prefixes": self.caller_prefixes,
             "objects": {
                 "read": s.objects_read,
                 "skipped": s.objects_skipped,

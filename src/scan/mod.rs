@@ -4,6 +4,7 @@
 //! turns bytes into records (with `split` finding record boundaries), `record` holds the rules of
 //! what a use is. The result is a [`ScanResult`]: results of disjoint object sets merge.
 
+pub mod callers;
 pub mod decode;
 pub mod fetch;
 pub mod record;

@@ -99,8 +99,14 @@ fn scope_truth(
     cal: &Calendar,
     all: bool,
 ) -> Value {
-    let scope = scope(keys, calls, objects, cal, all);
-    let sight = seen(objects, calls, &scope.planned);
+    let mut scope = scope(keys, calls, objects, cal, all);
+    let mut sight = seen(objects, calls, &scope.planned, None);
+    // Then the callers' folders, for the caller copies of the cross-account uses seen.
+    let (folders, wanted) = callers(objects, calls, &scope.planned, &sight);
+    let more = seen(objects, calls, &folders, Some(&wanted));
+    sight.copies.extend(more.copies);
+    sight.considered.extend(more.considered);
+    scope.planned.extend(folders);
     let out_keys: Vec<Value> = keys
         .iter()
         .enumerate()
@@ -195,7 +201,55 @@ struct Seen {
     considered: Vec<Value>,
 }
 
-fn seen(objects: &[Obj], calls: &[Call], planned: &BTreeSet<Prefix>) -> Seen {
+/// The callers' folders a run reads after the planned ones, and the calls whose caller copies it
+/// keeps from them: for every cross-account use whose owner's copy was seen and caller's copy was
+/// not, the caller account's folders of the call's region on the event's day and the day after
+/// that are in the archive and were not planned.
+fn callers(
+    objects: &[Obj],
+    calls: &[Call],
+    planned: &BTreeSet<Prefix>,
+    sight: &Seen,
+) -> (BTreeSet<Prefix>, HashSet<usize>) {
+    let archived: BTreeSet<&str> = objects.iter().map(|o| o.account.as_str()).collect();
+    let mut folders = BTreeSet::new();
+    let mut wanted = HashSet::new();
+    for c in calls
+        .iter()
+        .filter(|c| !c.uses.is_empty() && c.cross_account())
+    {
+        if !sight.copies.contains(&(c.id, CopyKind::Owner))
+            || sight.copies.contains(&(c.id, CopyKind::Caller))
+        {
+            continue;
+        }
+        let caller = c
+            .caller
+            .account()
+            .expect("a cross-account call has a caller account");
+        if !archived.contains(caller) {
+            continue;
+        }
+        wanted.insert(c.id);
+        let d = day_of(c.time);
+        for d in [d, d.succ_opt().expect("in range")] {
+            let p = (caller.to_string(), c.region.clone(), d);
+            if !planned.contains(&p) {
+                folders.insert(p);
+            }
+        }
+    }
+    (folders, wanted)
+}
+
+/// What reading the `planned` folders gives; of `only_callers_of`'s folders, only the caller
+/// copies of those calls are kept.
+fn seen(
+    objects: &[Obj],
+    calls: &[Call],
+    planned: &BTreeSet<Prefix>,
+    only_callers_of: Option<&HashSet<usize>>,
+) -> Seen {
     let Seen {
         copies: mut seen,
         mut read_days,
@@ -221,7 +275,11 @@ fn seen(objects: &[Obj], calls: &[Call], planned: &BTreeSet<Prefix>) -> Seen {
             ObjKind::Log => {
                 *read_days.entry(p.clone()).or_default() += 1;
                 for (id, kind) in &o.copies {
-                    seen.insert((*id, *kind));
+                    let keep =
+                        only_callers_of.is_none_or(|w| *kind == CopyKind::Caller && w.contains(id));
+                    if keep {
+                        seen.insert((*id, *kind));
+                    }
                     if calls[*id].unattributable {
                         *unattributable_days.entry(p.clone()).or_default() += 1;
                     }

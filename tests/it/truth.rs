@@ -254,6 +254,71 @@ fn a_one_region_thirty_day_run_reads_only_its_prefixes() {
         })
         .collect();
     let total = crate::common::files(&logs).len();
+    // And the callers' folders: for each cross-account use in the planned logs (read here with
+    // gzip and serde_json), the caller account's folder of this region on the event's day and
+    // the day after, where the archive has that folder (777788889999 has none) — none of this
+    // run's planned folders is a caller's.
+    let keys: BTreeSet<String> = lines
+        .iter()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            v["KeyMetadata"]["Arn"]
+                .as_str()
+                .or(v["KeyArn"].as_str())
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    let mut caller_days: BTreeSet<(String, NaiveDate)> = BTreeSet::new();
+    for k in &want {
+        for r in records(&logs.join(k)) {
+            let caller = r["userIdentity"]["accountId"].as_str().unwrap_or(account);
+            let names_key = r["resources"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|x| keys.contains(x["ARN"].as_str().unwrap_or_default()));
+            let name = r["eventName"].as_str().unwrap_or_default();
+            if r["eventSource"] == "kms.amazonaws.com"
+                && keytrail::model::TRACKED_OPERATIONS.contains(&name)
+                && r["errorCode"].is_null()
+                && r["recipientAccountId"] == account
+                && caller != account
+                && r["sharedEventID"].is_string()
+                && names_key
+            {
+                let t = chrono::DateTime::parse_from_rfc3339(r["eventTime"].as_str().unwrap())
+                    .unwrap()
+                    .naive_utc()
+                    .date();
+                caller_days.extend([
+                    (caller.to_string(), t),
+                    (caller.to_string(), t + Duration::days(1)),
+                ]);
+            }
+        }
+    }
+    assert!(
+        !caller_days.is_empty(),
+        "the synth archive has cross-account uses"
+    );
+    let callers: BTreeSet<String> = crate::common::files(&logs)
+        .into_iter()
+        .map(|p| p.strip_prefix(&logs).unwrap().to_string_lossy().to_string())
+        .filter(|k| {
+            let parts: Vec<&str> = k.split('/').collect();
+            parts.len() == 8
+                && parts[2] == "CloudTrail"
+                && parts[3] == region
+                && caller_days.iter().any(|(a, d)| {
+                    parts[1] == a
+                        && format!("{}/{}/{}", parts[4], parts[5], parts[6])
+                            == d.format("%Y/%m/%d").to_string()
+                })
+        })
+        .collect();
+    assert!(!callers.is_empty(), "{caller_days:?}");
+    let want: BTreeSet<String> = want.union(&callers).cloned().collect();
     assert!(
         want.len() * 3 < total,
         "{} of {total}: the run must be a small part",
@@ -264,5 +329,84 @@ fn a_one_region_thirty_day_run_reads_only_its_prefixes() {
     assert!(
         extra.is_empty() && missed.is_empty(),
         "read but not planned: {extra:?}\nplanned but not read: {missed:?}"
+    );
+}
+
+/// The records of a gzip'd CloudTrail log file.
+fn records(path: &std::path::Path) -> Vec<serde_json::Value> {
+    use std::io::Read;
+    let mut json = String::new();
+    let Ok(bytes) = std::fs::read(path) else {
+        return Vec::new();
+    };
+    if flate2::read::MultiGzDecoder::new(&bytes[..])
+        .read_to_string(&mut json)
+        .is_err()
+    {
+        return Vec::new(); // the archive's corrupt objects
+    }
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap_or_default();
+    v["Records"].as_array().cloned().unwrap_or_default()
+}
+
+/// A key's row is the same whether it is the only key of the run or one of many: its uses come
+/// from its owner's copies, and the caller's copies of its cross-account uses are read from the
+/// callers' folders for it (not only when another key's folders happen to hold them). Checked
+/// for every key with cross-account callers, against the full run and the generator's truth.
+#[test]
+fn a_key_alone_and_among_others_gets_the_same_row() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("synth");
+    let truth = synth(&data, &["--seed", "31"]);
+    let logs = data.join("logs");
+    let all = tmp.path().join("all");
+    let (code, text) = run(&data.join("usage.jsonl"), &logs, &all, &[]);
+    assert!(code <= 1, "{text}");
+    let among: BTreeMap<String, Value> = read_table(&all.join("key_usage"))
+        .into_iter()
+        .map(|r| (r["key_arn"].as_str().unwrap().to_string(), r))
+        .collect();
+    let usage = std::fs::read_to_string(data.join("usage.jsonl")).unwrap();
+    let crossed: Vec<&Value> = truth["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|k| {
+            k["other_account_callers"]
+                .as_array()
+                .is_some_and(|a| !a.is_empty())
+        })
+        .collect();
+    assert!(
+        crossed.len() >= 2,
+        "the archive has keys with cross-account callers"
+    );
+    let mut callers_read = 0;
+    for want in crossed {
+        let arn = want["key_arn"].as_str().unwrap();
+        let id = arn.rsplit('/').next().unwrap();
+        let line: Vec<&str> = usage.lines().filter(|l| l.contains(id)).collect();
+        assert_eq!(line.len(), 1, "{arn}");
+        let one = tmp.path().join(format!("{id}.jsonl"));
+        std::fs::write(&one, format!("{}\n", line[0])).unwrap();
+        let out = tmp.path().join(id);
+        let (code, text) = run(&one, &logs, &out, &[]);
+        assert!(code <= 1, "{text}");
+        let alone = read_table(&out.join("key_usage"));
+        assert_eq!(alone.len(), 1);
+        assert_eq!(alone[0], among[arn], "{arn}: alone vs among the others");
+        // Callers with a folder in the archive are named by ARN; 777788889999 has none.
+        assert_eq!(
+            alone[0]["pre_tracking_principals"], want["pre_tracking_principals"],
+            "{arn}"
+        );
+        let summary: Value =
+            serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap())
+                .unwrap();
+        callers_read += summary["caller_prefixes"].as_u64().unwrap();
+    }
+    assert!(
+        callers_read > 0,
+        "some callers' folders were read for a key alone"
     );
 }
