@@ -174,6 +174,8 @@ fn merge(copies: Vec<UseCopy>) -> Use {
         .clone()
         .or_else(|| base.principal_account.clone());
     merged.invoked_by = who.invoked_by.clone().or_else(|| base.invoked_by.clone());
+    merged.source_ip = who.source_ip.clone().or_else(|| base.source_ip.clone());
+    merged.user_agent = who.user_agent.clone().or_else(|| base.user_agent.clone());
     merged.encryption_context = base
         .encryption_context
         .clone()
@@ -701,7 +703,9 @@ mod tests {
     fn cross_account_copies_are_one_use_with_the_owner_event_id_and_the_caller_arn() {
         let caller_arn = "arn:aws:sts::444455556666:assumed-role/etl/s";
         let owner = copy("owner-e", Some("s1"), A, None, B, "oa");
-        let caller = copy("caller-e", Some("s1"), B, Some(caller_arn), B, "ob");
+        let mut caller = copy("caller-e", Some("s1"), B, Some(caller_arn), B, "ob");
+        caller.source_ip = Some("198.51.100.7".into());
+        caller.user_agent = Some("Boto3/1.34.0".into());
         for input in [
             vec![owner.clone(), caller.clone()],
             vec![caller.clone(), owner.clone(), owner.clone()],
@@ -715,6 +719,11 @@ mod tests {
             );
             assert_eq!(u.principal(), Some(caller_arn));
             assert_eq!(u.principal_type.as_deref(), Some("AssumedRole"));
+            // Where and how the caller called: from the caller's copy.
+            assert_eq!(
+                (u.source_ip.as_deref(), u.user_agent.as_deref()),
+                (Some("198.51.100.7"), Some("Boto3/1.34.0"))
+            );
             assert_eq!(u.log_object, "oa");
         }
         // Only the owner's copy read: the caller's account is all we know.
