@@ -15,6 +15,16 @@ const FALLBACK_REGION: &str = "us-east-1";
 #[derive(Debug, Clone)]
 pub struct Aws {
     pub sdk: SdkConfig,
+    /// No region was configured anywhere (flag, profile, environment): `FALLBACK_REGION` is used.
+    pub region_fallback: bool,
+}
+
+/// Who the base credentials are (STS `GetCallerIdentity`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Caller {
+    pub account: String,
+    /// `aws`, `aws-cn`, `aws-us-gov`: the partition of role ARNs.
+    pub partition: String,
 }
 
 /// Loads the shared configuration. `profile` and `region` come from the command line and win
@@ -40,13 +50,51 @@ pub async fn load(profile: Option<&str>, region: Option<&str>) -> Aws {
         loader = loader.region(Region::new(r.to_string()));
     }
     let mut sdk = loader.load().await;
-    if sdk.region().is_none() {
+    let region_fallback = sdk.region().is_none();
+    if region_fallback {
         sdk = sdk
             .into_builder()
             .region(Region::from_static(FALLBACK_REGION))
             .build();
     }
-    Aws { sdk }
+    Aws {
+        sdk,
+        region_fallback,
+    }
+}
+
+/// One line a person can act on for an SDK error: the service's code and message, or what kept
+/// the request from being sent (no credentials, an endpoint not reached) — never the SDK's
+/// debug structure.
+pub fn explain<E, R>(e: &aws_sdk_kms::error::SdkError<E, R>) -> String
+where
+    E: std::error::Error + aws_sdk_kms::error::ProvideErrorMetadata + 'static,
+    R: std::fmt::Debug,
+{
+    use aws_sdk_kms::error::SdkError;
+    use std::error::Error;
+    match e {
+        SdkError::ServiceError(se) => match (se.err().code(), se.err().message()) {
+            (Some(c), Some(m)) => format!("{c}: {m}"),
+            (Some(c), None) => c.to_string(),
+            _ => aws_sdk_kms::error::DisplayErrorContext(e).to_string(),
+        },
+        _ => {
+            // The innermost cause says it best ("no credentials in the chain", "connection refused").
+            let mut cause: &dyn Error = e;
+            let mut text = cause.to_string();
+            while let Some(next) = cause.source() {
+                cause = next;
+                text = cause.to_string();
+            }
+            let credentials = text.contains("credentials") || text.contains("Credentials");
+            if credentials {
+                format!("{text} (set AWS_PROFILE or --profile, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY; expired SSO sessions need `aws sso login`)")
+            } else {
+                text
+            }
+        }
+    }
 }
 
 /// Whether an endpoint override applies to `service` (`S3`, `KMS`, `CLOUDTRAIL`).
@@ -106,7 +154,94 @@ impl Aws {
         aws_sdk_cloudtrail::Client::from_conf(conf.build())
     }
 
+    /// The base credentials' account and partition.
+    pub async fn caller(&self) -> Result<Caller, String> {
+        let conf = aws_sdk_sts::config::Builder::from(&self.sdk);
+        let out = aws_sdk_sts::Client::from_conf(conf.build())
+            .get_caller_identity()
+            .send()
+            .await
+            .map_err(|e| format!("sts:GetCallerIdentity failed: {}", explain(&e)))?;
+        let account = out
+            .account()
+            .ok_or("sts:GetCallerIdentity answered without Account")?
+            .to_string();
+        let partition = out
+            .arn()
+            .and_then(|a| a.split(':').nth(1))
+            .unwrap_or("aws")
+            .to_string();
+        Ok(Caller { account, partition })
+    }
+
+    /// An Organizations client (a global service, signed for us-east-1).
+    pub fn organizations(&self) -> aws_sdk_organizations::Client {
+        let conf = aws_sdk_organizations::config::Builder::from(&self.sdk)
+            .region(Region::from_static(FALLBACK_REGION));
+        aws_sdk_organizations::Client::from_conf(conf.build())
+    }
+
+    /// This configuration with the credentials of `role_arn`, assumed with these credentials.
+    /// The first credentials are fetched now, so a role that cannot be assumed fails here with
+    /// its reason; later ones are fetched by the SDK's credentials cache before they expire, so
+    /// a long inventory outlives any one session.
+    pub async fn assume(&self, role_arn: &str, external_id: Option<&str>) -> Result<Aws, String> {
+        use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider};
+        let mut builder = aws_config::sts::AssumeRoleProvider::builder(role_arn)
+            .session_name("keytrail-inventory")
+            .configure(&self.sdk);
+        if let Some(id) = external_id {
+            builder = builder.external_id(id);
+        }
+        let provider = builder.build().await;
+        provider.provide_credentials().await.map_err(|e| {
+            let mut text = e.to_string();
+            let mut cause: &dyn std::error::Error = &e;
+            while let Some(next) = cause.source() {
+                cause = next;
+                text = cause.to_string();
+            }
+            format!("sts:AssumeRole on {role_arn} failed: {text}")
+        })?;
+        let sdk = self
+            .sdk
+            .clone()
+            .into_builder()
+            .credentials_provider(SharedCredentialsProvider::new(provider))
+            .build();
+        Ok(Aws {
+            sdk,
+            region_fallback: self.region_fallback,
+        })
+    }
+
     pub fn region(&self) -> &str {
         self.sdk.region().map_or(FALLBACK_REGION, |r| r.as_ref())
+    }
+}
+
+/// A session per account examined: the base configuration for the caller's own account, an
+/// assumed role's for the others.
+#[derive(Debug, Clone)]
+pub struct Sessions {
+    base: Aws,
+    by_account: std::collections::BTreeMap<String, Aws>,
+}
+
+impl Sessions {
+    pub fn new(base: Aws) -> Sessions {
+        Sessions {
+            base,
+            by_account: Default::default(),
+        }
+    }
+
+    pub fn insert(&mut self, account: &str, aws: Aws) {
+        self.by_account.insert(account.to_string(), aws);
+    }
+
+    /// The session of `account` (the base one for an account not entered).
+    pub fn of(&self, account: &str) -> &Aws {
+        self.by_account.get(account).unwrap_or(&self.base)
     }
 }

@@ -317,7 +317,7 @@ impl Scanner {
         let checkpoint = Checkpoint::open(&dir, &identity, cfg.resume)?;
         if tracked.source.is_live() {
             // Best effort: without it a resume asks KMS again.
-            let text = crate::inventory::snapshot_text(tracked.keys());
+            let text = crate::inventory::snapshot_text(&tracked.accounts, tracked.keys());
             let _ = write_atomically(&dir.join(USAGE), text.as_bytes());
         }
         crate::interrupt::kill_point("start", 0);

@@ -175,9 +175,79 @@ impl Default for DecodeLimits {
     }
 }
 
+/// Whose keys a live inventory examines (`--accounts`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Accounts {
+    /// The base credentials' own account.
+    Own,
+    /// Every `ACTIVE` account of the organization (Organizations `ListAccounts`).
+    Org,
+    /// These accounts.
+    List(Vec<String>),
+}
+
+impl Accounts {
+    pub fn parse(s: &str) -> Result<Accounts, String> {
+        match s.trim() {
+            "self" => Ok(Accounts::Own),
+            "org" => Ok(Accounts::Org),
+            list => {
+                let mut ids: Vec<String> = list
+                    .split(',')
+                    .map(|a| a.trim().to_string())
+                    .filter(|a| !a.is_empty())
+                    .collect();
+                if ids.is_empty() {
+                    return Err("--accounts: expected self, org, or account ids".into());
+                }
+                if let Some(bad) = ids.iter().find(|a| !crate::model::is_account_id(a)) {
+                    return Err(format!(
+                        "--accounts: {bad:?} is not a 12-digit account id (or self, org)"
+                    ));
+                }
+                ids.sort();
+                ids.dedup();
+                Ok(Accounts::List(ids))
+            }
+        }
+    }
+}
+
+/// How a live run reaches the accounts' keys and the archive.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reach {
+    pub accounts: Accounts,
+    /// The role assumed in every account but the base credentials' own (`--role-name`).
+    pub role_name: String,
+    /// `--external-id`, when the role's trust policy requires one.
+    pub external_id: Option<String>,
+    /// Accounts examined at once (`--account-concurrency`).
+    pub account_concurrency: usize,
+    /// The role the archive is read with (`--logs-role-arn`): an organization trail's bucket
+    /// usually lives in a log-archive account.
+    pub logs_role_arn: Option<String>,
+}
+
+impl Default for Reach {
+    fn default() -> Reach {
+        Reach {
+            accounts: Accounts::Own,
+            role_name: DEFAULT_ROLE_NAME.into(),
+            external_id: None,
+            account_concurrency: 16,
+            logs_role_arn: None,
+        }
+    }
+}
+
+/// The member-account role `deploy/` creates.
+pub const DEFAULT_ROLE_NAME: &str = "keytrail-audit";
+
 #[derive(Debug, Clone)]
 pub struct Config {
     pub usage: Usage,
+    /// Whose keys, and through which roles (live mode).
+    pub reach: Reach,
     /// Regions to inventory in live mode (`--usage aws`).
     pub regions: Regions,
     /// `GetKeyLastUsage` requests per second per account and region.
@@ -213,6 +283,23 @@ pub struct Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn accounts_flag() {
+        assert_eq!(Accounts::parse("self"), Ok(Accounts::Own));
+        assert_eq!(Accounts::parse("org"), Ok(Accounts::Org));
+        assert_eq!(
+            Accounts::parse("044455556666, 011122223333,044455556666"),
+            Ok(Accounts::List(vec![
+                "011122223333".into(),
+                "044455556666".into()
+            ]))
+        );
+        assert!(Accounts::parse("44455556666")
+            .unwrap_err()
+            .contains("12-digit"));
+        assert!(Accounts::parse(",").is_err());
+    }
 
     #[test]
     fn logs_locations() {

@@ -143,6 +143,23 @@ struct LiveArgs {
     /// AWS region for the clients (default: the SDK's; an S3 bucket's own region is found by itself).
     #[arg(long)]
     region: Option<String>,
+    /// Whose keys: `self` (the credentials' account), `org` (every ACTIVE account of the
+    /// organization; run from the management account or a delegated administrator), or
+    /// comma-separated account ids.
+    #[arg(long, default_value = "self")]
+    accounts: String,
+    /// The role assumed in each account but the credentials' own (see deploy/).
+    #[arg(long, default_value = keytrail::config::DEFAULT_ROLE_NAME)]
+    role_name: String,
+    /// The external id the member role's trust policy requires, if any.
+    #[arg(long)]
+    external_id: Option<String>,
+    /// Accounts examined at once; each account and region is paced on its own.
+    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=256))]
+    account_concurrency: u32,
+    /// The role the archive (--logs s3://...) is read with, e.g. in the log-archive account.
+    #[arg(long)]
+    logs_role_arn: Option<String>,
 }
 
 impl LiveArgs {
@@ -150,6 +167,23 @@ impl LiveArgs {
         self.regions
             .as_deref()
             .map_or(Ok(Regions::Configured), Regions::parse)
+    }
+
+    fn reach(&self) -> Result<keytrail::config::Reach, String> {
+        if let Some(arn) = &self.logs_role_arn {
+            if !arn.starts_with("arn:") || !arn.contains(":role/") {
+                return Err(format!(
+                    "--logs-role-arn {arn}: expected arn:<partition>:iam::<account>:role/<name>"
+                ));
+            }
+        }
+        Ok(keytrail::config::Reach {
+            accounts: keytrail::config::Accounts::parse(&self.accounts)?,
+            role_name: self.role_name.clone(),
+            external_id: self.external_id.clone(),
+            account_concurrency: self.account_concurrency as usize,
+            logs_role_arn: self.logs_role_arn.clone(),
+        })
     }
 }
 
@@ -282,6 +316,7 @@ impl RunArgs {
         }
         Ok(Config {
             usage: Usage::parse(&self.usage),
+            reach: self.live.reach()?,
             regions,
             kms_rate: self.live.kms_rate,
             logs: Logs::parse(&self.logs)?,
@@ -320,12 +355,19 @@ impl RunArgs {
 /// `keytrail inventory`: the usage snapshot alone.
 fn inventory(out: &std::path::Path, live: &LiveArgs) -> Result<Exit, String> {
     let regions = live.regions()?;
-    let n = inventory_only(out, live, &regions).map_err(|e| format!("{e:#}"))?;
+    let reach = live.reach()?;
+    let (keys, failed) =
+        inventory_only(out, live, &regions, &reach).map_err(|e| format!("{e:#}"))?;
     say(&format!(
-        "inventory: {n} keys written to {}\n",
+        "inventory: {keys} keys written to {}\n",
         out.display()
     ));
-    Ok(Exit::Clean)
+    // An account whose keys were not examined makes the snapshot incomplete.
+    Ok(if failed > 0 {
+        Exit::Incomplete
+    } else {
+        Exit::Clean
+    })
 }
 
 /// `keytrail inventory`: the live snapshot alone, written atomically.
@@ -333,27 +375,34 @@ fn inventory_only(
     out: &std::path::Path,
     live: &LiveArgs,
     regions: &Regions,
-) -> anyhow::Result<usize> {
+    reach: &keytrail::config::Reach,
+) -> anyhow::Result<(usize, usize)> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()?;
     let mut warnings = keytrail::model::Warnings::default();
-    let keys = rt.block_on(async {
+    let (keys, accounts) = rt.block_on(async {
         let aws = keytrail::aws::load(live.profile.as_deref(), live.region.as_deref()).await;
-        let mut keys = keytrail::inventory::live::keys(&aws, regions, &mut warnings).await?;
-        keytrail::tracking::live::track(&aws, &mut keys, live.kms_rate).await;
-        anyhow::Ok(keys)
+        let (mut keys, accounts, sessions) =
+            keytrail::inventory::live::organization(&aws, regions, reach, true, &mut warnings)
+                .await?;
+        keytrail::tracking::live::track(&sessions, &mut keys, live.kms_rate).await;
+        anyhow::Ok((keys, accounts))
     })?;
     for w in warnings.as_slice() {
         eprintln!("keytrail: warning: {w}");
     }
     let tmp = out.with_extension("jsonl.keytrail-tmp");
-    keytrail::inventory::write_snapshot(&keys, &tmp)
+    keytrail::inventory::write_snapshot(&accounts, &keys, &tmp)
         .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", tmp.display()))?;
     std::fs::rename(&tmp, out)
         .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", out.display()))?;
-    Ok(keys.len())
+    let failed = accounts
+        .iter()
+        .filter(|a| a.status == keytrail::inventory::accounts::AccountStatus::Failed)
+        .count();
+    Ok((keys.len(), failed))
 }
 
 /// Prints to stdout; a closed pipe (`keytrail run ... | head`) is not an error, since the

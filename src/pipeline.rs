@@ -33,19 +33,29 @@ pub fn run(cfg: &Config) -> anyhow::Result<RunOutcome> {
     let mut warnings = Warnings::default();
     let rt = &engines.rt;
 
-    let inventory = rt.block_on(inventory::live::take(
+    let (inventory, sessions) = rt.block_on(inventory::live::take(
         source,
         aws,
         &cfg.regions,
+        &cfg.reach,
+        cfg.progress,
         &mut warnings,
     ))?;
     let tracked = rt.block_on(tracking::live::track_inventory(
         inventory,
-        aws,
+        sessions.as_ref(),
         cfg.kms_rate,
     ));
     let dest = rt.block_on(trails::review(cfg, aws, &tracked.keys, &mut warnings))?;
-    let archive = rt.block_on(archive::open(&dest.logs, aws))?;
+    // The archive is read with --logs-role-arn's session when given (a log-archive account).
+    let logs_session = match (&cfg.reach.logs_role_arn, aws, &dest.logs) {
+        (Some(role), Some(aws), Logs::S3 { .. }) => Some(
+            rt.block_on(aws.assume(role, cfg.reach.external_id.as_deref()))
+                .map_err(|e| anyhow::anyhow!("--logs-role-arn: {e}"))?,
+        ),
+        _ => None,
+    };
+    let archive = rt.block_on(archive::open(&dest.logs, logs_session.as_ref().or(aws)))?;
     let plan = rt.block_on(plan::list::make(
         &archive,
         &tracked.keys,
@@ -93,6 +103,7 @@ pub fn run(cfg: &Config) -> anyhow::Result<RunOutcome> {
             elapsed_seconds: started.elapsed().as_secs_f64(),
             resumed_objects: scanner.resumed_objects(),
             checkpoint_error: scanner.error(),
+            accounts: inventory::accounts::rows(&tracked.accounts, tracked.keys()),
         },
         warnings,
     );

@@ -54,7 +54,7 @@ def arrow_matches(ddl_type, t):
     return False
 
 
-tables = ["key_usage", "kms_events", "scan_manifest"]
+tables = ["key_usage", "kms_events", "scan_manifest", "accounts"]
 if os.path.isdir(f"{report}/integrity"):
     tables.append("integrity")
 for table in tables:
@@ -86,11 +86,12 @@ con.execute(
     "hive_partitioning = true, hive_types_autocast = false)"
 )
 con.execute(f"CREATE VIEW scan_manifest AS SELECT * FROM read_parquet('{report}/scan_manifest/*.parquet')")
+con.execute(f"CREATE VIEW accounts AS SELECT * FROM read_parquet('{report}/accounts/*.parquet')")
 
 
 # Account ids are 12-character strings: one with a leading zero stays one in every table, in the
 # Hive partition read as the README's views read it, and in the DDL.
-for table in ("key_usage", "kms_events", "scan_manifest"):
+for table in ("key_usage", "kms_events", "scan_manifest", "accounts"):
     ids = [r[0] for r in con.execute(f"SELECT DISTINCT account_id FROM {table}").fetchall()]
     ok = all(isinstance(a, str) and re.fullmatch(r"[0-9]{12}", a) for a in ids) and any(a.startswith("0") for a in ids)
     check(f"{table}.account_id is a 12-character string, leading zeros kept", ok, str(ids))
@@ -134,6 +135,12 @@ check("keys_used_from_other_accounts.sql", got == want and bool(want), f"{got} v
 got = sorted(r["object"] for r in run("unreadable_log_objects.sql"))
 want = sorted(o["object"] for o in truth["objects"] if o["status"] == "unreadable")
 check("unreadable_log_objects.sql", got == want and bool(want), f"{got} vs {want}")
+
+# A snapshot names no accounts: every account of its keys is inventoried, and those with keys
+# GetKeyLastUsage failed for are the ones not wholly examined.
+got = sorted(r["account_id"] for r in run("accounts_not_examined.sql"))
+want = sorted({k.split(":")[4] for k in truth["errored_keys"]})
+check("accounts_not_examined.sql", got == want and bool(want), f"{got} vs {want}")
 
 passed, failed = results.count(True), results.count(False)
 print(f"{passed} passed, {failed} failed")

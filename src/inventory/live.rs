@@ -3,9 +3,10 @@
 //! It returns the same `Key` values the snapshot reader does; `GetKeyLastUsage` is the tracking
 //! stage's (`tracking::live`).
 
-use super::{read_snapshot, Inventory, Key, Source};
-use crate::aws::Aws;
-use crate::config::Regions;
+use super::accounts::{Account, AccountStatus};
+use super::{read_inventory, Inventory, Key, Source};
+use crate::aws::{explain, Aws, Caller, Sessions};
+use crate::config::{Accounts, Reach, Regions};
 use crate::model::Warnings;
 use crate::model::{Instant, KeyArn};
 use anyhow::Context;
@@ -14,39 +15,224 @@ use chrono::{TimeZone, Utc};
 use futures::stream::{self, StreamExt, TryStreamExt};
 use std::collections::BTreeMap;
 
-/// The inventory stage: the keys of a snapshot (or of a resumed run's kept one), or of every
-/// requested region of the account when `source` is live.
+/// The inventory stage: the keys of a snapshot (or of a resumed run's kept one), or, when
+/// `source` is live, of every requested region of every account `reach` names — each entered
+/// with its own session, `reach.account_concurrency` at a time. An account that cannot be entered
+/// or listed is `failed` with the reason and the others go on. Returns the sessions the tracking
+/// stage asks each account's keys with.
 pub async fn take(
     source: Source,
     aws: Option<&Aws>,
     regions: &Regions,
+    reach: &Reach,
+    progress: bool,
     warnings: &mut Warnings,
-) -> anyhow::Result<Inventory> {
-    let keys = match (&source, aws) {
-        (Source::Snapshot(path) | Source::Kept(path), _) => read_snapshot(path)?,
-        (Source::Live, Some(aws)) => keys(aws, regions, warnings).await?,
+) -> anyhow::Result<(Inventory, Option<Sessions>)> {
+    let (keys, accounts, sessions) = match (&source, aws) {
+        (Source::Snapshot(path) | Source::Kept(path), _) => {
+            let (keys, accounts) = read_inventory(path)?;
+            (keys, accounts, None)
+        }
+        (Source::Live, Some(aws)) => {
+            let (keys, accounts, sessions) =
+                organization(aws, regions, reach, progress, warnings).await?;
+            (keys, accounts, Some(sessions))
+        }
         (Source::Live, None) => anyhow::bail!("a live inventory needs the AWS configuration"),
     };
-    Ok(Inventory { keys, source })
+    let inventory = Inventory {
+        keys,
+        accounts,
+        source,
+    };
+    Ok((inventory, sessions))
 }
 
-/// Every key of every requested region, sorted by ARN, without their last usage yet.
-pub async fn keys(
+/// An account to examine, as the organization (or the command line) names it.
+#[derive(Debug, Clone)]
+struct Member {
+    id: String,
+    name: Option<String>,
+    /// Organizations' `State` (`ACTIVE`, `SUSPENDED`, …); `None` when not listed from it.
+    state: Option<String>,
+}
+
+/// The keys of every account `reach` names, each account's outcome, and their sessions.
+pub async fn organization(
     aws: &Aws,
     regions: &Regions,
+    reach: &Reach,
+    progress: bool,
     warnings: &mut Warnings,
-) -> anyhow::Result<Vec<Key>> {
-    let regions = match regions {
-        Regions::Configured => vec![aws.region().to_string()],
-        Regions::List(list) => list.clone(),
-        Regions::All => enabled_regions(aws).await?,
-    };
-    let mut keys = Vec::new();
-    for region in &regions {
-        keys.extend(keys_in_region(aws, region, warnings).await?);
+) -> anyhow::Result<(Vec<Key>, Vec<Account>, Sessions)> {
+    if *regions == Regions::Configured && aws.region_fallback {
+        anyhow::bail!(
+            "no region to inventory: pass --regions (a list, or all) or --region, or set AWS_REGION or a profile region"
+        );
+    }
+    let caller = aws.caller().await.map_err(anyhow::Error::msg)?;
+    let members = members(aws, &reach.accounts, &caller).await?;
+    let total = members.len();
+    let mut done = 0;
+    let mut examined: Vec<Examined> = Vec::new();
+    let mut results = stream::iter(members)
+        .map(|m| examine(aws, &caller, m, regions, reach))
+        .buffer_unordered(reach.account_concurrency.max(1));
+    while let Some(r) = results.next().await {
+        done += 1;
+        if progress {
+            let a = &r.0;
+            eprintln!(
+                "inventory: account {} {} ({done}/{total}){}",
+                a.id,
+                a.status.as_str(),
+                a.reason
+                    .as_deref()
+                    .map(|x| format!(": {x}"))
+                    .unwrap_or_default()
+            );
+        }
+        examined.push(r);
+    }
+    examined.sort_by(|a, b| a.0.id.cmp(&b.0.id));
+    let mut sessions = Sessions::new(aws.clone());
+    let (mut keys, mut accounts) = (Vec::new(), Vec::new());
+    for (account, k, w, session) in examined {
+        if account.status == AccountStatus::Failed {
+            warnings.push(format!(
+                "account {}: {}; its keys were not examined",
+                account.id,
+                account.reason.as_deref().unwrap_or("failed")
+            ));
+        }
+        warnings.extend(w);
+        if let Some(s) = session {
+            sessions.insert(&account.id, s);
+        }
+        keys.extend(k);
+        accounts.push(account);
     }
     keys.sort_by(|a, b| a.arn.cmp(&b.arn));
-    Ok(keys)
+    Ok((keys, accounts, sessions))
+}
+
+/// The accounts to examine: the caller's own, the given ones, or the organization's.
+async fn members(aws: &Aws, accounts: &Accounts, caller: &Caller) -> anyhow::Result<Vec<Member>> {
+    let plain = |id: &str| Member {
+        id: id.to_string(),
+        name: None,
+        state: None,
+    };
+    Ok(match accounts {
+        Accounts::Own => vec![plain(&caller.account)],
+        Accounts::List(ids) => ids.iter().map(|id| plain(id)).collect(),
+        Accounts::Org => {
+            // Every page, also an empty one that still carries a NextToken (the paginator
+            // follows the token, not the page's size).
+            let pages: Vec<aws_sdk_organizations::operation::list_accounts::ListAccountsOutput> = aws
+                .organizations()
+                .list_accounts()
+                .into_paginator()
+                .send()
+                .try_collect()
+                .await
+                .map_err(|e| {
+                    anyhow::anyhow!(
+                        "--accounts org: organizations:ListAccounts failed: {} (run from the management account or a delegated administrator)",
+                        explain(&e)
+                    )
+                })?;
+            let mut out: Vec<Member> = pages
+                .iter()
+                .flat_map(|p| p.accounts())
+                .filter_map(|a| {
+                    Some(Member {
+                        id: a.id()?.to_string(),
+                        name: a.name().map(str::to_string),
+                        // `State`, not the retiring `Status`.
+                        state: Some(a.state().map_or("UNKNOWN", |s| s.as_str()).to_string()),
+                    })
+                })
+                .collect();
+            out.sort_by(|a, b| a.id.cmp(&b.id));
+            out.dedup_by(|a, b| a.id == b.id);
+            out
+        }
+    })
+}
+
+/// An account examined: what became of it, its keys, the warnings, and its session.
+type Examined = (Account, Vec<Key>, Vec<String>, Option<Aws>);
+
+/// One account: entered (its own credentials for the caller's account, the role otherwise),
+/// its regions found, its keys listed.
+async fn examine(
+    aws: &Aws,
+    caller: &Caller,
+    m: Member,
+    regions: &Regions,
+    reach: &Reach,
+) -> Examined {
+    let mut account = Account {
+        id: m.id.clone(),
+        name: m.name.clone(),
+        status: AccountStatus::Inventoried,
+        reason: None,
+        regions: Vec::new(),
+    };
+    let fail = |mut a: Account, why: String| {
+        a.status = AccountStatus::Failed;
+        a.reason = Some(why);
+        a
+    };
+    if let Some(state) = m.state.as_deref().filter(|s| *s != "ACTIVE") {
+        account.status = AccountStatus::Skipped;
+        account.reason = Some(format!("account state {state}"));
+        return (account, Vec::new(), Vec::new(), None);
+    }
+    let session = if m.id == caller.account {
+        aws.clone()
+    } else {
+        let role = format!(
+            "arn:{}:iam::{}:role/{}",
+            caller.partition, m.id, reach.role_name
+        );
+        match aws.assume(&role, reach.external_id.as_deref()).await {
+            Ok(s) => s,
+            Err(e) => return (fail(account, e), Vec::new(), Vec::new(), None),
+        }
+    };
+    let names = match regions {
+        Regions::Configured => vec![aws.region().to_string()],
+        Regions::List(list) => list.clone(),
+        Regions::All => match enabled_regions(&session).await {
+            Ok(r) => r,
+            Err(e) => {
+                return (
+                    fail(account, format!("{e:#}")),
+                    Vec::new(),
+                    Vec::new(),
+                    None,
+                )
+            }
+        },
+    };
+    let mut keys = Vec::new();
+    let mut warnings = Warnings::default();
+    for region in &names {
+        match keys_in_region(&session, region, &mut warnings).await {
+            Ok(k) => {
+                keys.extend(k);
+                account.regions.push(region.clone());
+            }
+            Err(e) => {
+                let w = warnings.into_vec();
+                return (fail(account, format!("{e:#}")), keys, w, Some(session));
+            }
+        }
+    }
+    account.regions.sort();
+    (account, keys, warnings.into_vec(), Some(session))
 }
 
 /// `DescribeKey` calls in flight per region (its quota is 2000/s; this stays far below).
@@ -72,10 +258,7 @@ pub async fn enabled_regions(aws: &Aws) -> anyhow::Result<Vec<String>> {
         .try_collect()
         .await
         .map_err(|e| {
-            anyhow::anyhow!(
-                "--regions all: Account ListRegions failed: {}",
-                aws_sdk_account::error::DisplayErrorContext(&e)
-            )
+            anyhow::anyhow!("--regions all: account:ListRegions failed: {}", explain(&e))
         })?;
     let mut names: Vec<String> = regions
         .iter()
@@ -104,7 +287,7 @@ pub async fn keys_in_region(
         .send()
         .try_collect()
         .await
-        .map_err(|e| anyhow::anyhow!("ListKeys in {region} failed: {}", DisplayErrorContext(&e)))?;
+        .map_err(|e| anyhow::anyhow!("kms:ListKeys in {region} failed: {}", explain(&e)))?;
     let mut aliases: BTreeMap<String, Vec<String>> = BTreeMap::new();
     let alias_entries: Vec<aws_sdk_kms::types::AliasListEntry> = kms
         .list_aliases()
@@ -113,12 +296,7 @@ pub async fn keys_in_region(
         .send()
         .try_collect()
         .await
-        .map_err(|e| {
-            anyhow::anyhow!(
-                "ListAliases in {region} failed: {}",
-                DisplayErrorContext(&e)
-            )
-        })?;
+        .map_err(|e| anyhow::anyhow!("kms:ListAliases in {region} failed: {}", explain(&e)))?;
     for a in alias_entries {
         // AWS-predefined aliases come without a target key.
         if let (Some(name), Some(target)) = (a.alias_name(), a.target_key_id()) {

@@ -7,7 +7,10 @@
 //! form the AWS CLI prints). `"KeyLastUsage": {}` — what KMS returns for a key not used since
 //! tracking began — is "no last use": a use is a set `Timestamp`, nothing less.
 
+pub mod accounts;
 pub mod live;
+
+pub use accounts::Account;
 
 use crate::model::{from_epoch_seconds, parse_iso, Instant, KeyArn};
 use serde::Deserialize;
@@ -51,6 +54,8 @@ impl Source {
 #[derive(Debug, Clone)]
 pub struct Inventory {
     pub keys: Vec<Key>,
+    /// The accounts examined, with what became of each.
+    pub accounts: Vec<Account>,
     pub source: Source,
 }
 
@@ -117,15 +122,22 @@ struct RawMetadata {
     multi_region: Option<bool>,
 }
 
-/// Reads a snapshot file. Blank lines are allowed; anything else that is not a valid key line is
-/// an error naming the line, because a silently dropped key is a key nobody investigates.
+/// Reads a snapshot file's keys (see [`read_inventory`]).
 pub fn read_snapshot(path: &Path) -> Result<Vec<Key>, SnapshotError> {
+    read_inventory(path).map(|(keys, _)| keys)
+}
+
+/// Reads a snapshot file: its keys and its accounts (those its keys are in, when it names none).
+/// Blank lines are allowed; anything else that is not a valid key or account line is an error
+/// naming the line, because a silently dropped key is a key nobody investigates.
+pub fn read_inventory(path: &Path) -> Result<(Vec<Key>, Vec<Account>), SnapshotError> {
     let io = |source| SnapshotError::Io {
         path: path.to_path_buf(),
         source,
     };
     let file = std::fs::File::open(path).map_err(io)?;
     let mut keys = Vec::new();
+    let mut accounts: Vec<Account> = Vec::new();
     let mut seen = HashSet::new();
     for (i, line) in std::io::BufReader::new(file).lines().enumerate() {
         let line = line.map_err(io)?;
@@ -138,18 +150,33 @@ pub fn read_snapshot(path: &Path) -> Result<Vec<Key>, SnapshotError> {
         if line.trim().is_empty() {
             continue;
         }
+        if let Some(account) = serde_json::from_str::<Value>(&line)
+            .ok()
+            .as_ref()
+            .and_then(Account::parse)
+        {
+            let account = account.map_err(err)?;
+            if accounts.iter().any(|a| a.id == account.id) {
+                return Err(err(format!("account {} appears twice", account.id)));
+            }
+            accounts.push(account);
+            continue;
+        }
         let key = parse_line(&line).map_err(err)?;
         if !seen.insert(key.arn.clone()) {
             return Err(err(format!("key {} appears twice", key.arn)));
         }
         keys.push(key);
     }
-    if keys.is_empty() {
+    if keys.is_empty() && accounts.is_empty() {
         return Err(SnapshotError::Empty {
             path: path.to_path_buf(),
         });
     }
-    Ok(keys)
+    if accounts.is_empty() {
+        accounts = accounts::of_keys(&keys);
+    }
+    Ok((keys, accounts))
 }
 
 /// Parses one snapshot line. The message names the field that is wrong.
@@ -277,17 +304,22 @@ pub fn snapshot_line(key: &Key) -> String {
     Value::Object(o).to_string()
 }
 
-/// Writes a snapshot file, one line per key.
+/// Writes a snapshot file: a line per account, then one per key.
 pub fn write_snapshot<'k>(
+    accounts: &[Account],
     keys: impl IntoIterator<Item = &'k Key>,
     path: &Path,
 ) -> std::io::Result<()> {
-    std::fs::write(path, snapshot_text(keys))
+    std::fs::write(path, snapshot_text(accounts, keys))
 }
 
-/// The snapshot of `keys`: one line per key.
-pub fn snapshot_text<'k>(keys: impl IntoIterator<Item = &'k Key>) -> String {
-    keys.into_iter().map(|k| snapshot_line(k) + "\n").collect()
+/// The snapshot of `accounts` and `keys`: a line per account, then one per key.
+pub fn snapshot_text<'k>(accounts: &[Account], keys: impl IntoIterator<Item = &'k Key>) -> String {
+    accounts
+        .iter()
+        .map(|a| a.line() + "\n")
+        .chain(keys.into_iter().map(|k| snapshot_line(k) + "\n"))
+        .collect()
 }
 
 fn error_text(v: &Value) -> String {

@@ -6,6 +6,7 @@
 //! Every timestamp is written as Parquet INT64 `TIMESTAMP(MILLIS, isAdjustedToUTC=true)`, the form
 //! Athena's engine reads as `timestamp`; dates as Parquet `DATE`.
 
+mod accounts;
 mod columns;
 mod integrity;
 mod key_usage;
@@ -72,6 +73,11 @@ pub fn write(
         )?;
     }
     write_parquet(
+        &dir.join("accounts"),
+        "part-00000.parquet",
+        accounts::accounts_frame(&summary.accounts),
+    )?;
+    write_parquet(
         &dir.join("scan_manifest"),
         "part-00000.parquet",
         scan_manifest::manifest_frame(manifest),
@@ -99,7 +105,9 @@ pub fn write_usage(dir: &Path, tracked: &Tracked) -> Result<(), ReportError> {
     match &tracked.source {
         Source::Snapshot(_) => Ok(()),
         Source::Kept(kept) => std::fs::copy(kept, &path).map(drop).map_err(io),
-        Source::Live => crate::inventory::write_snapshot(tracked.keys(), &path).map_err(io),
+        Source::Live => {
+            crate::inventory::write_snapshot(&tracked.accounts, tracked.keys(), &path).map_err(io)
+        }
     }
 }
 

@@ -4,6 +4,7 @@
 use crate::correlate::{Correlated, KeyUsage, Verdict};
 use crate::integrity::live::Evidence;
 use crate::integrity::Checked;
+use crate::inventory::accounts::{AccountRow, AccountStatus};
 use crate::model::{iso, Instant, Warnings};
 use crate::plan::Plan;
 use crate::scan::ScanStats;
@@ -58,6 +59,10 @@ pub struct Summary {
     pub warnings: Vec<String>,
     /// Keys whose verdict is `inconclusive`, with the reason.
     pub attention: Vec<(String, String)>,
+    /// The accounts examined, and what became of each.
+    pub accounts: Vec<AccountRow>,
+    /// The regions whose keys were listed (live), or that the keys are in (snapshot).
+    pub regions: Vec<String>,
 }
 
 /// What the pipeline knows of the run itself, for the summary.
@@ -74,6 +79,8 @@ pub struct RunFacts {
     pub resumed_objects: usize,
     /// Why the resume checkpoint could not be written, if it could not.
     pub checkpoint_error: Option<(String, String)>,
+    /// The accounts of the inventory, with their keys counted.
+    pub accounts: Vec<AccountRow>,
 }
 
 impl Summary {
@@ -93,6 +100,10 @@ impl Summary {
             plan.prefixes.len(),
         );
         s.caller_prefixes = plan.callers.len();
+        s.accounts = std::mem::take(&mut facts.accounts);
+        let regions: std::collections::BTreeSet<&String> =
+            s.accounts.iter().flat_map(|a| &a.account.regions).collect();
+        s.regions = regions.into_iter().cloned().collect();
         s.warnings.extend(warnings.into_vec());
         s.peak_rss_mib = crate::progress::peak_rss_mib();
         if let Some((path, e)) = facts.checkpoint_error.take() {
@@ -161,6 +172,8 @@ impl Summary {
             tracking,
             planned_prefixes,
             caller_prefixes: 0,
+            accounts: Vec::new(),
+            regions: Vec::new(),
             stats,
             pre_tracking_events: events,
             peak_rss_mib: None,
@@ -175,6 +188,16 @@ impl Summary {
         self.stats.objects_unreadable > 0
             || self.verdicts.get("inconclusive").copied().unwrap_or(0) > 0
             || self.integrity.as_ref().is_some_and(|i| i.findings() > 0)
+            || self.accounts_not_examined() > 0
+    }
+
+    /// Accounts whose keys were not examined: their role could not be assumed, or their keys
+    /// could not be listed.
+    pub fn accounts_not_examined(&self) -> usize {
+        self.accounts
+            .iter()
+            .filter(|a| a.account.status == AccountStatus::Failed)
+            .count()
     }
 
     fn mb_per_s(&self) -> f64 {
@@ -198,6 +221,16 @@ impl Summary {
             "keys": self.keys,
             "verdicts": self.verdicts,
             "tracking_status": self.tracking,
+            "accounts": {
+                "inventoried": self.accounts.iter().filter(|a| a.account.status == AccountStatus::Inventoried).count(),
+                "skipped": self.accounts.iter().filter(|a| a.account.status == AccountStatus::Skipped).count(),
+                "failed": self.accounts_not_examined(),
+                "not_inventoried": self.accounts.iter().filter(|a| a.account.status != AccountStatus::Inventoried).map(|a| serde_json::json!({
+                    "account_id": a.account.id, "account_name": a.account.name,
+                    "status": a.account.status.as_str(), "reason": a.account.reason,
+                })).collect::<Vec<_>>(),
+            },
+            "regions": self.regions,
             "planned_prefixes": self.planned_prefixes,
             "caller_prefixes": self.caller_prefixes,
             "objects": {
@@ -240,6 +273,36 @@ impl Summary {
         );
         for (v, n) in &self.verdicts {
             let _ = writeln!(o, "  {v:<22} {n}");
+        }
+        let count = |st: AccountStatus| {
+            self.accounts
+                .iter()
+                .filter(|a| a.account.status == st)
+                .count()
+        };
+        let _ = writeln!(
+            o,
+            "accounts: {} inventoried, {} skipped, {} failed; regions: {}",
+            count(AccountStatus::Inventoried),
+            count(AccountStatus::Skipped),
+            count(AccountStatus::Failed),
+            if self.regions.is_empty() {
+                "none".to_string()
+            } else {
+                self.regions.join(", ")
+            }
+        );
+        for a in self
+            .accounts
+            .iter()
+            .filter(|a| a.account.status == AccountStatus::Failed)
+        {
+            let _ = writeln!(
+                o,
+                "  account {} not examined: {}",
+                a.account.id,
+                a.account.reason.as_deref().unwrap_or("failed")
+            );
         }
         let _ = writeln!(
             o,

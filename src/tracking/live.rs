@@ -5,7 +5,7 @@
 //! `Key::error` and the run goes on.
 
 use super::Tracked;
-use crate::aws::Aws;
+use crate::aws::Sessions;
 use crate::inventory::live::instant;
 use crate::inventory::{Inventory, Key, LastUsage, Source};
 use aws_sdk_kms::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
@@ -48,16 +48,21 @@ const MAX_ATTEMPTS: u32 = 8;
 
 /// The tracking stage: asks `GetKeyLastUsage` for every key of a live inventory (a snapshot's keys
 /// already carry the answers), then classifies each key.
-pub async fn track_inventory(mut inventory: Inventory, aws: Option<&Aws>, rate: f64) -> Tracked {
-    if let (Source::Live, Some(aws)) = (&inventory.source, aws) {
-        track(aws, &mut inventory.keys, rate).await;
+pub async fn track_inventory(
+    mut inventory: Inventory,
+    sessions: Option<&Sessions>,
+    rate: f64,
+) -> Tracked {
+    if let (Source::Live, Some(sessions)) = (&inventory.source, sessions) {
+        track(sessions, &mut inventory.keys, rate).await;
     }
     Tracked::of(inventory)
 }
 
 /// Fills `last_usage`, `tracking_start`, `creation` (or `error`) of every key. Calls for one
-/// account and region are paced by one pacer; different account/regions run side by side.
-pub async fn track(aws: &Aws, keys: &mut [Key], rate: f64) {
+/// account and region are paced by one pacer and asked with that account's session; different
+/// account/regions run side by side.
+pub async fn track(sessions: &Sessions, keys: &mut [Key], rate: f64) {
     let mut pacers: BTreeMap<(String, String), Arc<Pacer>> = BTreeMap::new();
     let jobs: Vec<(usize, Arc<Pacer>)> = keys
         .iter()
@@ -70,17 +75,17 @@ pub async fn track(aws: &Aws, keys: &mut [Key], rate: f64) {
             (i, p)
         })
         .collect();
-    let clients: BTreeMap<String, aws_sdk_kms::Client> = keys
-        .iter()
-        .map(|k| k.arn.region().to_string())
-        .map(|r| (r.clone(), aws.kms_no_retry(&r)))
+    let clients: BTreeMap<(String, String), aws_sdk_kms::Client> = pacers
+        .keys()
+        .map(|(a, r)| ((a.clone(), r.clone()), sessions.of(a).kms_no_retry(r)))
         .collect();
     // Enough in flight to keep every pacer busy even when the service is slow to answer.
     let in_flight = pacers.len() * 4;
     let keys_ro: &[Key] = keys;
     let results: Vec<(usize, Result<Response, String>)> = stream::iter(jobs)
         .map(|(i, pacer)| {
-            let client = clients[keys_ro[i].arn.region()].clone();
+            let arn = &keys_ro[i].arn;
+            let client = clients[&(arn.account().to_string(), arn.region().to_string())].clone();
             let arn = keys_ro[i].arn.to_string();
             async move { (i, last_usage(&client, &arn, &pacer).await) }
         })

@@ -5,7 +5,7 @@
 
 pub mod live;
 
-use crate::inventory::{Inventory, Key, Source};
+use crate::inventory::{Account, Inventory, Key, Source};
 
 /// A key with its `GetKeyLastUsage` answers and the case they put it in.
 #[derive(Debug, Clone, PartialEq)]
@@ -27,6 +27,8 @@ impl std::ops::Deref for TrackedKey {
 #[derive(Debug, Clone)]
 pub struct Tracked {
     pub keys: Vec<TrackedKey>,
+    /// The accounts examined (the inventory's).
+    pub accounts: Vec<Account>,
     pub source: Source,
 }
 
@@ -35,6 +37,7 @@ impl Tracked {
     pub fn of(inventory: Inventory) -> Tracked {
         Tracked {
             keys: track(inventory.keys),
+            accounts: inventory.accounts,
             source: inventory.source,
         }
     }

@@ -110,7 +110,13 @@ fn usage_errors_exit_2_with_one_clear_line_and_leave_nothing_behind() {
     assert_eq!(code, 1, "{text}");
     assert_eq!(
         entries(&out),
-        ["key_usage", "kms_events", "scan_manifest", "summary.json"]
+        [
+            "accounts",
+            "key_usage",
+            "kms_events",
+            "scan_manifest",
+            "summary.json"
+        ]
     );
     assert_eq!(
         entries(&work),

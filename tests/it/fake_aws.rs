@@ -3,6 +3,12 @@
 //! epoch-number timestamps, `{"__type": ...}` errors), because no emulator implements
 //! `GetKeyLastUsage` yet. It serves the keys of a synth usage snapshot and a configured set of
 //! trails, can inject throttling, a 500 and per-key denials, and records every request.
+//!
+//! It is also STS (query protocol, XML answers, as the real STS: `GetCallerIdentity`,
+//! `AssumeRole`) and Organizations (`ListAccounts`, JSON 1.1, paginated): KMS answers each
+//! request for the account whose credentials signed it — the access key in the SigV4
+//! `Credential=` scope: `testing` is the base account, `ASIA<account>…` a session of that
+//! account's role — so the SDK's own assume-role path is what is exercised.
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
@@ -19,6 +25,26 @@ pub struct Seen {
     pub operation: String,
     pub region: String,
     pub key_id: Option<String>,
+    /// The account whose credentials signed the request.
+    pub account: String,
+    /// The access key that signed it.
+    pub access_key: String,
+}
+
+/// The account the base credentials (`testing`) belong to.
+pub const BASE_ACCOUNT: &str = "111122223333";
+
+/// An organization as `ListAccounts` lists it, and how its members' roles answer.
+#[derive(Debug, Default, Clone)]
+pub struct Org {
+    /// (id, name, State).
+    pub accounts: Vec<(String, String, String)>,
+    /// Accounts whose role denies `sts:AssumeRole`.
+    pub deny_assume: Vec<String>,
+    /// The external id every role's trust policy requires, if any.
+    pub external_id: Option<String>,
+    /// Seconds an assumed session lasts (3600 unless set); KMS refuses expired sessions.
+    pub session_seconds: Option<i64>,
 }
 
 #[derive(Debug, Default, Clone)]
@@ -62,6 +88,9 @@ struct State {
     seen: Vec<Seen>,
     glu_count: usize,
     failed_once: bool,
+    org: Org,
+    /// Issued session access keys and when they expire.
+    sessions: HashMap<String, chrono::DateTime<chrono::Utc>>,
 }
 
 pub struct FakeAws {
@@ -101,6 +130,8 @@ impl FakeAws {
             seen: Vec::new(),
             glu_count: 0,
             failed_once: false,
+            org: Org::default(),
+            sessions: HashMap::new(),
         }));
         let st = state.clone();
         let (endpoint, rt) = crate::common::serve(move || {
@@ -112,6 +143,11 @@ impl FakeAws {
             state,
             _rt: rt,
         }
+    }
+
+    /// Makes Organizations and STS answer for this organization.
+    pub fn set_org(&self, org: Org) {
+        self.state.lock().unwrap().org = org;
     }
 
     /// Makes `LookupEvents` know these records (by `eventID`).
@@ -166,6 +202,18 @@ async fn handle(
         .and_then(|c| c.split('/').nth(2))
         .unwrap_or_default()
         .to_string();
+    let access_key = req
+        .headers()
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|a| a.split("Credential=").nth(1))
+        .and_then(|c| c.split('/').next())
+        .unwrap_or_default()
+        .to_string();
+    let account = match access_key.strip_prefix("ASIA") {
+        Some(rest) if rest.len() >= 12 => rest[..12].to_string(),
+        _ => BASE_ACCOUNT.to_string(),
+    };
     let path = req.uri().path().to_string();
     let body = req
         .into_body()
@@ -173,10 +221,13 @@ async fn handle(
         .await
         .map(|b| b.to_bytes())
         .unwrap_or_default();
+    // STS speaks the query protocol: a form body naming its Action.
+    let form: HashMap<String, String> = form_urlencoded(&body);
     let input: Value = serde_json::from_slice(&body).unwrap_or(json!({}));
     // Account is a REST-JSON service: the operation is in the path.
     let op = match path.as_str() {
         "/listRegions" => "ListRegions".to_string(),
+        _ if form.contains_key("Action") => form["Action"].clone(),
         _ => target.rsplit('.').next().unwrap_or(&target).to_string(),
     };
     let key_id = input["KeyId"].as_str().map(str::to_string);
@@ -186,11 +237,27 @@ async fn handle(
         operation: op.clone(),
         region: region.clone(),
         key_id: key_id.clone(),
+        account: account.clone(),
+        access_key: access_key.clone(),
     });
+    if let Some(expiry) = st.sessions.get(&access_key) {
+        if *expiry <= chrono::Utc::now() {
+            return Ok(error(
+                StatusCode::BAD_REQUEST,
+                "ExpiredTokenException",
+                "The security token included in the request is expired",
+            ));
+        }
+    }
+    if op == "AssumeRole" || op == "GetCallerIdentity" {
+        return Ok(sts(&mut st, &op, &form, &account));
+    }
+    // Each account sees its own keys.
     let in_region: Vec<Value> = st
         .keys
         .iter()
         .filter(|k| arn_of(k).split(':').nth(3) == Some(region.as_str()))
+        .filter(|k| arn_of(k).split(':').nth(4) == Some(account.as_str()))
         .cloned()
         .collect();
     let find = |id: &str| {
@@ -361,6 +428,41 @@ async fn handle(
                 ),
             }
         }
+        "ListAccounts" => {
+            // Pages of two, and an empty page with a NextToken before the last one, as
+            // Organizations may answer.
+            let all: Vec<Value> = st
+                .org
+                .accounts
+                .iter()
+                .map(|(id, name, state)| {
+                    json!({
+                        "Id": id, "Name": name, "State": state,
+                        "Arn": format!("arn:aws:organizations::{BASE_ACCOUNT}:account/o-exampleorgid/{id}"),
+                        "Email": format!("{name}@example.com"), "JoinedMethod": "CREATED",
+                        "JoinedTimestamp": 1.6e9,
+                        // The retiring field, deliberately contradicting State.
+                        "Status": "ACTIVE",
+                    })
+                })
+                .collect();
+            let mut pages: Vec<Vec<Value>> = all.chunks(2).map(<[Value]>::to_vec).collect();
+            if pages.len() >= 2 {
+                pages.insert(pages.len() - 1, Vec::new());
+            }
+            let at: usize = input["NextToken"]
+                .as_str()
+                .and_then(|t| t.strip_prefix("page-"))
+                .and_then(|t| t.parse().ok())
+                .unwrap_or(0);
+            let items = pages.get(at).cloned().unwrap_or_default();
+            let next = (at + 1 < pages.len()).then_some(at + 1);
+            let mut out = json!({ "Accounts": items });
+            if let Some(n) = next {
+                out["NextToken"] = json!(format!("page-{n}"));
+            }
+            reply(StatusCode::OK, out)
+        }
         other => error(
             StatusCode::BAD_REQUEST,
             "UnknownOperationException",
@@ -368,6 +470,92 @@ async fn handle(
         ),
     };
     Ok(resp)
+}
+
+/// STS's answers, in its XML.
+fn sts(
+    st: &mut State,
+    op: &str,
+    form: &HashMap<String, String>,
+    account: &str,
+) -> Response<Full<Bytes>> {
+    let xml = |status: StatusCode, body: String| {
+        Response::builder()
+            .status(status)
+            .header("content-type", "text/xml")
+            .body(Full::new(Bytes::from(body)))
+            .unwrap()
+    };
+    let ns = "https://sts.amazonaws.com/doc/2011-06-15/";
+    let denied = |msg: String| {
+        xml(
+            StatusCode::FORBIDDEN,
+            format!(
+                "<ErrorResponse xmlns=\"{ns}\"><Error><Type>Sender</Type><Code>AccessDenied</Code><Message>{msg}</Message></Error><RequestId>00000000-0000-4000-8000-000000000001</RequestId></ErrorResponse>"
+            ),
+        )
+    };
+    if op == "GetCallerIdentity" {
+        return xml(
+            StatusCode::OK,
+            format!(
+                "<GetCallerIdentityResponse xmlns=\"{ns}\"><GetCallerIdentityResult><Arn>arn:aws:iam::{account}:user/auditor</Arn><UserId>AIDAEXAMPLEAUDITOR</UserId><Account>{account}</Account></GetCallerIdentityResult><ResponseMetadata><RequestId>00000000-0000-4000-8000-000000000002</RequestId></ResponseMetadata></GetCallerIdentityResponse>"
+            ),
+        );
+    }
+    let role = form.get("RoleArn").cloned().unwrap_or_default();
+    let target = role.split(':').nth(4).unwrap_or_default().to_string();
+    let who = format!("User: arn:aws:iam::{account}:user/auditor is not authorized to perform: sts:AssumeRole on resource: {role}");
+    if st.org.deny_assume.contains(&target)
+        || st.org.external_id.as_ref() != form.get("ExternalId")
+        || !role.starts_with("arn:aws:iam::")
+    {
+        return denied(who);
+    }
+    let n = st.sessions.len();
+    let key = format!("ASIA{target}{n:06}");
+    let expires =
+        chrono::Utc::now() + chrono::Duration::seconds(st.org.session_seconds.unwrap_or(3600));
+    st.sessions.insert(key.clone(), expires);
+    let session = form.get("RoleSessionName").cloned().unwrap_or_default();
+    let role_name = role.rsplit('/').next().unwrap_or_default();
+    xml(
+        StatusCode::OK,
+        format!(
+            "<AssumeRoleResponse xmlns=\"{ns}\"><AssumeRoleResult><Credentials><AccessKeyId>{key}</AccessKeyId><SecretAccessKey>secret{n}</SecretAccessKey><SessionToken>token{n}</SessionToken><Expiration>{}</Expiration></Credentials><AssumedRoleUser><AssumedRoleId>AROAEXAMPLE:{session}</AssumedRoleId><Arn>arn:aws:sts::{target}:assumed-role/{role_name}/{session}</Arn></AssumedRoleUser></AssumeRoleResult><ResponseMetadata><RequestId>00000000-0000-4000-8000-000000000003</RequestId></ResponseMetadata></AssumeRoleResponse>",
+            expires.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+        ),
+    )
+}
+
+/// A form body (`a=b&c=d`, percent-encoded) as a map.
+fn form_urlencoded(body: &[u8]) -> HashMap<String, String> {
+    let text = String::from_utf8_lossy(body);
+    if !text.contains("Action=") {
+        return HashMap::new();
+    }
+    let decode = |s: &str| -> String {
+        let s = s.replace('+', " ");
+        let b = s.as_bytes();
+        let mut out = Vec::new();
+        let mut i = 0;
+        while i < b.len() {
+            if b[i] == b'%' && i + 2 < b.len() {
+                if let Ok(v) = u8::from_str_radix(&s[i + 1..i + 3], 16) {
+                    out.push(v);
+                    i += 3;
+                    continue;
+                }
+            }
+            out.push(b[i]);
+            i += 1;
+        }
+        String::from_utf8_lossy(&out).to_string()
+    };
+    text.split('&')
+        .filter_map(|kv| kv.split_once('='))
+        .map(|(k, v)| (decode(k), decode(v)))
+        .collect()
 }
 
 /// Requests per operation, for assertions.

@@ -40,6 +40,8 @@ fn live(seed: &str, faults: impl FnOnce(&Value) -> Faults, trail: FakeTrail) -> 
     env.push(("AWS_ENDPOINT_URL_KMS", aws.endpoint.clone()));
     env.push(("AWS_ENDPOINT_URL_CLOUDTRAIL", aws.endpoint.clone()));
     env.push(("AWS_ENDPOINT_URL_ACCOUNT", aws.endpoint.clone()));
+    env.push(("AWS_ENDPOINT_URL_STS", aws.endpoint.clone()));
+    env.push(("AWS_ENDPOINT_URL_ORGANIZATIONS", aws.endpoint.clone()));
     Live {
         moto,
         tmp,
@@ -61,6 +63,10 @@ impl Live {
         }
         if !extra.contains(&"--logs") {
             args.extend_from_slice(&["--logs", "s3://trail-logs"]);
+        }
+        // The synth keys are in two accounts: the base credentials' and one entered by its role.
+        if !extra.contains(&"--accounts") {
+            args.extend_from_slice(&["--accounts", "111122223333,044455556666"]);
         }
         args.extend_from_slice(extra);
         args.extend_from_slice(&["--out", out.to_str().unwrap()]);
@@ -140,7 +146,9 @@ fn live_run_equals_the_offline_run_and_survives_faults_at_the_quota() {
                 "DescribeKey",
                 "GetKeyLastUsage",
                 "DescribeTrails",
-                "GetEventSelectors"
+                "GetEventSelectors",
+                "GetCallerIdentity",
+                "AssumeRole",
             ]
             .contains(&op.as_str()),
             "{op} called"
@@ -391,4 +399,225 @@ fn last_uses_missing_from_a_lagging_archive_are_joined_through_lookup_events() {
         .iter()
         .any(|e| e["log_object"] == "cloudtrail:LookupEvents"));
     assert!(count_by_operation(&l.aws.seen())["LookupEvents"] >= looked_up);
+}
+
+/// `--accounts org`: every ACTIVE account of the organization is entered through its role (with
+/// the external id), paced per account and region, and the report equals the offline run's row
+/// for row; the account whose role denies AssumeRole is `failed`, those not ACTIVE `skipped`,
+/// one without keys `inventoried` with none. Sessions last 11 s here and each account-region's
+/// keys take longer, so the SDK must refresh them during the run (KMS refuses an expired one). `keytrail inventory --accounts org` writes
+/// one snapshot that replays offline to the same rows and accounts.
+#[test]
+fn an_organization_run_examines_every_active_account_and_names_those_it_could_not() {
+    let l = live(
+        "808",
+        |_| Faults::default(),
+        FakeTrail::org("trail-logs", true, all_management()),
+    );
+    let (a, b) = ("111122223333", "044455556666");
+    let (denied, suspended, closing, empty) = (
+        "033344445555",
+        "022233334444",
+        "066677778888",
+        "055566667777",
+    );
+    let member =
+        |id: &str, name: &str, state: &str| (id.to_string(), name.to_string(), state.to_string());
+    l.aws.set_org(crate::fake_aws::Org {
+        accounts: vec![
+            member(a, "management", "ACTIVE"),
+            member(b, "payments", "ACTIVE"),
+            member(denied, "legacy", "ACTIVE"),
+            member(suspended, "old", "SUSPENDED"),
+            member(closing, "closing", "PENDING_CLOSURE"),
+            member(empty, "sandbox", "ACTIVE"),
+        ],
+        deny_assume: vec![denied.to_string()],
+        external_id: Some("kt-ext-7".into()),
+        session_seconds: Some(11),
+    });
+    let (code, text, out) = l.run(
+        "org",
+        &[
+            "--accounts",
+            "org",
+            "--external-id",
+            "kt-ext-7",
+            "--account-concurrency",
+            "3",
+            // One GetKeyLastUsage a second: each account-region's keys outlast a session.
+            "--kms-rate",
+            "1",
+        ],
+    );
+    assert_eq!(code, Some(1), "{text}");
+    assert!(
+        text.contains(&format!("account {denied} not examined")),
+        "{text}"
+    );
+
+    let offline = l.tmp.path().join("offline");
+    let (code, text) = run(
+        &l.data.join("usage.jsonl"),
+        &l.data.join("logs"),
+        &offline,
+        &[],
+    );
+    assert_eq!(code, 1, "{text}");
+    let rows = read_table(&out.join("key_usage"));
+    assert_eq!(read_table(&offline.join("key_usage")), rows);
+
+    // The accounts table, worked out from the organization above and the generator's keys.
+    let keys = l.truth["keys"].as_array().unwrap();
+    let in_account = |id: &str| {
+        keys.iter()
+            .filter(|k| k["key_arn"].as_str().unwrap().split(':').nth(4) == Some(id))
+            .count() as i64
+    };
+    let errored = |id: &str| {
+        l.truth["errored_keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|k| k.as_str().unwrap().split(':').nth(4) == Some(id))
+            .count() as i64
+    };
+    assert!(in_account(a) > 0 && in_account(b) > 0);
+    let table: BTreeMap<String, Value> = read_table(&out.join("accounts"))
+        .into_iter()
+        .map(|r| (r["account_id"].as_str().unwrap().to_string(), r))
+        .collect();
+    let both = json!(["eu-west-1", "us-east-1"]);
+    let want = [
+        (
+            a,
+            "management",
+            "inventoried",
+            both.clone(),
+            in_account(a),
+            errored(a),
+        ),
+        (
+            b,
+            "payments",
+            "inventoried",
+            both.clone(),
+            in_account(b),
+            errored(b),
+        ),
+        (denied, "legacy", "failed", json!([]), 0, 0),
+        (suspended, "old", "skipped", json!([]), 0, 0),
+        (closing, "closing", "skipped", json!([]), 0, 0),
+        (empty, "sandbox", "inventoried", both.clone(), 0, 0),
+    ];
+    assert_eq!(table.len(), want.len(), "{table:?}");
+    for (id, name, status, regions, n, failed) in want {
+        let r = &table[id];
+        assert_eq!(
+            (
+                &r["account_name"],
+                &r["status"],
+                &r["regions"],
+                &r["keys"],
+                &r["keys_failed"]
+            ),
+            (
+                &json!(name),
+                &json!(status),
+                &regions,
+                &json!(n),
+                &json!(failed)
+            ),
+            "{id}: {r}"
+        );
+    }
+    let reason = |id: &str| table[id]["reason"].as_str().unwrap_or_default().to_string();
+    assert!(
+        reason(denied).contains("AccessDenied"),
+        "{}",
+        reason(denied)
+    );
+    assert!(reason(denied).contains(&format!("arn:aws:iam::{denied}:role/keytrail-audit")));
+    assert!(reason(suspended).contains("SUSPENDED"));
+    assert!(reason(closing).contains("PENDING_CLOSURE"));
+    let summary: Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(
+        (
+            &summary["accounts"]["inventoried"],
+            &summary["accounts"]["skipped"],
+            &summary["accounts"]["failed"]
+        ),
+        (&json!(3), &json!(2), &json!(1))
+    );
+    assert_eq!(summary["regions"], both);
+
+    // Each account's calls with its own credentials: the base account's with the base key, the
+    // others' with sessions of their role — refreshed before they expired.
+    let seen = l.aws.seen();
+    for s in seen.iter().filter(|s| s.operation == "GetKeyLastUsage") {
+        let owner = s.key_id.as_deref().unwrap().split(':').nth(4).unwrap();
+        assert_eq!(s.account, owner, "{s:?}");
+    }
+    let sessions_of_b: std::collections::BTreeSet<&str> = seen
+        .iter()
+        .filter(|s| s.account == b && s.operation != "AssumeRole")
+        .map(|s| s.access_key.as_str())
+        .collect();
+    assert!(
+        sessions_of_b.len() >= 2,
+        "the session of {b} was refreshed during the run: {sessions_of_b:?}"
+    );
+    let ops = count_by_operation(&seen);
+    assert_eq!(
+        ops["ListAccounts"], 4,
+        "three pages of two and an empty one"
+    );
+    // Pacing per account and region holds across accounts.
+    let mut by_scope: BTreeMap<(String, String), Vec<std::time::Instant>> = BTreeMap::new();
+    for s in seen.iter().filter(|s| s.operation == "GetKeyLastUsage") {
+        by_scope
+            .entry((s.account.clone(), s.region.clone()))
+            .or_default()
+            .push(s.at);
+    }
+    for (scope, times) in by_scope {
+        for w in times.windows(6) {
+            assert!(
+                w[5] - w[0] >= Duration::from_millis(950),
+                "{scope:?}: {w:?}"
+            );
+        }
+    }
+
+    // `keytrail inventory --accounts org`: one snapshot, replayed offline to the same report.
+    let snapshot = l.tmp.path().join("org-usage.jsonl");
+    let o = keytrail_with_env(
+        &[
+            "inventory",
+            "--out",
+            snapshot.to_str().unwrap(),
+            "--regions",
+            "us-east-1,eu-west-1",
+            "--accounts",
+            "org",
+            "--external-id",
+            "kt-ext-7",
+        ],
+        &l.env,
+    );
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let replay = l.tmp.path().join("replay");
+    let (code, text) = run(&snapshot, &l.data.join("logs"), &replay, &[]);
+    assert_eq!(code, 1, "{text}");
+    assert_eq!(read_table(&replay.join("key_usage")), rows);
+    assert_eq!(
+        read_table(&replay.join("accounts")),
+        read_table(&out.join("accounts"))
+    );
 }
