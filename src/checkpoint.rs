@@ -406,7 +406,8 @@ impl Scanner {
     }
 }
 
-fn discard(dir: &Path) {
+/// Removes a checkpoint folder (a run without `--resume` starts afresh).
+pub fn discard(dir: &Path) {
     if dir.exists() {
         let _ = std::fs::remove_dir_all(dir);
     }

@@ -384,10 +384,23 @@ fn inventory_only(
     let mut warnings = keytrail::model::Warnings::default();
     let (keys, accounts) = rt.block_on(async {
         let aws = keytrail::aws::load(live.profile.as_deref(), live.region.as_deref()).await;
-        let (mut keys, accounts, sessions) =
-            keytrail::inventory::live::organization(&aws, regions, reach, true, &mut warnings)
-                .await?;
-        keytrail::tracking::live::track(&sessions, &mut keys, live.kms_rate).await;
+        let (mut keys, accounts, sessions) = keytrail::inventory::live::organization(
+            &aws,
+            regions,
+            reach,
+            None,
+            true,
+            &mut warnings,
+        )
+        .await?;
+        keytrail::tracking::live::track(
+            &sessions,
+            &mut keys,
+            live.kms_rate,
+            &Default::default(),
+            &|_| {},
+        )
+        .await;
         anyhow::Ok((keys, accounts))
     })?;
     for w in warnings.as_slice() {

@@ -27,17 +27,31 @@ pub fn run(cfg: &Config) -> anyhow::Result<RunOutcome> {
     let verify_with = integrity::live::VerifyWith::read(cfg)?;
     let staging = Staging::create(&cfg.out, cfg.overwrite)?;
     let journal = checkpoint::dir_for(&cfg.out);
+    if !cfg.resume {
+        // An interrupted run's checkpoint is not this run's.
+        checkpoint::discard(&journal);
+    }
     let source = inventory::Source::of(&cfg.usage, &journal.join(checkpoint::USAGE), cfg.resume);
     let engines = Engines::start(cfg, &source)?;
     let aws = engines.aws.as_ref();
     let mut warnings = Warnings::default();
     let rt = &engines.rt;
 
+    // A live inventory journals its progress, so that --resume goes on where it stopped.
+    let (inventory_journal, held) = match source.is_live() {
+        true => {
+            let path = journal.join(inventory::journal::FILE);
+            let (j, held) = inventory::journal::Journal::open(&path, cfg.resume);
+            (Some(j), Some(held))
+        }
+        false => (None, None),
+    };
     let (inventory, sessions) = rt.block_on(inventory::live::take(
         source,
         aws,
         &cfg.regions,
         &cfg.reach,
+        inventory_journal.as_ref().zip(held),
         cfg.progress,
         &mut warnings,
     ))?;
@@ -45,6 +59,7 @@ pub fn run(cfg: &Config) -> anyhow::Result<RunOutcome> {
         inventory,
         sessions.as_ref(),
         cfg.kms_rate,
+        inventory_journal.as_ref(),
     ));
     let dest = rt.block_on(trails::review(cfg, aws, &tracked.keys, &mut warnings))?;
     // The archive is read with --logs-role-arn's session when given (a log-archive account).

@@ -4,6 +4,7 @@
 //! stage's (`tracking::live`).
 
 use super::accounts::{Account, AccountStatus};
+use super::journal::{Held, Journal};
 use super::{read_inventory, Inventory, Key, Source};
 use crate::aws::{explain, Aws, Caller, Sessions};
 use crate::config::{Accounts, Reach, Regions};
@@ -13,7 +14,7 @@ use anyhow::Context;
 use aws_sdk_kms::error::DisplayErrorContext;
 use chrono::{TimeZone, Utc};
 use futures::stream::{self, StreamExt, TryStreamExt};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// The inventory stage: the keys of a snapshot (or of a resumed run's kept one), or, when
 /// `source` is live, of every requested region of every account `reach` names — each entered
@@ -25,9 +26,11 @@ pub async fn take(
     aws: Option<&Aws>,
     regions: &Regions,
     reach: &Reach,
+    journal: Option<(&Journal, Held)>,
     progress: bool,
     warnings: &mut Warnings,
 ) -> anyhow::Result<(Inventory, Option<Sessions>)> {
+    let mut answered = BTreeSet::new();
     let (keys, accounts, sessions) = match (&source, aws) {
         (Source::Snapshot(path) | Source::Kept(path), _) => {
             let (keys, accounts) = read_inventory(path)?;
@@ -35,7 +38,12 @@ pub async fn take(
         }
         (Source::Live, Some(aws)) => {
             let (keys, accounts, sessions) =
-                organization(aws, regions, reach, progress, warnings).await?;
+                organization(aws, regions, reach, journal, progress, warnings).await?;
+            answered = keys
+                .iter()
+                .filter(|k| k.tracking_start.is_some() || k.error.is_some())
+                .map(|k| k.arn.clone())
+                .collect();
             (keys, accounts, Some(sessions))
         }
         (Source::Live, None) => anyhow::bail!("a live inventory needs the AWS configuration"),
@@ -44,6 +52,7 @@ pub async fn take(
         keys,
         accounts,
         source,
+        answered,
     };
     Ok((inventory, sessions))
 }
@@ -57,11 +66,15 @@ struct Member {
     state: Option<String>,
 }
 
-/// The keys of every account `reach` names, each account's outcome, and their sessions.
+/// The keys of every account `reach` names, each account's outcome, and their sessions. With a
+/// journal, each account is journaled as it is examined; the accounts an interrupted run had
+/// examined (`held`) are taken from it, with the answers it had, and only entered again when
+/// some of their keys still need asking.
 pub async fn organization(
     aws: &Aws,
     regions: &Regions,
     reach: &Reach,
+    journal: Option<(&Journal, Held)>,
     progress: bool,
     warnings: &mut Warnings,
 ) -> anyhow::Result<(Vec<Key>, Vec<Account>, Sessions)> {
@@ -70,16 +83,45 @@ pub async fn organization(
             "no region to inventory: pass --regions (a list, or all) or --region, or set AWS_REGION or a profile region"
         );
     }
+    let (journal, mut held) = match journal {
+        Some((j, h)) => (Some(j), h),
+        None => (None, Held::default()),
+    };
     let caller = aws.caller().await.map_err(anyhow::Error::msg)?;
     let members = members(aws, &reach.accounts, &caller).await?;
     let total = members.len();
     let mut done = 0;
     let mut examined: Vec<Examined> = Vec::new();
-    let mut results = stream::iter(members)
+    let (kept, fresh): (Vec<Member>, Vec<Member>) = members
+        .into_iter()
+        .partition(|m| held.accounts.contains_key(&m.id));
+    for m in kept {
+        let (account, keys) = held.accounts.remove(&m.id).expect("held");
+        let pending = keys.iter().any(|k| !held.answers.contains_key(&k.arn));
+        let session = if !pending {
+            None
+        } else if m.id == caller.account {
+            Some(aws.clone())
+        } else {
+            aws.assume(
+                &role_arn(&caller, &m.id, reach),
+                reach.external_id.as_deref(),
+            )
+            .await
+            .ok()
+        };
+        done += 1;
+        examined.push((account, keys, Vec::new(), session));
+    }
+    let mut results = stream::iter(fresh)
         .map(|m| examine(aws, &caller, m, regions, reach))
         .buffer_unordered(reach.account_concurrency.max(1));
     while let Some(r) = results.next().await {
         done += 1;
+        if let Some(j) = journal {
+            j.examined(&r.0, &r.1);
+            crate::interrupt::kill_point("examined", done as u64);
+        }
         if progress {
             let a = &r.0;
             eprintln!(
@@ -109,11 +151,23 @@ pub async fn organization(
         if let Some(s) = session {
             sessions.insert(&account.id, s);
         }
-        keys.extend(k);
+        // A key an interrupted run had the answer of is taken with it.
+        keys.extend(
+            k.into_iter()
+                .map(|k| held.answers.remove(&k.arn).unwrap_or(k)),
+        );
         accounts.push(account);
     }
     keys.sort_by(|a, b| a.arn.cmp(&b.arn));
     Ok((keys, accounts, sessions))
+}
+
+/// The role keytrail assumes in account `id`.
+fn role_arn(caller: &Caller, id: &str, reach: &Reach) -> String {
+    format!(
+        "arn:{}:iam::{id}:role/{}",
+        caller.partition, reach.role_name
+    )
 }
 
 /// The accounts to examine: the caller's own, the given ones, or the organization's.
@@ -193,11 +247,13 @@ async fn examine(
     let session = if m.id == caller.account {
         aws.clone()
     } else {
-        let role = format!(
-            "arn:{}:iam::{}:role/{}",
-            caller.partition, m.id, reach.role_name
-        );
-        match aws.assume(&role, reach.external_id.as_deref()).await {
+        match aws
+            .assume(
+                &role_arn(caller, &m.id, reach),
+                reach.external_id.as_deref(),
+            )
+            .await
+        {
             Ok(s) => s,
             Err(e) => return (fail(account, e), Vec::new(), Vec::new(), None),
         }

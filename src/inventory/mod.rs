@@ -8,6 +8,7 @@
 //! tracking began — is "no last use": a use is a set `Timestamp`, nothing less.
 
 pub mod accounts;
+pub mod journal;
 pub mod live;
 
 pub use accounts::Account;
@@ -57,6 +58,9 @@ pub struct Inventory {
     /// The accounts examined, with what became of each.
     pub accounts: Vec<Account>,
     pub source: Source,
+    /// Live keys whose `GetKeyLastUsage` answer an interrupted run already had (`--resume`);
+    /// the tracking stage asks only the others.
+    pub answered: std::collections::BTreeSet<KeyArn>,
 }
 
 /// What KMS reports as the key's last successful cryptographic use.

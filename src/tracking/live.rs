@@ -6,11 +6,14 @@
 
 use super::Tracked;
 use crate::aws::Sessions;
+use crate::inventory::journal::Journal;
 use crate::inventory::live::instant;
 use crate::inventory::{Inventory, Key, LastUsage, Source};
+use crate::model::KeyArn;
 use aws_sdk_kms::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use futures::stream::{self, StreamExt};
 use std::collections::BTreeMap;
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Mutex;
@@ -47,26 +50,42 @@ impl Pacer {
 const MAX_ATTEMPTS: u32 = 8;
 
 /// The tracking stage: asks `GetKeyLastUsage` for every key of a live inventory (a snapshot's keys
-/// already carry the answers), then classifies each key.
+/// already carry the answers, and so do those an interrupted run's journal held), journaling each
+/// answer as it comes, then classifies each key.
 pub async fn track_inventory(
     mut inventory: Inventory,
     sessions: Option<&Sessions>,
     rate: f64,
+    journal: Option<&Journal>,
 ) -> Tracked {
     if let (Source::Live, Some(sessions)) = (&inventory.source, sessions) {
-        track(sessions, &mut inventory.keys, rate).await;
+        let answered = std::mem::take(&mut inventory.answered);
+        let on_answer = |k: &Key| {
+            if let Some(j) = journal {
+                j.answered(k);
+            }
+        };
+        track(sessions, &mut inventory.keys, rate, &answered, &on_answer).await;
     }
     Tracked::of(inventory)
 }
 
-/// Fills `last_usage`, `tracking_start`, `creation` (or `error`) of every key. Calls for one
-/// account and region are paced by one pacer and asked with that account's session; different
+/// Fills `last_usage`, `tracking_start`, `creation` (or `error`) of every key but those
+/// `answered` already, calling `on_answer` with each as it is answered. Calls for one account
+/// and region are paced by one pacer and asked with that account's session; different
 /// account/regions run side by side.
-pub async fn track(sessions: &Sessions, keys: &mut [Key], rate: f64) {
+pub async fn track(
+    sessions: &Sessions,
+    keys: &mut [Key],
+    rate: f64,
+    answered: &BTreeSet<KeyArn>,
+    on_answer: &(dyn Fn(&Key) + Sync),
+) {
     let mut pacers: BTreeMap<(String, String), Arc<Pacer>> = BTreeMap::new();
     let jobs: Vec<(usize, Arc<Pacer>)> = keys
         .iter()
         .enumerate()
+        .filter(|(_, k)| !answered.contains(&k.arn))
         .map(|(i, k)| {
             let p = pacers
                 .entry((k.arn.account().to_string(), k.arn.region().to_string()))
@@ -82,32 +101,44 @@ pub async fn track(sessions: &Sessions, keys: &mut [Key], rate: f64) {
     // Enough in flight to keep every pacer busy even when the service is slow to answer.
     let in_flight = pacers.len() * 4;
     let keys_ro: &[Key] = keys;
-    let results: Vec<(usize, Result<Response, String>)> = stream::iter(jobs)
+    let count = std::sync::atomic::AtomicU64::new(0);
+    let results: Vec<(usize, Key)> = stream::iter(jobs)
         .map(|(i, pacer)| {
             let arn = &keys_ro[i].arn;
             let client = clients[&(arn.account().to_string(), arn.region().to_string())].clone();
-            let arn = keys_ro[i].arn.to_string();
-            async move { (i, last_usage(&client, &arn, &pacer).await) }
+            let count = &count;
+            async move {
+                let r = last_usage(&client, keys_ro[i].arn.as_str(), &pacer).await;
+                let mut key = keys_ro[i].clone();
+                apply(&mut key, r);
+                on_answer(&key);
+                let n = count.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+                crate::interrupt::kill_point("answered", n);
+                (i, key)
+            }
         })
         .buffer_unordered(in_flight.max(1))
         .collect()
         .await;
-    for (i, r) in results {
-        let key = &mut keys[i];
-        match r {
-            Ok(resp) => {
-                key.last_usage = resp.last_usage;
-                key.tracking_start = resp.tracking_start;
-                key.creation = resp.creation.or(key.creation);
-                if key.tracking_start.is_none() || key.creation.is_none() {
-                    key.error = Some(
-                        "GetKeyLastUsage answered without TrackingStartDate or KeyCreationDate"
-                            .into(),
-                    );
-                }
+    for (i, key) in results {
+        keys[i] = key;
+    }
+}
+
+/// A key with `GetKeyLastUsage`'s answer, or the reason it failed.
+fn apply(key: &mut Key, r: Result<Response, String>) {
+    match r {
+        Ok(resp) => {
+            key.last_usage = resp.last_usage;
+            key.tracking_start = resp.tracking_start;
+            key.creation = resp.creation.or(key.creation);
+            if key.tracking_start.is_none() || key.creation.is_none() {
+                key.error = Some(
+                    "GetKeyLastUsage answered without TrackingStartDate or KeyCreationDate".into(),
+                );
             }
-            Err(e) => key.error = Some(e),
         }
+        Err(e) => key.error = Some(e),
     }
 }
 

@@ -56,6 +56,16 @@ impl Live {
     /// `keytrail run --usage aws` into `name`, over both regions from `s3://trail-logs` unless
     /// `extra` says `--regions` or `--logs`; exit code, output, report dir.
     fn run(&self, name: &str, extra: &[&str]) -> (Option<i32>, String, PathBuf) {
+        self.run_with(name, extra, &[])
+    }
+
+    /// `run`, with more environment variables.
+    fn run_with(
+        &self,
+        name: &str,
+        extra: &[&str],
+        more_env: &[(&'static str, String)],
+    ) -> (Option<i32>, String, PathBuf) {
         let out = self.tmp.path().join(name);
         let mut args = vec!["run", "--usage", "aws"];
         if !extra.contains(&"--regions") {
@@ -70,7 +80,9 @@ impl Live {
         }
         args.extend_from_slice(extra);
         args.extend_from_slice(&["--out", out.to_str().unwrap()]);
-        let o = keytrail_with_env(&args, &self.env);
+        let mut env = self.env.clone();
+        env.extend_from_slice(more_env);
+        let o = keytrail_with_env(&args, &env);
         let text = format!(
             "{}{}",
             String::from_utf8_lossy(&o.stdout),
@@ -401,26 +413,19 @@ fn last_uses_missing_from_a_lagging_archive_are_joined_through_lookup_events() {
     assert!(count_by_operation(&l.aws.seen())["LookupEvents"] >= looked_up);
 }
 
-/// `--accounts org`: every ACTIVE account of the organization is entered through its role (with
-/// the external id), paced per account and region, and the report equals the offline run's row
-/// for row; the account whose role denies AssumeRole is `failed`, those not ACTIVE `skipped`,
-/// one without keys `inventoried` with none. Sessions last 11 s here and each account-region's
-/// keys take longer, so the SDK must refresh them during the run (KMS refuses an expired one). `keytrail inventory --accounts org` writes
-/// one snapshot that replays offline to the same rows and accounts.
-#[test]
-fn an_organization_run_examines_every_active_account_and_names_those_it_could_not() {
-    let l = live(
-        "808",
-        |_| Faults::default(),
-        FakeTrail::org("trail-logs", true, all_management()),
-    );
-    let (a, b) = ("111122223333", "044455556666");
-    let (denied, suspended, closing, empty) = (
-        "033344445555",
-        "022233334444",
-        "066677778888",
-        "055566667777",
-    );
+/// The organization of the org tests: the synth's two key accounts, one whose role denies
+/// AssumeRole, one SUSPENDED, one PENDING_CLOSURE, one ACTIVE without keys.
+const ORG: [&str; 6] = [
+    "111122223333",
+    "044455556666",
+    "033344445555",
+    "022233334444",
+    "066677778888",
+    "055566667777",
+];
+
+fn set_org(l: &Live, session_seconds: Option<i64>) {
+    let [a, b, denied, suspended, closing, empty] = ORG;
     let member =
         |id: &str, name: &str, state: &str| (id.to_string(), name.to_string(), state.to_string());
     l.aws.set_org(crate::fake_aws::Org {
@@ -434,8 +439,25 @@ fn an_organization_run_examines_every_active_account_and_names_those_it_could_no
         ],
         deny_assume: vec![denied.to_string()],
         external_id: Some("kt-ext-7".into()),
-        session_seconds: Some(11),
+        session_seconds,
     });
+}
+
+/// `--accounts org`: every ACTIVE account of the organization is entered through its role (with
+/// the external id), paced per account and region, and the report equals the offline run's row
+/// for row; the account whose role denies AssumeRole is `failed`, those not ACTIVE `skipped`,
+/// one without keys `inventoried` with none. Sessions last 11 s here and each account-region's
+/// keys take longer, so the SDK must refresh them during the run (KMS refuses an expired one). `keytrail inventory --accounts org` writes
+/// one snapshot that replays offline to the same rows and accounts.
+#[test]
+fn an_organization_run_examines_every_active_account_and_names_those_it_could_not() {
+    let l = live(
+        "808",
+        |_| Faults::default(),
+        FakeTrail::org("trail-logs", true, all_management()),
+    );
+    let [a, b, denied, suspended, closing, empty] = ORG;
+    set_org(&l, Some(11));
     let (code, text, out) = l.run(
         "org",
         &[
@@ -620,4 +642,66 @@ fn an_organization_run_examines_every_active_account_and_names_those_it_could_no
         read_table(&replay.join("accounts")),
         read_table(&out.join("accounts"))
     );
+}
+
+/// A live organization run killed half-way resumes with `--resume` where it stopped: killed after
+/// some accounts were listed, the resumed run lists only the others; killed after some keys were
+/// answered, it asks only the others and lists nothing again. Either way the report equals an
+/// uninterrupted run's.
+#[test]
+fn a_killed_organization_run_resumes_at_the_accounts_and_keys_not_done() {
+    let l = live(
+        "808",
+        |_| Faults::default(),
+        FakeTrail::org("trail-logs", true, all_management()),
+    );
+    set_org(&l, None);
+    let args = [
+        "--accounts",
+        "org",
+        "--external-id",
+        "kt-ext-7",
+        "--account-concurrency",
+        "2",
+    ];
+    let (code, text, whole) = l.run("whole", &args);
+    assert_eq!(code, Some(1), "{text}");
+    let tables =
+        |out: &PathBuf| ["key_usage", "accounts", "kms_events"].map(|t| read_table(&out.join(t)));
+    let want = tables(&whole);
+    let keys = want[0].len();
+    let mut resume = args.to_vec();
+    resume.push("--resume");
+
+    let ops_during = |f: &dyn Fn()| {
+        let before = l.aws.seen().len();
+        f();
+        count_by_operation(&l.aws.seen()[before..])
+    };
+    // Killed once 5 of the 6 accounts were examined (at least 2 of the 3 with keys to list).
+    let (code, _, _) = l.run_with("cut", &args, &[("KEYTRAIL_KILL_AT", "examined:5".into())]);
+    assert_eq!(code, None, "killed");
+    let ops = ops_during(&|| {
+        let (code, text, out) = l.run("cut", &resume);
+        assert_eq!(code, Some(1), "{text}");
+        assert_eq!(tables(&out), want);
+    });
+    // At most one account with keys (two regions) is listed again; a fresh run lists all.
+    assert!(
+        ops.get("ListAliases").copied().unwrap_or(0) <= 2
+            && ops.get("DescribeKey").copied().unwrap_or(0) < keys,
+        "only the accounts not examined are listed again: {ops:?}"
+    );
+
+    // Killed after 15 keys were answered.
+    let (code, _, _) = l.run_with("cut2", &args, &[("KEYTRAIL_KILL_AT", "answered:15".into())]);
+    assert_eq!(code, None, "killed");
+    let ops = ops_during(&|| {
+        let (code, text, out) = l.run("cut2", &resume);
+        assert_eq!(code, Some(1), "{text}");
+        assert_eq!(tables(&out), want);
+    });
+    assert_eq!(ops.get("ListKeys"), None, "{ops:?}");
+    assert_eq!(ops.get("DescribeKey"), None, "{ops:?}");
+    assert_eq!(ops["GetKeyLastUsage"], keys - 15, "{ops:?}");
 }
