@@ -66,10 +66,11 @@ pub async fn load(profile: Option<&str>, region: Option<&str>) -> Aws {
 /// One line a person can act on for an SDK error: the service's code and message, or what kept
 /// the request from being sent (no credentials, an endpoint not reached) — never the SDK's
 /// debug structure.
-pub fn explain<E, R>(e: &aws_sdk_kms::error::SdkError<E, R>) -> String
+pub fn explain<E>(
+    e: &aws_sdk_kms::error::SdkError<E, aws_sdk_kms::config::http::HttpResponse>,
+) -> String
 where
     E: std::error::Error + aws_sdk_kms::error::ProvideErrorMetadata + 'static,
-    R: std::fmt::Debug,
 {
     use aws_sdk_kms::error::SdkError;
     use std::error::Error;
@@ -77,7 +78,7 @@ where
         SdkError::ServiceError(se) => match (se.err().code(), se.err().message()) {
             (Some(c), Some(m)) => format!("{c}: {m}"),
             (Some(c), None) => c.to_string(),
-            _ => aws_sdk_kms::error::DisplayErrorContext(e).to_string(),
+            _ => format!("HTTP {} without an error code", se.raw().status().as_u16()),
         },
         _ => {
             // The innermost cause says it best ("no credentials in the chain", "connection refused").
@@ -87,11 +88,12 @@ where
                 cause = next;
                 text = cause.to_string();
             }
-            let credentials = text.contains("credentials") || text.contains("Credentials");
-            if credentials {
-                format!("{text} (set AWS_PROFILE or --profile, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY; expired SSO sessions need `aws sso login`)")
+            // The SDK's own text can span lines (the chain's every provider): one line here.
+            let first = text.lines().next().unwrap_or_default().trim().to_string();
+            if first.to_lowercase().contains("credentials") {
+                format!("{} — set AWS_PROFILE or --profile, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (an expired SSO session needs `aws sso login`)", first.trim_end_matches(['.', ':', ' ']).trim_end_matches(". Attempted"))
             } else {
-                text
+                first
             }
         }
     }

@@ -11,7 +11,6 @@ use crate::scan::decode::decode_json;
 use crate::scan::record::{KeyIndex, UseCopy};
 use crate::tracking::live::Pacer;
 use crate::tracking::Tracked;
-use aws_sdk_cloudtrail::error::DisplayErrorContext;
 use aws_sdk_cloudtrail::types::{LookupAttribute, LookupAttributeKey};
 use std::collections::{BTreeMap, HashSet};
 
@@ -98,7 +97,7 @@ pub async fn lookup(
             }
             Err(e) => warnings.push(format!(
                 "LookupEvents {event_id} in {region} failed: {}",
-                DisplayErrorContext(&e)
+                crate::aws::explain(&e)
             )),
         }
     }

@@ -12,7 +12,6 @@ use crate::config::{Config, Logs, Usage};
 use crate::model::Warnings;
 use crate::model::TRACKED_OPERATIONS;
 use crate::tracking::TrackedKey;
-use aws_sdk_cloudtrail::error::DisplayErrorContext;
 use std::collections::BTreeMap;
 
 /// A basic event selector, reduced to what decides whether KMS calls are logged.
@@ -230,7 +229,7 @@ pub async fn discover(
             .map_err(|e| {
                 anyhow::anyhow!(
                     "DescribeTrails in {region} failed: {}",
-                    DisplayErrorContext(&e)
+                    crate::aws::explain(&e)
                 )
             })?;
         for t in out.trail_list() {
@@ -264,7 +263,7 @@ pub async fn discover(
             .map_err(|e| {
                 anyhow::anyhow!(
                     "GetEventSelectors {arn} failed: {}",
-                    DisplayErrorContext(&e)
+                    crate::aws::explain(&e)
                 )
             })?;
         let basic: Vec<BasicSelector> = sel

@@ -5,7 +5,6 @@
 
 use super::{Archive, ArchiveError, Entry, Got, Listing};
 use crate::aws::Aws;
-use aws_sdk_s3::error::DisplayErrorContext;
 use std::future::Future;
 
 #[derive(Debug, Clone)]
@@ -47,7 +46,7 @@ impl S3Archive {
                                 s3:ListBucket and s3:GetObject on the archive"
                                 .to_string(),
                             Some(404) => "no such bucket (HeadBucket answered 404)".to_string(),
-                            _ => format!("cannot open the bucket: {}", DisplayErrorContext(&e)),
+                            _ => format!("cannot open the bucket: {}", crate::aws::explain(&e)),
                         }));
                     }
                 }
@@ -78,7 +77,7 @@ impl S3Archive {
                 .key(key)
                 .send()
                 .await
-                .map_err(|e| format!("GetObject failed: {}", DisplayErrorContext(&e)))?;
+                .map_err(|e| format!("GetObject failed: {}", crate::aws::explain(&e)))?;
             let expected = out.content_length().and_then(|n| usize::try_from(n).ok());
             let signature = out.metadata().and_then(|m| m.get("signature")).cloned();
             let broken = match out.body.collect().await {
@@ -145,7 +144,7 @@ impl Archive for S3Archive {
                 .send();
             let mut out = Listing::default();
             while let Some(page) = pages.next().await {
-                let page = page.map_err(|e| err(DisplayErrorContext(&e).to_string()))?;
+                let page = page.map_err(|e| err(crate::aws::explain(&e).to_string()))?;
                 out.folders.extend(
                     page.common_prefixes()
                         .iter()

@@ -11,7 +11,6 @@ use crate::model::{Instant, Warnings};
 use crate::plan::Plan;
 use crate::scan::ScanResult;
 use crate::trails::Trail;
-use aws_sdk_cloudtrail::error::DisplayErrorContext;
 use futures::StreamExt;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -232,7 +231,7 @@ pub async fn list_public_keys(
         let page = page.map_err(|e| {
             anyhow::anyhow!(
                 "ListPublicKeys in {region} failed: {}",
-                DisplayErrorContext(&e)
+                crate::aws::explain(&e)
             )
         })?;
         for k in page.public_key_list() {

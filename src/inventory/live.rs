@@ -11,7 +11,6 @@ use crate::config::{Accounts, Reach, Regions};
 use crate::model::Warnings;
 use crate::model::{Instant, KeyArn};
 use anyhow::Context;
-use aws_sdk_kms::error::DisplayErrorContext;
 use chrono::{TimeZone, Utc};
 use futures::stream::{self, StreamExt, TryStreamExt};
 use std::collections::{BTreeMap, BTreeSet};
@@ -392,11 +391,7 @@ pub async fn keys_in_region(
                         }
                         None
                     }
-                    Err(err) => Some(format!(
-                        "DescribeKey {} failed: {}",
-                        key.arn,
-                        DisplayErrorContext(&err)
-                    )),
+                    Err(err) => Some(format!("DescribeKey {} failed: {}", key.arn, explain(&err))),
                 };
                 anyhow::Ok((key, warning))
             }

@@ -10,7 +10,7 @@ use crate::inventory::journal::Journal;
 use crate::inventory::live::instant;
 use crate::inventory::{Inventory, Key, LastUsage, Source};
 use crate::model::KeyArn;
-use aws_sdk_kms::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_kms::error::{ProvideErrorMetadata, SdkError};
 use futures::stream::{self, StreamExt};
 use std::collections::BTreeMap;
 use std::collections::BTreeSet;
@@ -195,14 +195,7 @@ async fn last_usage(
                     _ => false,
                 };
                 if !retryable || attempt >= MAX_ATTEMPTS {
-                    let why = match &e {
-                        SdkError::ServiceError(se) => match (se.err().code(), se.err().message()) {
-                            (Some(c), Some(m)) => format!("{c}: {m}"),
-                            (Some(c), None) => c.to_string(),
-                            _ => DisplayErrorContext(&e).to_string(),
-                        },
-                        _ => DisplayErrorContext(&e).to_string(),
-                    };
+                    let why = crate::aws::explain(&e);
                     let tries = if attempt > 1 {
                         format!(" (after {attempt} attempts)")
                     } else {

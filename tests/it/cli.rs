@@ -125,6 +125,69 @@ fn usage_errors_exit_2_with_one_clear_line_and_leave_nothing_behind() {
     );
 }
 
+/// Missing credentials, or no region to inventory: one line naming what to set, exit 2 — never
+/// the SDK's debug structure. Nothing listens at the endpoint: nothing may be reached.
+#[test]
+fn missing_credentials_or_region_say_what_to_set_in_one_line() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("out");
+    let samples = Path::new(env!("CARGO_MANIFEST_DIR")).join("samples");
+    let base = [
+        ("AWS_EC2_METADATA_DISABLED", "true".to_string()),
+        ("AWS_ENDPOINT_URL", "http://127.0.0.1:9".to_string()),
+        ("AWS_CONFIG_FILE", "/nonexistent".to_string()),
+        ("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent".to_string()),
+    ];
+    let keytrail_clean = |args: &[&str], env: &[(&str, String)]| {
+        let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_keytrail"));
+        c.args(args)
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap());
+        for (k, v) in base.iter().chain(env) {
+            c.env(k, v);
+        }
+        c.output().unwrap()
+    };
+    let region = [("AWS_REGION", "eu-west-1".to_string())];
+    let logs = samples.join("logs");
+    let usage = samples.join("usage.jsonl");
+    // (arguments, environment, what the line must name)
+    type Case<'a> = (Vec<&'a str>, &'a [(&'a str, String)], &'a str);
+    let cases: [Case; 3] = [
+        (
+            vec!["run", "--usage", "aws", "--logs", logs.to_str().unwrap()],
+            &region,
+            "AWS_PROFILE",
+        ),
+        (
+            vec![
+                "run",
+                "--usage",
+                usage.to_str().unwrap(),
+                "--logs",
+                "s3://trail-archive",
+            ],
+            &region,
+            "AWS_PROFILE",
+        ),
+        (vec!["inventory"], &[], "--regions"),
+    ];
+    for (mut args, env, names) in cases {
+        let o_arg = out.to_str().unwrap();
+        args.extend_from_slice(&["--out", o_arg]);
+        let o = keytrail_clean(&args, env);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {err}");
+        assert_eq!(err.lines().count(), 1, "{args:?}: one line: {err}");
+        assert!(err.contains(names), "{args:?}: {err}");
+        assert!(
+            !err.contains("DispatchFailure") && !err.contains("{"),
+            "{err}"
+        );
+        assert!(!out.exists(), "nothing written");
+    }
+}
+
 #[test]
 fn clean_evidence_exits_0() {
     // Keep only keys whose verdict needs no backfill or has complete evidence: exit 0.
