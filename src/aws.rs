@@ -196,7 +196,7 @@ impl Aws {
             builder = builder.external_id(id);
         }
         let provider = builder.build().await;
-        provider.provide_credentials().await.map_err(|e| {
+        let first = provider.provide_credentials().await.map_err(|e| {
             let mut text = e.to_string();
             let mut cause: &dyn std::error::Error = &e;
             while let Some(next) = cause.source() {
@@ -209,7 +209,13 @@ impl Aws {
             .sdk
             .clone()
             .into_builder()
-            .credentials_provider(SharedCredentialsProvider::new(provider))
+            .credentials_provider(SharedCredentialsProvider::new(Primed {
+                first: std::sync::Mutex::new(Some(first)),
+                then: provider,
+            }))
+            // One cache for every client of this account: one session, refreshed once, not
+            // one AssumeRole per client.
+            .identity_cache(aws_config::identity::IdentityCache::lazy().build())
             .build();
         Ok(Aws {
             sdk,
@@ -219,6 +225,29 @@ impl Aws {
 
     pub fn region(&self) -> &str {
         self.sdk.region().map_or(FALLBACK_REGION, |r| r.as_ref())
+    }
+}
+
+/// An assumed role's credentials provider that hands out the session already fetched (to check
+/// the role) first, and asks STS again only when the SDK's cache needs a fresh one.
+#[derive(Debug)]
+struct Primed {
+    first: std::sync::Mutex<Option<aws_credential_types::Credentials>>,
+    then: aws_config::sts::AssumeRoleProvider,
+}
+
+impl aws_credential_types::provider::ProvideCredentials for Primed {
+    fn provide_credentials<'a>(
+        &'a self,
+    ) -> aws_credential_types::provider::future::ProvideCredentials<'a>
+    where
+        Self: 'a,
+    {
+        let first = self.first.lock().unwrap_or_else(|e| e.into_inner()).take();
+        match first {
+            Some(c) => aws_credential_types::provider::future::ProvideCredentials::ready(Ok(c)),
+            None => self.then.provide_credentials(),
+        }
     }
 }
 

@@ -234,7 +234,7 @@ impl Default for Reach {
             accounts: Accounts::Own,
             role_name: DEFAULT_ROLE_NAME.into(),
             external_id: None,
-            account_concurrency: 16,
+            account_concurrency: 32,
             logs_role_arn: None,
         }
     }

@@ -155,7 +155,7 @@ struct LiveArgs {
     #[arg(long)]
     external_id: Option<String>,
     /// Accounts examined at once; each account and region is paced on its own.
-    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=256))]
+    #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..=256))]
     account_concurrency: u32,
     /// The role the archive (--logs s3://...) is read with, e.g. in the log-archive account.
     #[arg(long)]
@@ -393,12 +393,13 @@ fn inventory_only(
             &mut warnings,
         )
         .await?;
-        keytrail::tracking::live::track(
+        keytrail::tracking::live::ask(
             &sessions,
             &mut keys,
             live.kms_rate,
             &Default::default(),
             &|_| {},
+            &mut warnings,
         )
         .await;
         anyhow::Ok((keys, accounts))

@@ -60,6 +60,7 @@ pub fn run(cfg: &Config) -> anyhow::Result<RunOutcome> {
         sessions.as_ref(),
         cfg.kms_rate,
         inventory_journal.as_ref(),
+        &mut warnings,
     ));
     let dest = rt.block_on(trails::review(cfg, aws, &tracked.keys, &mut warnings))?;
     // The archive is read with --logs-role-arn's session when given (a log-archive account).

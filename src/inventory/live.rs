@@ -12,7 +12,7 @@ use crate::model::Warnings;
 use crate::model::{Instant, KeyArn};
 use anyhow::Context;
 use chrono::{TimeZone, Utc};
-use futures::stream::{self, StreamExt, TryStreamExt};
+use futures::stream::{self, StreamExt};
 use std::collections::{BTreeMap, BTreeSet};
 
 /// The inventory stage: the keys of a snapshot (or of a resumed run's kept one), or, when
@@ -273,9 +273,9 @@ async fn examine(
         },
     };
     let mut keys = Vec::new();
-    let mut warnings = Warnings::default();
+    let warnings = Warnings::default();
     for region in &names {
-        match keys_in_region(&session, region, &mut warnings).await {
+        match keys_in_region(&session, region).await {
             Ok(k) => {
                 keys.extend(k);
                 account.regions.push(region.clone());
@@ -327,16 +327,13 @@ pub async fn enabled_regions(aws: &Aws) -> anyhow::Result<Vec<String>> {
     Ok(names)
 }
 
-/// Every key of `region`, without its last usage yet. Failures to list are fatal (no list, no
-/// inventory); a failed `DescribeKey` keeps the key with what `ListKeys` said, and a warning.
-pub async fn keys_in_region(
-    aws: &Aws,
-    region: &str,
-    warnings: &mut Warnings,
-) -> anyhow::Result<Vec<Key>> {
+/// Every key of `region` with its aliases (`ListKeys`, `ListAliases`), without its metadata
+/// ([`describe`]) or its last usage yet. A failure to list is the account's failure.
+pub async fn keys_in_region(aws: &Aws, region: &str) -> anyhow::Result<Vec<Key>> {
     let kms = aws.kms(region);
     let entries: Vec<aws_sdk_kms::types::KeyListEntry> = kms
         .list_keys()
+        .limit(1000) // the most a page may hold: fewer calls in a large account
         .into_paginator()
         .items()
         .send()
@@ -346,6 +343,7 @@ pub async fn keys_in_region(
     let mut aliases: BTreeMap<String, Vec<String>> = BTreeMap::new();
     let alias_entries: Vec<aws_sdk_kms::types::AliasListEntry> = kms
         .list_aliases()
+        .limit(100) // the most a page may hold
         .into_paginator()
         .items()
         .send()
@@ -361,49 +359,101 @@ pub async fn keys_in_region(
                 .push(name.to_string());
         }
     }
-    let described: Vec<(Key, Option<String>)> = stream::iter(entries)
+    entries
+        .iter()
         .map(|e| {
-            let kms = kms.clone();
-            let aliases = &aliases;
-            async move {
-                let arn = e
-                    .key_arn()
-                    .context("ListKeys returned a key without KeyArn")?;
-                let arn = KeyArn::parse(arn)?;
-                let mut key = Key {
-                    aliases: aliases.get(arn.key_id()).cloned().unwrap_or_default(),
-                    arn,
-                    key_state: None,
-                    key_manager: None,
-                    multi_region: None,
-                    creation: None,
-                    tracking_start: None,
-                    last_usage: None,
-                    error: None,
-                };
-                let warning = match kms.describe_key().key_id(key.arn.as_str()).send().await {
-                    Ok(out) => {
-                        if let Some(m) = out.key_metadata() {
-                            key.key_state = m.key_state().map(|s| s.as_str().to_string());
-                            key.key_manager = m.key_manager().map(|s| s.as_str().to_string());
-                            key.multi_region = m.multi_region();
-                            key.creation = m.creation_date().and_then(instant);
-                        }
-                        None
-                    }
-                    Err(err) => Some(format!("DescribeKey {} failed: {}", key.arn, explain(&err))),
-                };
-                anyhow::Ok((key, warning))
-            }
+            let arn = e
+                .key_arn()
+                .context("ListKeys returned a key without KeyArn")?;
+            let arn = KeyArn::parse(arn)?;
+            let mut aliases = aliases.get(arn.key_id()).cloned().unwrap_or_default();
+            aliases.sort();
+            Ok(Key {
+                aliases,
+                arn,
+                key_state: None,
+                key_manager: None,
+                multi_region: None,
+                creation: None,
+                tracking_start: None,
+                last_usage: None,
+                error: None,
+            })
         })
-        .buffered(DESCRIBE_CONCURRENCY)
-        .try_collect()
-        .await?;
-    let mut keys = Vec::with_capacity(described.len());
-    for (mut key, warning) in described {
-        key.aliases.sort();
-        warnings.extend(warning);
-        keys.push(key);
+        .collect()
+}
+
+/// What `DescribeKey` says of a key.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Described {
+    pub key_state: Option<String>,
+    pub key_manager: Option<String>,
+    pub multi_region: Option<bool>,
+    pub creation: Option<Instant>,
+}
+
+impl Described {
+    /// The key with this metadata (`GetKeyLastUsage`'s creation date, when it gave one, wins).
+    pub fn fill(self, key: &mut Key) {
+        key.key_state = self.key_state;
+        key.key_manager = self.key_manager;
+        key.multi_region = self.multi_region;
+        key.creation = key.creation.or(self.creation);
     }
-    Ok(keys)
+}
+
+/// `DescribeKey` for every key, [`DESCRIBE_CONCURRENCY`] at a time per account and region (its
+/// quota is in the thousands per second: it needs no pacing). A failure keeps the key with what
+/// `ListKeys` said, and a warning.
+pub async fn describe(
+    sessions: &Sessions,
+    keys: &[Key],
+) -> (BTreeMap<KeyArn, Described>, Vec<String>) {
+    let scopes: BTreeSet<(&str, &str)> = keys
+        .iter()
+        .map(|k| (k.arn.account(), k.arn.region()))
+        .collect();
+    let in_flight = (scopes.len() * DESCRIBE_CONCURRENCY).clamp(1, 256);
+    let clients: BTreeMap<(&str, &str), aws_sdk_kms::Client> = scopes
+        .into_iter()
+        .map(|(a, r)| ((a, r), sessions.of(a).kms(r)))
+        .collect();
+    let jobs: Vec<(KeyArn, aws_sdk_kms::Client)> = keys
+        .iter()
+        .map(|k| {
+            let kms = clients[&(k.arn.account(), k.arn.region())].clone();
+            (k.arn.clone(), kms)
+        })
+        .collect();
+    let results: Vec<(KeyArn, Result<Described, String>)> = stream::iter(jobs)
+        .map(|(arn, kms)| async move {
+            let got = match kms.describe_key().key_id(arn.as_str()).send().await {
+                Ok(out) => Ok(out
+                    .key_metadata()
+                    .map(|m| Described {
+                        key_state: m.key_state().map(|s| s.as_str().to_string()),
+                        key_manager: m.key_manager().map(|s| s.as_str().to_string()),
+                        multi_region: m.multi_region(),
+                        creation: m.creation_date().and_then(instant),
+                    })
+                    .unwrap_or_default()),
+                Err(err) => Err(format!("DescribeKey {arn} failed: {}", explain(&err))),
+            };
+            (arn, got)
+        })
+        .buffer_unordered(in_flight)
+        .collect()
+        .await;
+    let mut out = BTreeMap::new();
+    let mut warnings = Vec::new();
+    for (arn, r) in results {
+        match r {
+            Ok(d) => {
+                out.insert(arn, d);
+            }
+            Err(w) => warnings.push(w),
+        }
+    }
+    warnings.sort();
+    (out, warnings)
 }

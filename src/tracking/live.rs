@@ -9,7 +9,7 @@ use crate::aws::Sessions;
 use crate::inventory::journal::Journal;
 use crate::inventory::live::instant;
 use crate::inventory::{Inventory, Key, LastUsage, Source};
-use crate::model::KeyArn;
+use crate::model::{KeyArn, Warnings};
 use aws_sdk_kms::error::{ProvideErrorMetadata, SdkError};
 use futures::stream::{self, StreamExt};
 use std::collections::BTreeMap;
@@ -57,6 +57,7 @@ pub async fn track_inventory(
     sessions: Option<&Sessions>,
     rate: f64,
     journal: Option<&Journal>,
+    warnings: &mut Warnings,
 ) -> Tracked {
     if let (Source::Live, Some(sessions)) = (&inventory.source, sessions) {
         let answered = std::mem::take(&mut inventory.answered);
@@ -65,9 +66,50 @@ pub async fn track_inventory(
                 j.answered(k);
             }
         };
-        track(sessions, &mut inventory.keys, rate, &answered, &on_answer).await;
+        ask(
+            sessions,
+            &mut inventory.keys,
+            rate,
+            &answered,
+            &on_answer,
+            warnings,
+        )
+        .await;
     }
     Tracked::of(inventory)
+}
+
+/// `DescribeKey` and `GetKeyLastUsage` for every listed key, side by side: the paced asking
+/// starts as soon as the keys are listed, and the metadata is fetched while it waits on the
+/// pacers — so an organization's inventory takes about as long as its largest account-region's
+/// paced asking.
+pub async fn ask(
+    sessions: &Sessions,
+    keys: &mut [Key],
+    rate: f64,
+    answered: &BTreeSet<KeyArn>,
+    on_answer: &(dyn Fn(&Key) + Sync),
+    warnings: &mut Warnings,
+) {
+    // DescribeKey on a task of its own, so that its stream neither starves the pacers' timers
+    // (tokio's cooperative budget is per task) nor shares their thread.
+    let listed: Vec<Key> = keys.to_vec();
+    let for_describe = sessions.clone();
+    let describing =
+        tokio::spawn(async move { crate::inventory::live::describe(&for_describe, &listed).await });
+    track(sessions, keys, rate, answered, on_answer).await;
+    let (described, w) = describing
+        .await
+        .expect("the DescribeKey task does not panic");
+    warnings.extend(w);
+    for key in keys.iter_mut() {
+        if let Some(d) = described.get(&key.arn) {
+            d.clone().fill(key);
+        }
+        if key.error.is_none() && key.creation.is_none() {
+            key.error = Some("neither GetKeyLastUsage nor DescribeKey gave KeyCreationDate".into());
+        }
+    }
 }
 
 /// Fills `last_usage`, `tracking_start`, `creation` (or `error`) of every key but those
@@ -81,19 +123,24 @@ pub async fn track(
     answered: &BTreeSet<KeyArn>,
     on_answer: &(dyn Fn(&Key) + Sync),
 ) {
-    let mut pacers: BTreeMap<(String, String), Arc<Pacer>> = BTreeMap::new();
-    let jobs: Vec<(usize, Arc<Pacer>)> = keys
+    let mut pacers: BTreeMap<(String, String), (Arc<Pacer>, usize)> = BTreeMap::new();
+    let mut jobs: Vec<(usize, usize, Arc<Pacer>)> = keys
         .iter()
         .enumerate()
         .filter(|(_, k)| !answered.contains(&k.arn))
         .map(|(i, k)| {
-            let p = pacers
+            let (p, queued) = pacers
                 .entry((k.arn.account().to_string(), k.arn.region().to_string()))
-                .or_insert_with(|| Arc::new(Pacer::per_second(rate)))
-                .clone();
-            (i, p)
+                .or_insert_with(|| (Arc::new(Pacer::per_second(rate)), 0));
+            *queued += 1;
+            (*queued, i, p.clone())
         })
         .collect();
+    // Round robin over the account-regions (every one's first key, then every one's second…):
+    // the calls in flight are spread over all pacers, so every account-region is asked side by
+    // side and an organization takes about as long as its largest account-region. In key order
+    // the first few accounts would hold every slot while the rest waited.
+    jobs.sort_by_key(|(rank, i, _)| (*rank, *i));
     let clients: BTreeMap<(String, String), aws_sdk_kms::Client> = pacers
         .keys()
         .map(|(a, r)| ((a.clone(), r.clone()), sessions.of(a).kms_no_retry(r)))
@@ -103,7 +150,7 @@ pub async fn track(
     let keys_ro: &[Key] = keys;
     let count = std::sync::atomic::AtomicU64::new(0);
     let results: Vec<(usize, Key)> = stream::iter(jobs)
-        .map(|(i, pacer)| {
+        .map(|(_, i, pacer)| {
             let arn = &keys_ro[i].arn;
             let client = clients[&(arn.account().to_string(), arn.region().to_string())].clone();
             let count = &count;
@@ -132,10 +179,8 @@ fn apply(key: &mut Key, r: Result<Response, String>) {
             key.last_usage = resp.last_usage;
             key.tracking_start = resp.tracking_start;
             key.creation = resp.creation.or(key.creation);
-            if key.tracking_start.is_none() || key.creation.is_none() {
-                key.error = Some(
-                    "GetKeyLastUsage answered without TrackingStartDate or KeyCreationDate".into(),
-                );
+            if key.tracking_start.is_none() {
+                key.error = Some("GetKeyLastUsage answered without TrackingStartDate".into());
             }
         }
         Err(e) => key.error = Some(e),

@@ -77,8 +77,8 @@ impl FakeTrail {
 }
 
 struct State {
-    /// Snapshot lines by key ARN.
-    keys: Vec<Value>,
+    /// Snapshot lines, by (account, region).
+    keys: HashMap<(String, String), Vec<Value>>,
     trails: Vec<FakeTrail>,
     /// Records `LookupEvents` can return, by `eventID`.
     events: HashMap<String, String>,
@@ -121,8 +121,17 @@ impl FakeAws {
             .filter(|l| !l.trim().is_empty())
             .map(|l| serde_json::from_str(l).unwrap())
             .collect();
+        let mut by_scope: HashMap<(String, String), Vec<Value>> = HashMap::new();
+        for k in keys {
+            let arn = arn_of(&k);
+            let parts: Vec<&str> = arn.split(':').collect();
+            by_scope
+                .entry((parts[4].to_string(), parts[3].to_string()))
+                .or_default()
+                .push(k);
+        }
         let state = Arc::new(Mutex::new(State {
-            keys,
+            keys: by_scope,
             trails,
             events: HashMap::new(),
             faults,
@@ -252,20 +261,20 @@ async fn handle(
     if op == "AssumeRole" || op == "GetCallerIdentity" {
         return Ok(sts(&mut st, &op, &form, &account));
     }
-    // Each account sees its own keys.
-    let in_region: Vec<Value> = st
-        .keys
-        .iter()
-        .filter(|k| arn_of(k).split(':').nth(3) == Some(region.as_str()))
-        .filter(|k| arn_of(k).split(':').nth(4) == Some(account.as_str()))
-        .cloned()
-        .collect();
-    let find = |id: &str| {
-        in_region
-            .iter()
-            .find(|k| arn_of(k) == id || k["KeyMetadata"]["KeyId"] == id)
-            .cloned()
+    // Each account sees its own keys (listed whole only by the List operations).
+    let scope = (account.clone(), region.clone());
+    let in_region: Vec<Value> = match op.as_str() {
+        "ListKeys" | "ListAliases" => st.keys.get(&scope).cloned().unwrap_or_default(),
+        _ => Vec::new(),
     };
+    let found = key_id.as_deref().and_then(|id| {
+        st.keys
+            .get(&scope)?
+            .iter()
+            .find(|k| k["KeyMetadata"]["Arn"] == id || k["KeyMetadata"]["KeyId"] == id)
+    });
+    let found = found.cloned();
+    let find = |_: &str| found.clone();
     // Small pages, so that pagination is exercised.
     let page = |items: Vec<Value>, marker: &Value, key: &str| {
         let start: usize = marker.as_str().and_then(|m| m.parse().ok()).unwrap_or(0);

@@ -686,10 +686,11 @@ fn a_killed_organization_run_resumes_at_the_accounts_and_keys_not_done() {
         assert_eq!(code, Some(1), "{text}");
         assert_eq!(tables(&out), want);
     });
-    // At most one account with keys (two regions) is listed again; a fresh run lists all.
+    // At most one account with keys (two regions, a page of aliases and two of keys each) is
+    // listed again; a fresh run lists three.
     assert!(
         ops.get("ListAliases").copied().unwrap_or(0) <= 2
-            && ops.get("DescribeKey").copied().unwrap_or(0) < keys,
+            && ops.get("ListKeys").copied().unwrap_or(0) <= 4,
         "only the accounts not examined are listed again: {ops:?}"
     );
 
@@ -702,6 +703,123 @@ fn a_killed_organization_run_resumes_at_the_accounts_and_keys_not_done() {
         assert_eq!(tables(&out), want);
     });
     assert_eq!(ops.get("ListKeys"), None, "{ops:?}");
-    assert_eq!(ops.get("DescribeKey"), None, "{ops:?}");
     assert_eq!(ops["GetKeyLastUsage"], keys - 15, "{ops:?}");
+    // DescribeKey (no quota to speak of) is asked again for every key.
+    assert_eq!(ops["DescribeKey"], keys, "{ops:?}");
+}
+
+/// By hand (not in CI): `cargo test --release --test it -- --ignored --nocapture
+/// organization_inventory_bench`. 200 accounts × 2 regions × 20 keys on the stand-in, paced at
+/// 5 GetKeyLastUsage per second per account and region: the organization's `keytrail inventory`
+/// against one account-region's alone, in one run. The bar: at most 1.5× (each account-region is
+/// paced on its own and all run side by side).
+#[test]
+#[ignore]
+fn organization_inventory_bench() {
+    let (accounts, keys_per_region) = (200, 20);
+    let regions = ["us-east-1", "eu-west-1"];
+    let mut snapshot = String::new();
+    let mut org = Vec::new();
+    for a in 0..accounts {
+        let account = format!("{:012}", 100_000_000_000u64 + a as u64);
+        org.push((account.clone(), format!("member-{a}"), "ACTIVE".to_string()));
+        for region in regions {
+            for k in 0..keys_per_region {
+                let id = format!("00000000-0000-4000-8000-{a:06}{k:06}");
+                let arn = format!("arn:aws:kms:{region}:{account}:key/{id}");
+                snapshot.push_str(
+                    &json!({
+                        "KeyId": arn, "Aliases": [], "KeyCreationDate": 1.7e9,
+                        "TrackingStartDate": 1.772928e9, "KeyLastUsage": {},
+                        "KeyMetadata": {"Arn": arn, "KeyId": id, "AWSAccountId": account,
+                            "CreationDate": 1.7e9, "KeyState": "Enabled", "KeyManager": "CUSTOMER",
+                            "MultiRegion": false},
+                    })
+                    .to_string(),
+                );
+                snapshot.push('\n');
+            }
+        }
+    }
+    let aws = FakeAws::start(&snapshot, Faults::default(), vec![]);
+    aws.set_org(crate::fake_aws::Org {
+        accounts: org.clone(),
+        ..Default::default()
+    });
+    let tmp = tempfile::tempdir().unwrap();
+    let env: Vec<(&str, String)> = vec![
+        ("AWS_ENDPOINT_URL", aws.endpoint.clone()),
+        ("AWS_ACCESS_KEY_ID", "testing".into()),
+        ("AWS_SECRET_ACCESS_KEY", "testing".into()),
+        ("AWS_REGION", "us-east-1".into()),
+        ("AWS_CONFIG_FILE", "/nonexistent".into()),
+        ("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent".into()),
+        ("AWS_EC2_METADATA_DISABLED", "true".into()),
+    ];
+    let inventory = |name: &str, accounts: &str, regions: &str| {
+        let out = tmp.path().join(name);
+        let started = std::time::Instant::now();
+        let o = keytrail_with_env(
+            &[
+                "inventory",
+                "--out",
+                out.to_str().unwrap(),
+                "--regions",
+                regions,
+                "--accounts",
+                accounts,
+            ],
+            &env,
+        );
+        let took = started.elapsed().as_secs_f64();
+        assert_eq!(
+            o.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        let lines = std::fs::read_to_string(&out).unwrap();
+        (took, lines.lines().filter(|l| l.contains("KeyId")).count())
+    };
+    let (one, n1) = inventory("one", &org[0].0, "us-east-1");
+    let (all, n) = inventory("all", "org", "us-east-1,eu-west-1");
+    assert_eq!((n1, n), (keys_per_region, accounts * 2 * keys_per_region));
+    let paced = (keys_per_region - 1) as f64 / 5.0;
+    // Where the time went, from the stand-in's log.
+    let seen = aws.seen();
+    let org_start = seen
+        .iter()
+        .find(|s| s.operation == "ListAccounts")
+        .unwrap()
+        .at;
+    let at = |op: &str, last: bool| {
+        let t = seen
+            .iter()
+            .filter(|s| s.operation == op && s.at >= org_start)
+            .map(|s| s.at);
+        if last { t.max() } else { t.min() }.unwrap()
+    };
+    let org_start = seen
+        .iter()
+        .find(|s| s.operation == "ListAccounts")
+        .unwrap()
+        .at;
+    let since = |t: std::time::Instant| (t - org_start).as_secs_f64();
+    println!(
+        "  from ListAccounts: AssumeRole {:.2}-{:.2} s, ListKeys {:.2}-{:.2} s, DescribeKey {:.2}-{:.2} s, GetKeyLastUsage {:.2}-{:.2} s",
+        since(at("AssumeRole", false)), since(at("AssumeRole", true)),
+        since(at("ListKeys", false)), since(at("ListKeys", true)),
+        since(at("DescribeKey", false)), since(at("DescribeKey", true)),
+        since(at("GetKeyLastUsage", false)), since(at("GetKeyLastUsage", true)),
+    );
+    println!(
+        "  phases: listing {:.2} s (ListAccounts to the last DescribeKey), asking {:.2} s (first to last GetKeyLastUsage)",
+        (at("DescribeKey", true) - org_start).as_secs_f64(),
+        (at("GetKeyLastUsage", true) - at("GetKeyLastUsage", false)).as_secs_f64()
+    );
+    println!(
+        "organization inventory: {accounts} accounts x 2 regions x {keys_per_region} keys = {n} keys in {all:.2} s; \
+         one account-region alone: {one:.2} s (paced minimum {paced:.1} s); ratio {:.2}",
+        all / one
+    );
 }
