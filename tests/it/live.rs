@@ -488,6 +488,28 @@ fn an_organization_run_examines_every_active_account_and_names_those_it_could_no
     assert_eq!(code, 1, "{text}");
     let rows = read_table(&out.join("key_usage"));
     assert_eq!(read_table(&offline.join("key_usage")), rows);
+    // And every key as the generator's truth says.
+    let truth_keys = l.truth["keys"].as_array().unwrap();
+    assert_eq!(rows.len(), truth_keys.len());
+    for want in truth_keys {
+        let got = rows
+            .iter()
+            .find(|r| r["key_arn"] == want["key_arn"])
+            .unwrap_or_else(|| panic!("no row for {}", want["key_arn"]));
+        for f in crate::truth::FIELDS {
+            assert_eq!(got[f], want[f], "{} {f}", want["key_arn"]);
+        }
+    }
+    // Only read APIs.
+    for op in count_by_operation(&l.aws.seen()).keys() {
+        assert!(
+            op.starts_with("List")
+                || op.starts_with("Describe")
+                || op.starts_with("Get")
+                || op == "AssumeRole",
+            "{op} called"
+        );
+    }
 
     // The accounts table, worked out from the organization above and the generator's keys.
     let keys = l.truth["keys"].as_array().unwrap();

@@ -6,7 +6,7 @@ use crate::common::{read_table, run, synth};
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 
-const FIELDS: &[&str] = &[
+pub const FIELDS: &[&str] = &[
     "tracking_status",
     "verdict",
     "pre_tracking_use_count",
