@@ -363,20 +363,18 @@ impl Scanner {
         ScanResult::of(held.into_iter().chain(fresh))
     }
 
-    /// The scan of the plan: its objects, then the callers' folders that name who made the
-    /// cross-account uses found ([`crate::scan::callers`]), added to the plan and read the same
-    /// way. Returns the plan as read and the result of both.
-    pub async fn scan_plan<A: Archive>(
+    /// The callers' folders that name who made the cross-account uses `first` found
+    /// ([`crate::scan::callers`]), added to the plan and read the same way. Returns the plan as
+    /// read and the result of both.
+    pub async fn read_callers<A: Archive>(
         &self,
         archive: &A,
         mut plan: Plan,
+        first: ScanResult,
         index: Arc<KeyIndex>,
         pool: &rayon::ThreadPool,
         cfg: &Config,
     ) -> Result<(Plan, ScanResult), ListError> {
-        let first = self
-            .scan(archive, &plan.objects, index.clone(), pool, cfg)
-            .await;
         let wanted = callers::wanted(&first);
         let added = crate::plan::list::add_callers(archive, &mut plan, wanted.prefixes).await?;
         if added.is_empty() {

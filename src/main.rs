@@ -30,6 +30,44 @@ enum Command {
         #[command(flatten)]
         live: LiveArgs,
     },
+    /// Plan a run for many machines: resolve the keys, list the archive, assign the objects to
+    /// shards, and print what it will cost and take. No log object is read.
+    Plan {
+        #[command(flatten)]
+        run: RunArgs,
+        /// Shards to split the objects into (e.g. the array size of an AWS Batch job).
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=10000))]
+        shards: u64,
+    },
+    /// Scan one shard of a plan (`--out PLAN` of `keytrail plan`) into a directory of results.
+    Scan {
+        #[arg(long)]
+        plan: PathBuf,
+        /// K/N (0-based K), or `auto`: K from AWS_BATCH_JOB_ARRAY_INDEX or JOB_COMPLETION_INDEX.
+        #[arg(long)]
+        shard: String,
+        /// The directory every shard writes its result to.
+        #[arg(long)]
+        out: PathBuf,
+        #[command(flatten)]
+        engine: ShardArgs,
+    },
+    /// Merge every shard's result of a plan into the report (refused if any is missing).
+    Merge {
+        #[arg(long)]
+        plan: PathBuf,
+        /// The directory the shards wrote their results to.
+        #[arg(long)]
+        shards: PathBuf,
+        /// Report directory (created; must not exist or be empty unless --overwrite).
+        #[arg(long)]
+        out: PathBuf,
+        /// Replace an existing report in --out.
+        #[arg(long)]
+        overwrite: bool,
+        #[command(flatten)]
+        engine: ShardArgs,
+    },
     /// Measure the scan against the inflate-only floor on a local archive (planned as --backfill all).
     Bench {
         #[arg(long)]
@@ -125,6 +163,58 @@ struct RunArgs {
     /// Print nothing but errors.
     #[arg(long, short)]
     quiet: bool,
+}
+
+/// How a shard or a merge runs (the rest comes from the plan).
+#[derive(clap::Args)]
+struct ShardArgs {
+    /// Worker threads for decompression and parsing (default: all cores).
+    #[arg(long)]
+    threads: Option<usize>,
+    /// S3 objects fetched at once (s3:// archives).
+    #[arg(long, default_value_t = keytrail::scan::fetch::DEFAULT_CONCURRENCY,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    concurrency: u64,
+    /// AWS profile (default: the SDK's standard chain).
+    #[arg(long)]
+    profile: Option<String>,
+    /// AWS region for the clients.
+    #[arg(long)]
+    region: Option<String>,
+    /// Print nothing but errors.
+    #[arg(long, short)]
+    quiet: bool,
+}
+
+impl ShardArgs {
+    /// This process's own settings; the run's come from the plan.
+    fn config(&self, out: PathBuf, overwrite: bool) -> Config {
+        Config {
+            usage: Usage::Aws,
+            reach: Default::default(),
+            regions: Regions::Configured,
+            kms_rate: 5.0,
+            logs: Logs::Auto,
+            out,
+            backfill: BackfillScope::Unknown,
+            since: None,
+            threads: self.threads.unwrap_or(0),
+            concurrency: self.concurrency as usize,
+            max_in_flight: keytrail::scan::fetch::DEFAULT_IN_FLIGHT_MIB << 20,
+            limits: Default::default(),
+            profile: self.profile.clone(),
+            region: self.region.clone(),
+            overwrite,
+            resume: false,
+            progress: !self.quiet,
+            integrity: keytrail::config::Integrity {
+                mode: keytrail::config::VerifyMode::Auto,
+                signatures: None,
+                public_keys: Vec::new(),
+            },
+            arguments: std::env::args().collect(),
+        }
+    }
 }
 
 /// How to reach AWS.
@@ -241,6 +331,26 @@ fn main() -> ExitCode {
     let done = match cli.command {
         Command::Run(args) => run(args),
         Command::Inventory { out, live } => inventory(&out, &live),
+        Command::Plan { run, shards } => plan(run, shards as usize),
+        Command::Scan {
+            plan,
+            shard,
+            out,
+            engine,
+        } => scan_shard(&plan, &shard, &out, &engine),
+        Command::Merge {
+            plan,
+            shards,
+            out,
+            overwrite,
+            engine,
+        } => {
+            let quiet = engine.quiet;
+            let cfg = engine.config(out, overwrite);
+            keytrail::pipeline::shard::merge(&plan, &shards, &cfg)
+                .map_err(|e| format!("{e:#}"))
+                .map(|outcome| finished(&outcome, quiet, &cfg))
+        }
         Command::Bench {
             usage,
             logs,
@@ -290,15 +400,58 @@ fn run(args: RunArgs) -> Result<Exit, String> {
     let quiet = args.quiet;
     let cfg = args.resolve()?;
     let outcome = keytrail::run(&cfg).map_err(|e| format!("{e:#}"))?;
+    Ok(finished(&outcome, quiet, &cfg))
+}
+
+/// The summary of a finished report, and its exit code.
+fn finished(outcome: &keytrail::pipeline::RunOutcome, quiet: bool, cfg: &Config) -> Exit {
     if !quiet {
         say(&outcome.summary.render());
         say(&format!("report: {}\n", cfg.out.display()));
     }
-    Ok(if outcome.summary.incomplete() {
+    if outcome.summary.incomplete() {
         Exit::Incomplete
     } else {
         Exit::Clean
-    })
+    }
+}
+
+/// `keytrail plan`: the plan file and its estimate.
+fn plan(args: RunArgs, shards: usize) -> Result<Exit, String> {
+    let quiet = args.quiet;
+    let cfg = args.resolve()?;
+    let (_, estimate) =
+        keytrail::pipeline::shard::plan(&cfg, shards, &cfg.out).map_err(|e| format!("{e:#}"))?;
+    if !quiet {
+        say(&estimate.render());
+        say(&format!("plan: {}\n", cfg.out.display()));
+    }
+    Ok(Exit::Clean)
+}
+
+/// `keytrail scan`: one shard. Exit 0 once its result is written, unreadable objects included.
+fn scan_shard(
+    plan: &std::path::Path,
+    shard: &str,
+    out: &std::path::Path,
+    engine: &ShardArgs,
+) -> Result<Exit, String> {
+    let file = keytrail::pipeline::shard::read_plan(plan).map_err(|e| format!("{e:#}"))?;
+    let n = file.plan.shards.len();
+    let k = keytrail::pipeline::shard::shard_index(shard, n)?;
+    let cfg = engine.config(out.to_path_buf(), false);
+    let stats =
+        keytrail::pipeline::shard::scan(plan, k, out, &cfg).map_err(|e| format!("{e:#}"))?;
+    if !engine.quiet {
+        say(&format!(
+            "shard {k} of {n}: {} objects read, {} skipped, {} unreadable; result in {}\n",
+            stats.objects_read,
+            stats.objects_skipped,
+            stats.objects_unreadable,
+            keytrail::pipeline::shard::shard_file(out, k, n).display()
+        ));
+    }
+    Ok(Exit::Clean)
 }
 
 impl RunArgs {

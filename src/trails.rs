@@ -36,7 +36,7 @@ pub struct FieldSelector {
 }
 
 /// Whether a trail logs successful KMS cryptographic calls.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Coverage {
     /// Every tracked KMS operation, from every caller.
     Full,
@@ -144,7 +144,7 @@ fn accepts(sel: &[FieldSelector], op: &str) -> Option<bool> {
 }
 
 /// A trail, as far as the evidence is concerned.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Trail {
     pub arn: String,
     pub account: String,

@@ -135,15 +135,26 @@ pub fn read_snapshot(path: &Path) -> Result<Vec<Key>, SnapshotError> {
 /// Blank lines are allowed; anything else that is not a valid key or account line is an error
 /// naming the line, because a silently dropped key is a key nobody investigates.
 pub fn read_inventory(path: &Path) -> Result<(Vec<Key>, Vec<Account>), SnapshotError> {
+    let file = std::fs::File::open(path).map_err(|source| SnapshotError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    read_inventory_from(std::io::BufReader::new(file), path)
+}
+
+/// [`read_inventory`] of a snapshot's text (`path` names it in errors).
+pub fn read_inventory_from(
+    text: impl BufRead,
+    path: &Path,
+) -> Result<(Vec<Key>, Vec<Account>), SnapshotError> {
     let io = |source| SnapshotError::Io {
         path: path.to_path_buf(),
         source,
     };
-    let file = std::fs::File::open(path).map_err(io)?;
     let mut keys = Vec::new();
     let mut accounts: Vec<Account> = Vec::new();
     let mut seen = HashSet::new();
-    for (i, line) in std::io::BufReader::new(file).lines().enumerate() {
+    for (i, line) in text.lines().enumerate() {
         let line = line.map_err(io)?;
         let lineno = i + 1;
         let err = |msg: String| SnapshotError::Line {

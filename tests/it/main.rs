@@ -14,4 +14,5 @@ mod proxy;
 mod report_check;
 mod resume;
 mod s3;
+mod shards;
 mod truth;

@@ -5,6 +5,8 @@
 //! resume checkpoint together.
 
 use crate::archive::{self, Archive};
+
+pub mod shard;
 use crate::config::{Config, Logs, Usage};
 use crate::inventory;
 use crate::model::Warnings;
@@ -32,11 +34,51 @@ pub fn run(cfg: &Config) -> anyhow::Result<RunOutcome> {
         checkpoint::discard(&journal);
     }
     let source = inventory::Source::of(&cfg.usage, &journal.join(checkpoint::USAGE), cfg.resume);
-    let engines = Engines::start(cfg, &source)?;
-    let aws = engines.aws.as_ref();
+    let engines = Engines::start(cfg, source.is_live() || !matches!(cfg.logs, Logs::Local(_)))?;
     let mut warnings = Warnings::default();
-    let rt = &engines.rt;
+    let prepared = prepare(cfg, &engines, source, &journal, &mut warnings)?;
+    let scanner =
+        checkpoint::Scanner::open(cfg, &prepared.dest.logs, &prepared.tracked, &prepared.plan)?;
+    let scanned = engines.rt.block_on(scanner.scan(
+        &prepared.archive,
+        &prepared.plan.objects,
+        prepared.index.clone(),
+        &engines.pool,
+        cfg,
+    ));
+    finish(
+        cfg,
+        &engines,
+        prepared,
+        scanned,
+        scanner,
+        verify_with,
+        staging,
+        warnings,
+        started,
+    )
+}
 
+/// What the stages before the scan give: the keys with their answers, where the logs are, the
+/// archive opened, the plan, and the keys' index for attribution.
+pub(crate) struct Prepared {
+    pub tracked: tracking::Tracked,
+    pub dest: trails::Destination,
+    pub archive: archive::AnyArchive,
+    pub plan: plan::Plan,
+    pub index: Arc<KeyIndex>,
+}
+
+/// Inventory, tracking, the trails, the archive and the plan.
+pub(crate) fn prepare(
+    cfg: &Config,
+    engines: &Engines,
+    source: inventory::Source,
+    journal: &std::path::Path,
+    warnings: &mut Warnings,
+) -> anyhow::Result<Prepared> {
+    let aws = engines.aws.as_ref();
+    let rt = &engines.rt;
     // A live inventory journals its progress, so that --resume goes on where it stopped.
     let (inventory_journal, held) = match source.is_live() {
         true => {
@@ -53,25 +95,17 @@ pub fn run(cfg: &Config) -> anyhow::Result<RunOutcome> {
         &cfg.reach,
         inventory_journal.as_ref().zip(held),
         cfg.progress,
-        &mut warnings,
+        warnings,
     ))?;
     let tracked = rt.block_on(tracking::live::track_inventory(
         inventory,
         sessions.as_ref(),
         cfg.kms_rate,
         inventory_journal.as_ref(),
-        &mut warnings,
+        warnings,
     ));
-    let dest = rt.block_on(trails::review(cfg, aws, &tracked.keys, &mut warnings))?;
-    // The archive is read with --logs-role-arn's session when given (a log-archive account).
-    let logs_session = match (&cfg.reach.logs_role_arn, aws, &dest.logs) {
-        (Some(role), Some(aws), Logs::S3 { .. }) => Some(
-            rt.block_on(aws.assume(role, cfg.reach.external_id.as_deref()))
-                .map_err(|e| anyhow::anyhow!("--logs-role-arn: {e}"))?,
-        ),
-        _ => None,
-    };
-    let archive = rt.block_on(archive::open(&dest.logs, logs_session.as_ref().or(aws)))?;
+    let dest = rt.block_on(trails::review(cfg, aws, &tracked.keys, warnings))?;
+    let archive = open_archive(cfg, engines, &dest.logs)?;
     let plan = rt.block_on(plan::list::make(
         &archive,
         &tracked.keys,
@@ -81,9 +115,67 @@ pub fn run(cfg: &Config) -> anyhow::Result<RunOutcome> {
     let index = Arc::new(KeyIndex::new(
         tracked.keys().map(|k| (&k.arn, k.aliases.as_slice())),
     ));
-    let scanner = checkpoint::Scanner::open(cfg, &dest.logs, &tracked, &plan)?;
-    let (plan, scanned) =
-        rt.block_on(scanner.scan_plan(&archive, plan, index.clone(), &engines.pool, cfg))?;
+    Ok(Prepared {
+        tracked,
+        dest,
+        archive,
+        plan,
+        index,
+    })
+}
+
+/// The archive, read with --logs-role-arn's session when given (a log-archive account).
+pub(crate) fn open_archive(
+    cfg: &Config,
+    engines: &Engines,
+    logs: &Logs,
+) -> anyhow::Result<archive::AnyArchive> {
+    let aws = engines.aws.as_ref();
+    let logs_session = match (&cfg.reach.logs_role_arn, aws, logs) {
+        (Some(role), Some(aws), Logs::S3 { .. }) => Some(
+            engines
+                .rt
+                .block_on(aws.assume(role, cfg.reach.external_id.as_deref()))
+                .map_err(|e| anyhow::anyhow!("--logs-role-arn: {e}"))?,
+        ),
+        _ => None,
+    };
+    engines
+        .rt
+        .block_on(archive::open(logs, logs_session.as_ref().or(aws)))
+}
+
+/// Everything after the plan's objects were scanned: the callers' folders, the digest check,
+/// CloudTrail's event history, the correlation and the report, committed into place.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn finish(
+    cfg: &Config,
+    engines: &Engines,
+    prepared: Prepared,
+    scanned: crate::scan::ScanResult,
+    scanner: checkpoint::Scanner,
+    verify_with: integrity::live::VerifyWith,
+    staging: Staging,
+    mut warnings: Warnings,
+    started: std::time::Instant,
+) -> anyhow::Result<RunOutcome> {
+    let Prepared {
+        tracked,
+        dest,
+        archive,
+        plan,
+        index,
+    } = prepared;
+    let aws = engines.aws.as_ref();
+    let rt = &engines.rt;
+    let (plan, scanned) = rt.block_on(scanner.read_callers(
+        &archive,
+        plan,
+        scanned,
+        index.clone(),
+        &engines.pool,
+        cfg,
+    ))?;
     // CloudTrail's public keys are asked for where the digests come from S3.
     let cloudtrail = aws.filter(|_| archive.bucket().is_some());
     let evidence = rt.block_on(integrity::live::check(
@@ -133,14 +225,15 @@ pub fn run(cfg: &Config) -> anyhow::Result<RunOutcome> {
 
 /// What the stages run on: tokio for network I/O, rayon for decoding, and the AWS configuration
 /// when the run talks to AWS (live keys, or an archive in S3).
-struct Engines {
-    rt: tokio::runtime::Runtime,
-    pool: rayon::ThreadPool,
-    aws: Option<aws::Aws>,
+pub(crate) struct Engines {
+    pub rt: tokio::runtime::Runtime,
+    pub pool: rayon::ThreadPool,
+    pub aws: Option<aws::Aws>,
 }
 
 impl Engines {
-    fn start(cfg: &Config, source: &inventory::Source) -> anyhow::Result<Engines> {
+    /// The runtimes, and the AWS configuration when `needs_aws`.
+    pub fn start(cfg: &Config, needs_aws: bool) -> anyhow::Result<Engines> {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
@@ -148,7 +241,6 @@ impl Engines {
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(cfg.threads)
             .build()?;
-        let needs_aws = source.is_live() || !matches!(cfg.logs, Logs::Local(_));
         let aws = needs_aws
             .then(|| rt.block_on(aws::load(cfg.profile.as_deref(), cfg.region.as_deref())));
         Ok(Engines { rt, pool, aws })

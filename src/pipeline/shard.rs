@@ -1,0 +1,572 @@
+//! pipeline::shard: one run split across machines, for the engines users already have (AWS Batch
+//! array jobs, Kubernetes Indexed Jobs). `plan` resolves the inventory, lists the archive and
+//! writes an immutable plan with the objects assigned to N shards; `scan` reads one shard's
+//! objects anywhere, in any order, as often as it is retried; `merge` refuses to report unless
+//! every shard's result is there, from this plan and intact, then does what `run` does after its
+//! scan — the callers' folders, the digest check (over the whole plan: chains stay whole however
+//! the objects were split), correlation and the report. `run` is plan + every shard + merge in
+//! one process, and gives the same report.
+//!
+//! Shards are balanced by bytes and keep each account/region/day folder together; the same
+//! inputs give the same plan. A plan's identity is the SHA-256 of its file; a shard's result
+//! names that identity and its index, and carries the SHA-256 of its body.
+
+use super::{finish, open_archive, Engines, Prepared, RunOutcome};
+use crate::archive::layout::DayPrefix;
+use crate::config::{BackfillScope, Config, Logs, Usage, VerifyMode};
+use crate::inventory::{self, Inventory, Source};
+use crate::model::{hex, Instant, Warnings};
+use crate::plan::Plan;
+use crate::report::Staging;
+use crate::scan::record::{KeyIndex, UseCopy};
+use crate::scan::{ManifestRow, ScanResult, ScanStats};
+use crate::trails::{Destination, Trail};
+use crate::{checkpoint, integrity, tracking};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// A plan as `keytrail plan` writes it: the run's settings, the inventory with its answers, the
+/// archive's plan, and each shard's objects.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ShardedPlan {
+    pub format: u32,
+    /// The archive (`--logs`, resolved).
+    pub logs: String,
+    /// The keys with their `GetKeyLastUsage` answers, and the accounts, in the snapshot format.
+    pub usage: String,
+    /// The answers were asked live: the report carries them as `usage.jsonl`.
+    pub live: bool,
+    pub trails: Option<Vec<Trail>>,
+    pub backfill: String,
+    pub since: Option<Instant>,
+    pub verify: String,
+    pub digest_signatures: Option<PathBuf>,
+    pub public_keys: Vec<PathBuf>,
+    pub max_inflated: u64,
+    pub plan: Plan,
+    /// Indexes into `plan.objects`, per shard.
+    pub shards: Vec<Vec<u32>>,
+}
+
+impl ShardedPlan {
+    pub const FORMAT: u32 = 1;
+}
+
+/// A plan file read: the plan and its identity.
+pub struct PlanFile {
+    pub plan: ShardedPlan,
+    pub sha256: String,
+}
+
+fn sha256(bytes: &[u8]) -> String {
+    hex(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, bytes).as_ref())
+}
+
+/// The objects of `plan` in `n` shards: whole account/region/day folders, the largest first,
+/// each to the shard with the fewest bytes so far (the lowest index on a tie).
+pub fn assign(plan: &Plan, n: usize) -> Vec<Vec<u32>> {
+    let n = n.max(1);
+    let mut folders: BTreeMap<&DayPrefix, (u64, Vec<u32>)> = BTreeMap::new();
+    for (i, o) in plan.objects.iter().enumerate() {
+        let f = folders.entry(&o.prefix).or_default();
+        f.0 += o.size;
+        f.1.push(i as u32);
+    }
+    let mut folders: Vec<(&DayPrefix, (u64, Vec<u32>))> = folders.into_iter().collect();
+    folders.sort_by(|a, b| b.1 .0.cmp(&a.1 .0).then(a.0.cmp(b.0)));
+    let mut shards: Vec<(u64, Vec<u32>)> = vec![(0, Vec::new()); n];
+    for (_, (bytes, objects)) in folders {
+        let (_, least) = shards
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (s.0, i))
+            .min()
+            .expect("at least one shard");
+        shards[least].0 += bytes;
+        shards[least].1.extend(objects);
+    }
+    shards
+        .into_iter()
+        .map(|(_, mut o)| {
+            o.sort_unstable();
+            o
+        })
+        .collect()
+}
+
+/// `keytrail plan`: the stages before the scan, written to `path` with `n` shards.
+pub fn plan(cfg: &Config, n: usize, path: &Path) -> anyhow::Result<(ShardedPlan, Estimate)> {
+    cfg.logs.check()?;
+    let journal = checkpoint::dir_for(path);
+    checkpoint::discard(&journal);
+    let source = inventory::Source::of(&cfg.usage, &journal.join(checkpoint::USAGE), false);
+    let live = source.is_live();
+    let engines = Engines::start(cfg, live || !matches!(cfg.logs, Logs::Local(_)))?;
+    let mut warnings = Warnings::default();
+    let prepared = super::prepare(cfg, &engines, source, &journal, &mut warnings)?;
+    checkpoint::discard(&journal);
+    for w in warnings.as_slice() {
+        eprintln!("keytrail: warning: {w}");
+    }
+    let shards = assign(&prepared.plan, n);
+    let sharded = ShardedPlan {
+        format: ShardedPlan::FORMAT,
+        logs: prepared.dest.logs.to_string(),
+        usage: inventory::snapshot_text(&prepared.tracked.accounts, prepared.tracked.keys()),
+        live,
+        trails: prepared.dest.trails,
+        backfill: cfg.backfill.as_str().to_string(),
+        since: cfg.since,
+        verify: match cfg.integrity.mode {
+            VerifyMode::Auto => "auto",
+            VerifyMode::On => "on",
+            VerifyMode::Off => "off",
+        }
+        .to_string(),
+        digest_signatures: cfg.integrity.signatures.clone(),
+        public_keys: cfg.integrity.public_keys.clone(),
+        max_inflated: cfg.limits.max_inflated,
+        plan: prepared.plan,
+        shards,
+    };
+    let text = serde_json::to_vec(&sharded).expect("a plan serializes");
+    checkpoint::write_atomically(path, &text)
+        .map_err(|e| anyhow::anyhow!("cannot write the plan {}: {e}", path.display()))?;
+    let estimate = Estimate::of(&sharded);
+    Ok((sharded, estimate))
+}
+
+/// Reads a plan file; one of another format, or not a plan, is refused with a reason.
+pub fn read_plan(path: &Path) -> anyhow::Result<PlanFile> {
+    let bytes = std::fs::read(path)
+        .map_err(|e| anyhow::anyhow!("cannot read the plan {}: {e}", path.display()))?;
+    #[derive(serde::Deserialize)]
+    struct Format {
+        format: u32,
+    }
+    let f: Format = serde_json::from_slice(&bytes)
+        .map_err(|e| anyhow::anyhow!("{} is not a keytrail plan: {e}", path.display()))?;
+    anyhow::ensure!(
+        f.format == ShardedPlan::FORMAT,
+        "{}: a plan of format {} (this keytrail reads format {})",
+        path.display(),
+        f.format,
+        ShardedPlan::FORMAT
+    );
+    let plan: ShardedPlan = serde_json::from_slice(&bytes)
+        .map_err(|e| anyhow::anyhow!("{}: a damaged plan: {e}", path.display()))?;
+    Ok(PlanFile {
+        plan,
+        sha256: sha256(&bytes),
+    })
+}
+
+/// The run's settings, as the plan recorded them, with this process's own (`base`: where it
+/// writes, threads, in-flight limits, progress).
+pub fn config_of(p: &ShardedPlan, plan_path: &Path, base: &Config) -> anyhow::Result<Config> {
+    let mut cfg = base.clone();
+    cfg.logs = Logs::parse(&p.logs).map_err(anyhow::Error::msg)?;
+    cfg.usage = if p.live {
+        Usage::Aws
+    } else {
+        Usage::File(plan_path.to_path_buf())
+    };
+    cfg.backfill = match p.backfill.as_str() {
+        "all" => BackfillScope::All,
+        _ => BackfillScope::Unknown,
+    };
+    cfg.since = p.since;
+    cfg.integrity.mode = match p.verify.as_str() {
+        "on" => VerifyMode::On,
+        "off" => VerifyMode::Off,
+        _ => VerifyMode::Auto,
+    };
+    if cfg.integrity.signatures.is_none() {
+        cfg.integrity.signatures = p.digest_signatures.clone();
+    }
+    if cfg.integrity.public_keys.is_empty() {
+        cfg.integrity.public_keys = p.public_keys.clone();
+    }
+    cfg.limits.max_inflated = p.max_inflated;
+    Ok(cfg)
+}
+
+/// The tracked keys the plan carries.
+fn tracked_of(p: &ShardedPlan, plan_path: &Path) -> anyhow::Result<tracking::Tracked> {
+    let (keys, accounts) = inventory::read_inventory_from(p.usage.as_bytes(), plan_path)?;
+    let source = if p.live {
+        Source::Live
+    } else {
+        Source::Snapshot(plan_path.to_path_buf())
+    };
+    Ok(tracking::Tracked::of(Inventory {
+        keys,
+        accounts,
+        source,
+        answered: Default::default(),
+    }))
+}
+
+/// A shard's index from `K/N`, or from the batch engine's environment (`auto`).
+pub fn shard_index(spec: &str, n: usize) -> Result<usize, String> {
+    let k = if spec == "auto" {
+        let from = |v: &str| std::env::var(v).ok().filter(|s| !s.trim().is_empty());
+        let (name, value) = match (
+            from("AWS_BATCH_JOB_ARRAY_INDEX"),
+            from("JOB_COMPLETION_INDEX"),
+        ) {
+            (Some(v), _) => ("AWS_BATCH_JOB_ARRAY_INDEX", v),
+            (None, Some(v)) => ("JOB_COMPLETION_INDEX", v),
+            (None, None) => {
+                return Err("--shard auto: neither AWS_BATCH_JOB_ARRAY_INDEX (AWS Batch array job) nor JOB_COMPLETION_INDEX (Kubernetes Indexed Job) is set".into())
+            }
+        };
+        value
+            .trim()
+            .parse::<usize>()
+            .map_err(|_| format!("--shard auto: {name}={value} is not a shard index"))?
+    } else {
+        let (k, of) = spec
+            .split_once('/')
+            .ok_or_else(|| format!("--shard {spec}: expected K/N (0-based K) or auto"))?;
+        let k: usize = k
+            .parse()
+            .map_err(|_| format!("--shard {spec}: K is not a number"))?;
+        let of: usize = of
+            .parse()
+            .map_err(|_| format!("--shard {spec}: N is not a number"))?;
+        if of != n {
+            return Err(format!("--shard {spec}: the plan has {n} shards, not {of}"));
+        }
+        k
+    };
+    if k >= n {
+        return Err(format!(
+            "shard index {k} is out of range: the plan has {n} shards (0..{})",
+            n - 1
+        ));
+    }
+    Ok(k)
+}
+
+/// The file of shard `k` of `n` in `dir`.
+pub fn shard_file(dir: &Path, k: usize, n: usize) -> PathBuf {
+    dir.join(format!("shard-{k:05}-of-{n:05}.json"))
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct ShardHead {
+    format: u32,
+    plan_sha256: String,
+    shard: usize,
+    shards: usize,
+    body_sha256: String,
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct ShardBody {
+    manifest: Vec<ManifestRow>,
+    uses: Vec<UseCopy>,
+    stats: ScanStats,
+}
+
+/// `keytrail scan`: shard `k` of the plan, its result written into `dir` (replacing an earlier
+/// one). Resumable: an interrupted shard goes on from its checkpoint beside the result.
+pub fn scan(plan_path: &Path, k: usize, dir: &Path, base: &Config) -> anyhow::Result<ScanStats> {
+    let file = read_plan(plan_path)?;
+    let p = &file.plan;
+    let n = p.shards.len();
+    let out = shard_file(dir, k, n);
+    let mut cfg = config_of(p, plan_path, base)?;
+    cfg.out = out.clone();
+    cfg.resume = true;
+    std::fs::create_dir_all(dir)
+        .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", dir.display()))?;
+    let engines = Engines::start(&cfg, !matches!(cfg.logs, Logs::Local(_)))?;
+    let archive = open_archive(&cfg, &engines, &cfg.logs)?;
+    let mut tracked = tracked_of(p, plan_path)?;
+    // A shard keeps no snapshot of its own: the plan holds the answers.
+    tracked.source = Source::Snapshot(plan_path.to_path_buf());
+    let index = Arc::new(KeyIndex::new(
+        tracked.keys().map(|k| (&k.arn, k.aliases.as_slice())),
+    ));
+    let objects: Vec<_> = p.shards[k]
+        .iter()
+        .map(|&i| p.plan.objects[i as usize].clone())
+        .collect();
+    let scanner = checkpoint::Scanner::open(&cfg, &cfg.logs, &tracked, &p.plan)?;
+    let result = engines
+        .rt
+        .block_on(scanner.scan(&archive, &objects, index, &engines.pool, &cfg));
+    let body = serde_json::to_vec(&ShardBody {
+        manifest: result.manifest,
+        uses: result.uses,
+        stats: result.stats.clone(),
+    })
+    .expect("a shard result serializes");
+    let head = ShardHead {
+        format: ShardedPlan::FORMAT,
+        plan_sha256: file.sha256.clone(),
+        shard: k,
+        shards: n,
+        body_sha256: sha256(&body),
+    };
+    let mut text = serde_json::to_vec(&head).expect("a head serializes");
+    text.push(b'\n');
+    text.extend_from_slice(&body);
+    checkpoint::write_atomically(&out, &text)
+        .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", out.display()))?;
+    scanner.finish();
+    Ok(result.stats)
+}
+
+/// Reads every shard's result of `file`'s plan from `dir`: all there, from this plan, intact —
+/// or an error naming each that is not.
+fn read_shards(file: &PlanFile, dir: &Path) -> anyhow::Result<ScanResult> {
+    let n = file.plan.shards.len();
+    let mut wrong = Vec::new();
+    let mut out = ScanResult::default();
+    for k in 0..n {
+        let path = shard_file(dir, k, n);
+        let Ok(bytes) = std::fs::read(&path) else {
+            wrong.push(format!("shard {k} missing ({})", path.display()));
+            continue;
+        };
+        let Some(nl) = bytes.iter().position(|b| *b == b'\n') else {
+            wrong.push(format!("shard {k} damaged ({})", path.display()));
+            continue;
+        };
+        let head: Result<ShardHead, _> = serde_json::from_slice(&bytes[..nl]);
+        let body = &bytes[nl + 1..];
+        match head {
+            Ok(h) if h.plan_sha256 != file.sha256 || h.shard != k || h.shards != n => {
+                wrong.push(format!(
+                    "shard {k} is from another plan ({})",
+                    path.display()
+                ));
+            }
+            Ok(h) if h.body_sha256 != sha256(body) => wrong.push(format!(
+                "shard {k} damaged: checksum mismatch ({})",
+                path.display()
+            )),
+            Ok(_) => match serde_json::from_slice::<ShardBody>(body) {
+                Ok(b) => {
+                    out = out.merge(ScanResult {
+                        manifest: b.manifest,
+                        uses: b.uses,
+                        stats: b.stats,
+                    })
+                }
+                Err(e) => wrong.push(format!("shard {k} damaged: {e} ({})", path.display())),
+            },
+            Err(e) => wrong.push(format!("shard {k} damaged: {e} ({})", path.display())),
+        }
+    }
+    anyhow::ensure!(
+        wrong.is_empty(),
+        "cannot merge: {} of {n} shard results are not usable: {}",
+        wrong.len(),
+        wrong.join("; ")
+    );
+    Ok(out)
+}
+
+/// `keytrail merge`: every shard's result, then the digest check, correlation and the report,
+/// exactly as `run` does after its scan. Writes nothing unless every shard is there and intact.
+pub fn merge(plan_path: &Path, dir: &Path, base: &Config) -> anyhow::Result<RunOutcome> {
+    let started = std::time::Instant::now();
+    let file = read_plan(plan_path)?;
+    let scanned = read_shards(&file, dir)?;
+    let p = file.plan;
+    let cfg = config_of(&p, plan_path, base)?;
+    let verify_with = integrity::live::VerifyWith::read(&cfg)?;
+    let staging = Staging::create(&cfg.out, cfg.overwrite)?;
+    let journal = checkpoint::dir_for(&cfg.out);
+    checkpoint::discard(&journal);
+    let engines = Engines::start(&cfg, p.live || !matches!(cfg.logs, Logs::Local(_)))?;
+    let archive = open_archive(&cfg, &engines, &cfg.logs)?;
+    let tracked = tracked_of(&p, plan_path)?;
+    let index = Arc::new(KeyIndex::new(
+        tracked.keys().map(|k| (&k.arn, k.aliases.as_slice())),
+    ));
+    let mut scan_as = tracked.clone();
+    scan_as.source = Source::Snapshot(plan_path.to_path_buf());
+    let scanner = checkpoint::Scanner::open(&cfg, &cfg.logs, &scan_as, &p.plan)?;
+    let prepared = Prepared {
+        tracked,
+        dest: Destination {
+            logs: cfg.logs.clone(),
+            trails: p.trails,
+        },
+        archive,
+        plan: p.plan,
+        index,
+    };
+    finish(
+        &cfg,
+        &engines,
+        prepared,
+        scanned,
+        scanner,
+        verify_with,
+        staging,
+        Warnings::default(),
+        started,
+    )
+}
+
+/// What a plan will cost and take, before any object is read.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Estimate {
+    pub objects: u64,
+    pub bytes: u64,
+    pub gets: u64,
+    pub lists: u64,
+    pub archived_objects: u64,
+    pub archived_bytes: u64,
+    pub shards: usize,
+    pub largest_shard_bytes: u64,
+}
+
+/// Prices used by the estimate (us-east-1 list prices, from FACTS and the pages named in the
+/// README, as of 2026-11-29): S3 Standard GET and LIST per 1,000 requests; Glacier Flexible
+/// Retrieval restores, Standard tier per 1,000 requests and per GB (Bulk is free).
+const GET_PER_1000: f64 = 0.0004;
+const LIST_PER_1000: f64 = 0.005;
+const RESTORE_STANDARD_PER_1000: f64 = 0.05;
+const RESTORE_STANDARD_PER_GB: f64 = 0.01;
+/// keytrail's measured scan rate of gzip bytes with two threads (README, Performance): the low
+/// end of 300–345 MB/s on the development machine; the estimate says it is this machine's.
+const SCAN_MB_PER_S: f64 = 300.0;
+
+impl Estimate {
+    pub fn of(p: &ShardedPlan) -> Estimate {
+        let archived = |o: &crate::archive::layout::ObjectRef| {
+            o.storage_class
+                .as_deref()
+                .is_some_and(|c| c == "GLACIER" || c == "DEEP_ARCHIVE")
+        };
+        let objects = &p.plan.objects;
+        let readable: Vec<_> = objects.iter().filter(|o| !archived(o)).collect();
+        let shard_bytes = p
+            .shards
+            .iter()
+            .map(|s| s.iter().map(|&i| objects[i as usize].size).sum::<u64>());
+        // A folder listing per planned folder, and per digest folder (the day and the next).
+        let lists = p.plan.prefixes.len() as u64 * if p.plan.digests.is_empty() { 1 } else { 3 };
+        Estimate {
+            objects: objects.len() as u64,
+            bytes: objects.iter().map(|o| o.size).sum(),
+            gets: readable.len() as u64 + p.plan.digests.len() as u64,
+            lists,
+            archived_objects: (objects.len() - readable.len()) as u64,
+            archived_bytes: objects.iter().filter(|o| archived(o)).map(|o| o.size).sum(),
+            shards: p.shards.len(),
+            largest_shard_bytes: shard_bytes.max().unwrap_or(0),
+        }
+    }
+
+    pub fn render(&self) -> String {
+        let gib = |b: u64| b as f64 / (1u64 << 30) as f64;
+        let cost =
+            self.gets as f64 / 1000.0 * GET_PER_1000 + self.lists as f64 / 1000.0 * LIST_PER_1000;
+        let mut o = format!(
+            "plan: {} objects, {:.2} GiB in {} shard(s) (largest {:.2} GiB)\n\
+             requests: {} GET, {} LIST (already made while planning) ≈ ${cost:.4} at S3 Standard list prices (GET $0.0004, LIST $0.005 per 1,000; us-east-1, 2026-11-29)\n\
+             time: ≈ {:.0} s per largest shard at {SCAN_MB_PER_S:.0} MB/s of gzip (keytrail's measured two-thread rate on its development machine; S3 latency not included)\n",
+            self.objects,
+            gib(self.bytes),
+            self.shards,
+            gib(self.largest_shard_bytes),
+            self.gets,
+            self.lists,
+            self.largest_shard_bytes as f64 / 1e6 / SCAN_MB_PER_S,
+        );
+        if self.archived_objects > 0 {
+            let gb = self.archived_bytes as f64 / 1e9;
+            o.push_str(&format!(
+                "archived: {} objects ({gb:.2} GB) in GLACIER/DEEP_ARCHIVE must be restored first: \
+                 Glacier Flexible Retrieval Standard ≈ ${:.2} (3–5 h), Bulk free (5–12 h); Deep Archive: Standard within 12 h, Bulk within 48 h (see the S3 pricing page for its prices)\n",
+                self.archived_objects,
+                self.archived_objects as f64 / 1000.0 * RESTORE_STANDARD_PER_1000
+                    + gb * RESTORE_STANDARD_PER_GB,
+            ));
+        }
+        o
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::archive::layout::ObjectRef;
+
+    fn obj(day: u32, name: &str, size: u64) -> ObjectRef {
+        ObjectRef {
+            key: format!("AWSLogs/111122223333/CloudTrail/us-east-1/2026/03/{day:02}/{name}"),
+            size,
+            storage_class: None,
+            prefix: DayPrefix {
+                account: "111122223333".into(),
+                region: "us-east-1".into(),
+                day: chrono::NaiveDate::from_ymd_opt(2026, 3, day).unwrap(),
+            },
+        }
+    }
+
+    #[test]
+    fn shards_keep_folders_whole_balance_bytes_and_cover_every_object_once() {
+        let mut plan = Plan::default();
+        // Folder sizes 90, 60, 50, 40, 30 (worked by hand): largest first to the lightest shard
+        // gives {90}, {60, 30}, {50, 40}.
+        for (day, sizes) in [
+            (1, vec![50, 40]),
+            (2, vec![60]),
+            (3, vec![20, 20]),
+            (4, vec![30]),
+            (5, vec![25, 25]),
+        ] {
+            for (j, s) in sizes.into_iter().enumerate() {
+                plan.objects.push(obj(day, &format!("o{j}.json.gz"), s));
+            }
+        }
+        // days: 1 → 90, 2 → 60, 3 → 40, 4 → 30, 5 → 50
+        let shards = assign(&plan, 3);
+        let days = |s: &Vec<u32>| {
+            let mut d: Vec<u32> = s
+                .iter()
+                .map(|&i| {
+                    plan.objects[i as usize]
+                        .prefix
+                        .day
+                        .format("%d")
+                        .to_string()
+                        .parse()
+                        .unwrap()
+                })
+                .collect();
+            d.dedup();
+            d
+        };
+        assert_eq!(days(&shards[0]), [1]);
+        assert_eq!(days(&shards[1]), [2, 4]);
+        assert_eq!(days(&shards[2]), [3, 5]);
+        let mut all: Vec<u32> = shards.concat();
+        all.sort_unstable();
+        assert_eq!(all, (0..plan.objects.len() as u32).collect::<Vec<_>>());
+        assert_eq!(assign(&plan, 3), shards, "deterministic");
+        assert_eq!(
+            assign(&plan, 1),
+            vec![(0..plan.objects.len() as u32).collect::<Vec<_>>()]
+        );
+    }
+
+    #[test]
+    fn a_shard_index_comes_from_k_of_n_or_the_batch_engines_environment() {
+        assert_eq!(shard_index("2/3", 3), Ok(2));
+        assert!(shard_index("3/3", 3).unwrap_err().contains("out of range"));
+        assert!(shard_index("1/4", 3).unwrap_err().contains("has 3 shards"));
+        assert!(shard_index("x", 3).is_err());
+    }
+}

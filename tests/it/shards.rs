@@ -1,0 +1,241 @@
+//! A run split across processes — `keytrail plan`, `scan --shard` for each shard (given its index
+//! through the batch engines' environment variables), `merge` — gives the report a single `run`
+//! gives, in every table, row for row, integrity findings included. A merge with a shard missing
+//! or foreign writes nothing and names it; a shard run twice, or killed and run again, changes
+//! nothing.
+
+use crate::common::{keytrail, keytrail_with_env, read_table, run, synth};
+use std::path::{Path, PathBuf};
+
+const TABLES: [&str; 5] = [
+    "key_usage",
+    "kms_events",
+    "scan_manifest",
+    "integrity",
+    "accounts",
+];
+
+fn tables(out: &Path) -> Vec<Vec<serde_json::Value>> {
+    TABLES.iter().map(|t| read_table(&out.join(t))).collect()
+}
+
+/// A signed organization-trail archive with every tampering kind: the digest check has findings
+/// to agree on, and its chains cross any shard boundary.
+fn archive(dir: &Path) -> (PathBuf, Vec<String>) {
+    synth(
+        dir,
+        &[
+            "--seed", "43", "--sign", "--org-id", "o-shard12345",
+            "--tamper", "modify-log,delete-log,unlisted-log,delete-digest,bad-signature,modify-digest,move-digest,delete-first-digests",
+        ],
+    );
+    let flags = vec![
+        "--backfill".to_string(),
+        "all".into(),
+        "--digest-signatures".into(),
+        dir.join("digest-signatures.json").to_string_lossy().into(),
+        "--public-key".into(),
+        dir.join("digest-public-key.der").to_string_lossy().into(),
+    ];
+    (dir.join("logs"), flags)
+}
+
+fn plan(data: &Path, logs: &Path, flags: &[String], plan: &Path, n: usize) {
+    let mut args = vec![
+        "plan".to_string(),
+        "--usage".into(),
+        data.join("usage.jsonl").to_string_lossy().into(),
+        "--logs".into(),
+        logs.to_string_lossy().into(),
+        "--out".into(),
+        plan.to_string_lossy().into(),
+        "--shards".into(),
+        n.to_string(),
+    ];
+    args.extend_from_slice(flags);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let o = keytrail(&args);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(String::from_utf8_lossy(&o.stdout).contains(&format!("in {n} shard(s)")));
+}
+
+/// Shard `k` as a batch engine starts it: `--shard auto` with its index in `var`.
+fn scan(
+    plan: &Path,
+    shards: &Path,
+    var: &'static str,
+    k: usize,
+    env: &[(&'static str, String)],
+) -> Option<i32> {
+    let mut all = vec![(var, k.to_string())];
+    all.extend_from_slice(env);
+    let o = keytrail_with_env(
+        &[
+            "scan",
+            "--plan",
+            plan.to_str().unwrap(),
+            "--shard",
+            "auto",
+            "--out",
+            shards.to_str().unwrap(),
+            "-q",
+        ],
+        &all,
+    );
+    o.status.code()
+}
+
+fn merge(plan: &Path, shards: &Path, out: &Path) -> (Option<i32>, String) {
+    let o = keytrail(&[
+        "merge",
+        "--plan",
+        plan.to_str().unwrap(),
+        "--shards",
+        shards.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "-q",
+    ]);
+    (
+        o.status.code(),
+        String::from_utf8_lossy(&o.stderr).to_string(),
+    )
+}
+
+#[test]
+fn one_three_and_seven_shards_merge_into_the_report_of_a_single_run() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("synth");
+    let (logs, flags) = archive(&data);
+    let single = tmp.path().join("single");
+    let f: Vec<&str> = flags.iter().map(String::as_str).collect();
+    let (code, text) = run(&data.join("usage.jsonl"), &logs, &single, &f);
+    assert_eq!(code, 1, "{text}");
+    let want = tables(&single);
+    assert!(
+        !want[3].is_empty(),
+        "the digest check has findings to agree on"
+    );
+
+    for (n, var) in [
+        (1, "AWS_BATCH_JOB_ARRAY_INDEX"),
+        (3, "JOB_COMPLETION_INDEX"),
+        (7, "AWS_BATCH_JOB_ARRAY_INDEX"),
+    ] {
+        let p = tmp.path().join(format!("plan-{n}.json"));
+        plan(&data, &logs, &flags, &p, n);
+        let shards = tmp.path().join(format!("shards-{n}"));
+        // Any order.
+        for k in (0..n).rev() {
+            assert_eq!(scan(&p, &shards, var, k, &[]), Some(0), "shard {k} of {n}");
+        }
+        let out = tmp.path().join(format!("merged-{n}"));
+        let (code, err) = merge(&p, &shards, &out);
+        assert_eq!(code, Some(1), "{err}");
+        let got = tables(&out);
+        for (t, (g, w)) in TABLES.iter().zip(got.iter().zip(&want)) {
+            assert_eq!(g, w, "{n} shards: table {t} differs from the single run's");
+        }
+    }
+}
+
+#[test]
+fn a_merge_refuses_missing_or_foreign_shards_and_reruns_change_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("synth");
+    let (logs, flags) = archive(&data);
+    let p = tmp.path().join("plan.json");
+    plan(&data, &logs, &flags, &p, 3);
+    let shards = tmp.path().join("shards");
+    for k in [0, 2] {
+        assert_eq!(scan(&p, &shards, "JOB_COMPLETION_INDEX", k, &[]), Some(0));
+    }
+    // Shard 1 missing: exit 2, naming it, nothing written.
+    let out = tmp.path().join("report");
+    let (code, err) = merge(&p, &shards, &out);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("shard 1 missing"), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(!out.exists());
+
+    // Shard 1 killed half-way, then run again: it resumes, and its result is what a clean run
+    // writes; shard 0 run twice writes the same bytes.
+    let killed = scan(
+        &p,
+        &shards,
+        "JOB_COMPLETION_INDEX",
+        1,
+        &[("KEYTRAIL_KILL_AT", "scan:20".into())],
+    );
+    assert_eq!(killed, None, "killed");
+    assert_eq!(scan(&p, &shards, "JOB_COMPLETION_INDEX", 1, &[]), Some(0));
+    let file =
+        |k: usize| std::fs::read(shards.join(format!("shard-{k:05}-of-00003.json"))).unwrap();
+    let (first0, first1) = (file(0), file(1));
+    assert_eq!(scan(&p, &shards, "JOB_COMPLETION_INDEX", 0, &[]), Some(0));
+    assert_eq!(file(0), first0, "a shard run twice writes the same result");
+    let clean = tmp.path().join("clean");
+    assert_eq!(scan(&p, &clean, "JOB_COMPLETION_INDEX", 1, &[]), Some(0));
+    assert_eq!(
+        std::fs::read(clean.join("shard-00001-of-00003.json")).unwrap(),
+        first1,
+        "a resumed shard writes a clean run's result"
+    );
+
+    let (code, err) = merge(&p, &shards, &out);
+    assert_eq!(code, Some(1), "{err}");
+    let single = tmp.path().join("single");
+    let f: Vec<&str> = flags.iter().map(String::as_str).collect();
+    let (code, text) = run(&data.join("usage.jsonl"), &logs, &single, &f);
+    assert_eq!(code, 1, "{text}");
+    assert_eq!(tables(&out), tables(&single));
+
+    // A shard of another plan (one with the same shard count, planned without --backfill all)
+    // is refused by name; so is a damaged one.
+    let other = tmp.path().join("other.json");
+    plan(&data, &logs, &flags[2..], &other, 3);
+    let foreign = tmp.path().join("foreign");
+    assert_eq!(
+        scan(&other, &foreign, "JOB_COMPLETION_INDEX", 2, &[]),
+        Some(0)
+    );
+    std::fs::copy(
+        foreign.join("shard-00002-of-00003.json"),
+        shards.join("shard-00002-of-00003.json"),
+    )
+    .unwrap();
+    let mut damaged = file(0);
+    let last = damaged.len() - 2;
+    damaged[last] ^= 1;
+    std::fs::write(shards.join("shard-00000-of-00003.json"), damaged).unwrap();
+    let out2 = tmp.path().join("report2");
+    let (code, err) = merge(&p, &shards, &out2);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.contains("shard 2 is from another plan") && err.contains("shard 0 damaged"),
+        "{err}"
+    );
+    assert!(!out2.exists());
+
+    // --shard auto with neither variable set names both.
+    let o = keytrail(&[
+        "scan",
+        "--plan",
+        p.to_str().unwrap(),
+        "--shard",
+        "auto",
+        "--out",
+        shards.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("AWS_BATCH_JOB_ARRAY_INDEX") && err.contains("JOB_COMPLETION_INDEX"),
+        "{err}"
+    );
+}
