@@ -436,19 +436,19 @@ fn scan_shard(
     out: &std::path::Path,
     engine: &ShardArgs,
 ) -> Result<Exit, String> {
-    let file = keytrail::pipeline::shard::read_plan(plan).map_err(|e| format!("{e:#}"))?;
+    let cfg = engine.config(out.to_path_buf(), false);
+    let file = keytrail::pipeline::shard::read_plan(plan, &cfg).map_err(|e| format!("{e:#}"))?;
     let n = file.plan.shards.len();
     let k = keytrail::pipeline::shard::shard_index(shard, n)?;
-    let cfg = engine.config(out.to_path_buf(), false);
     let stats =
         keytrail::pipeline::shard::scan(plan, k, out, &cfg).map_err(|e| format!("{e:#}"))?;
     if !engine.quiet {
         say(&format!(
-            "shard {k} of {n}: {} objects read, {} skipped, {} unreadable; result in {}\n",
+            "shard {k} of {n}: {} objects read, {} skipped, {} unreadable; result {}\n",
             stats.objects_read,
             stats.objects_skipped,
             stats.objects_unreadable,
-            keytrail::pipeline::shard::shard_file(out, k, n).display()
+            keytrail::pipeline::shard::shard_name(k, n)
         ));
     }
     Ok(Exit::Clean)

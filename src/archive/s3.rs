@@ -102,6 +102,74 @@ impl S3Archive {
     }
 }
 
+/// A distributed run's own state (its plan, the shards' results, the report) when it is kept in
+/// S3 — never the archive, which keytrail only reads.
+impl S3Archive {
+    /// Writes `body` to `key` (one PutObject).
+    pub async fn put(&self, key: &str, body: Vec<u8>) -> Result<(), String> {
+        self.client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .body(body.into())
+            .send()
+            .await
+            .map(drop)
+            .map_err(|e| {
+                format!(
+                    "PutObject s3://{}/{key} failed: {}",
+                    self.bucket,
+                    crate::aws::explain(&e)
+                )
+            })
+    }
+
+    /// Deletes `key` (one DeleteObject).
+    pub async fn delete(&self, key: &str) -> Result<(), String> {
+        self.client
+            .delete_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+            .map(drop)
+            .map_err(|e| {
+                format!(
+                    "DeleteObject s3://{}/{key} failed: {}",
+                    self.bucket,
+                    crate::aws::explain(&e)
+                )
+            })
+    }
+
+    /// Every key under `prefix`, at any depth.
+    pub async fn keys_under(&self, prefix: &str) -> Result<Vec<String>, String> {
+        let mut pages = self
+            .client
+            .list_objects_v2()
+            .bucket(&self.bucket)
+            .prefix(prefix)
+            .into_paginator()
+            .send();
+        let mut out = Vec::new();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| {
+                format!(
+                    "ListObjectsV2 s3://{}/{prefix} failed: {}",
+                    self.bucket,
+                    crate::aws::explain(&e)
+                )
+            })?;
+            out.extend(
+                page.contents()
+                    .iter()
+                    .filter_map(|o| o.key().map(str::to_string)),
+            );
+        }
+        Ok(out)
+    }
+}
+
 /// How many times one object's GET is made when its body keeps breaking.
 const BODY_ATTEMPTS: u32 = 6;
 

@@ -7,6 +7,7 @@
 use crate::archive::{self, Archive};
 
 pub mod shard;
+pub mod store;
 use crate::config::{Config, Logs, Usage};
 use crate::inventory;
 use crate::model::Warnings;

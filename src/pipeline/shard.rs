@@ -11,6 +11,7 @@
 //! inputs give the same plan. A plan's identity is the SHA-256 of its file; a shard's result
 //! names that identity and its index, and carries the SHA-256 of its body.
 
+use super::store::{Place, Store};
 use super::{finish, open_archive, Engines, Prepared, RunOutcome};
 use crate::archive::layout::DayPrefix;
 use crate::config::{BackfillScope, Config, Logs, Usage, VerifyMode};
@@ -98,7 +99,14 @@ pub fn assign(plan: &Plan, n: usize) -> Vec<Vec<u32>> {
 /// `keytrail plan`: the stages before the scan, written to `path` with `n` shards.
 pub fn plan(cfg: &Config, n: usize, path: &Path) -> anyhow::Result<(ShardedPlan, Estimate)> {
     cfg.logs.check()?;
-    let journal = checkpoint::dir_for(path);
+    let place = Place::of(path).map_err(anyhow::Error::msg)?;
+    let store = Store::for_places(&[&place], cfg)?;
+    let journal = match &place {
+        Place::Local(p) => checkpoint::dir_for(p),
+        Place::S3 { .. } => {
+            std::env::temp_dir().join(format!(".keytrail-plan-{}", std::process::id()))
+        }
+    };
     checkpoint::discard(&journal);
     let source = inventory::Source::of(&cfg.usage, &journal.join(checkpoint::USAGE), false);
     let live = source.is_live();
@@ -131,31 +139,34 @@ pub fn plan(cfg: &Config, n: usize, path: &Path) -> anyhow::Result<(ShardedPlan,
         shards,
     };
     let text = serde_json::to_vec(&sharded).expect("a plan serializes");
-    checkpoint::write_atomically(path, &text)
-        .map_err(|e| anyhow::anyhow!("cannot write the plan {}: {e}", path.display()))?;
+    store
+        .write(&place, text)
+        .map_err(|e| anyhow::anyhow!("the plan: {e}"))?;
     let estimate = Estimate::of(&sharded);
     Ok((sharded, estimate))
 }
 
 /// Reads a plan file; one of another format, or not a plan, is refused with a reason.
-pub fn read_plan(path: &Path) -> anyhow::Result<PlanFile> {
-    let bytes = std::fs::read(path)
-        .map_err(|e| anyhow::anyhow!("cannot read the plan {}: {e}", path.display()))?;
+pub fn read_plan(path: &Path, base: &Config) -> anyhow::Result<PlanFile> {
+    let place = Place::of(path).map_err(anyhow::Error::msg)?;
+    let bytes = Store::for_places(&[&place], base)?
+        .read(&place)
+        .map_err(|e| anyhow::anyhow!("the plan: {e}"))?;
     #[derive(serde::Deserialize)]
     struct Format {
         format: u32,
     }
     let f: Format = serde_json::from_slice(&bytes)
-        .map_err(|e| anyhow::anyhow!("{} is not a keytrail plan: {e}", path.display()))?;
+        .map_err(|e| anyhow::anyhow!("{place} is not a keytrail plan: {e}"))?;
     anyhow::ensure!(
         f.format == ShardedPlan::FORMAT,
         "{}: a plan of format {} (this keytrail reads format {})",
-        path.display(),
+        place,
         f.format,
         ShardedPlan::FORMAT
     );
     let plan: ShardedPlan = serde_json::from_slice(&bytes)
-        .map_err(|e| anyhow::anyhow!("{}: a damaged plan: {e}", path.display()))?;
+        .map_err(|e| anyhow::anyhow!("{place}: a damaged plan: {e}"))?;
     Ok(PlanFile {
         plan,
         sha256: sha256(&bytes),
@@ -250,9 +261,9 @@ pub fn shard_index(spec: &str, n: usize) -> Result<usize, String> {
     Ok(k)
 }
 
-/// The file of shard `k` of `n` in `dir`.
-pub fn shard_file(dir: &Path, k: usize, n: usize) -> PathBuf {
-    dir.join(format!("shard-{k:05}-of-{n:05}.json"))
+/// The name of shard `k` of `n`'s result.
+pub fn shard_name(k: usize, n: usize) -> String {
+    format!("shard-{k:05}-of-{n:05}.json")
 }
 
 #[derive(serde::Serialize, serde::Deserialize)]
@@ -274,15 +285,23 @@ struct ShardBody {
 /// `keytrail scan`: shard `k` of the plan, its result written into `dir` (replacing an earlier
 /// one). Resumable: an interrupted shard goes on from its checkpoint beside the result.
 pub fn scan(plan_path: &Path, k: usize, dir: &Path, base: &Config) -> anyhow::Result<ScanStats> {
-    let file = read_plan(plan_path)?;
+    let file = read_plan(plan_path, base)?;
     let p = &file.plan;
     let n = p.shards.len();
-    let out = shard_file(dir, k, n);
+    let dir = Place::of(dir).map_err(anyhow::Error::msg)?;
+    let out = dir.join(&shard_name(k, n));
+    let store = Store::for_places(&[&out], base)?;
     let mut cfg = config_of(p, plan_path, base)?;
-    cfg.out = out.clone();
+    // The resume checkpoint: beside a local result, in the temporary folder for one in S3.
+    cfg.out = match &out {
+        Place::Local(p) => p.clone(),
+        Place::S3 { .. } => std::env::temp_dir().join(format!(
+            "keytrail-{}-{}",
+            &file.sha256[..16],
+            shard_name(k, n)
+        )),
+    };
     cfg.resume = true;
-    std::fs::create_dir_all(dir)
-        .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", dir.display()))?;
     let engines = Engines::start(&cfg, !matches!(cfg.logs, Logs::Local(_)))?;
     let archive = open_archive(&cfg, &engines, &cfg.logs)?;
     let mut tracked = tracked_of(p, plan_path)?;
@@ -315,41 +334,36 @@ pub fn scan(plan_path: &Path, k: usize, dir: &Path, base: &Config) -> anyhow::Re
     let mut text = serde_json::to_vec(&head).expect("a head serializes");
     text.push(b'\n');
     text.extend_from_slice(&body);
-    checkpoint::write_atomically(&out, &text)
-        .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", out.display()))?;
+    store.write(&out, text).map_err(anyhow::Error::msg)?;
     scanner.finish();
     Ok(result.stats)
 }
 
 /// Reads every shard's result of `file`'s plan from `dir`: all there, from this plan, intact —
 /// or an error naming each that is not.
-fn read_shards(file: &PlanFile, dir: &Path) -> anyhow::Result<ScanResult> {
+fn read_shards(file: &PlanFile, dir: &Place, store: &Store) -> anyhow::Result<ScanResult> {
     let n = file.plan.shards.len();
     let mut wrong = Vec::new();
     let mut out = ScanResult::default();
     for k in 0..n {
-        let path = shard_file(dir, k, n);
-        let Ok(bytes) = std::fs::read(&path) else {
-            wrong.push(format!("shard {k} missing ({})", path.display()));
+        let path = dir.join(&shard_name(k, n));
+        let Ok(bytes) = store.read(&path) else {
+            wrong.push(format!("shard {k} missing ({path})"));
             continue;
         };
         let Some(nl) = bytes.iter().position(|b| *b == b'\n') else {
-            wrong.push(format!("shard {k} damaged ({})", path.display()));
+            wrong.push(format!("shard {k} damaged ({})", path));
             continue;
         };
         let head: Result<ShardHead, _> = serde_json::from_slice(&bytes[..nl]);
         let body = &bytes[nl + 1..];
         match head {
             Ok(h) if h.plan_sha256 != file.sha256 || h.shard != k || h.shards != n => {
-                wrong.push(format!(
-                    "shard {k} is from another plan ({})",
-                    path.display()
-                ));
+                wrong.push(format!("shard {k} is from another plan ({})", path));
             }
-            Ok(h) if h.body_sha256 != sha256(body) => wrong.push(format!(
-                "shard {k} damaged: checksum mismatch ({})",
-                path.display()
-            )),
+            Ok(h) if h.body_sha256 != sha256(body) => {
+                wrong.push(format!("shard {k} damaged: checksum mismatch ({})", path))
+            }
             Ok(_) => match serde_json::from_slice::<ShardBody>(body) {
                 Ok(b) => {
                     out = out.merge(ScanResult {
@@ -358,9 +372,9 @@ fn read_shards(file: &PlanFile, dir: &Path) -> anyhow::Result<ScanResult> {
                         stats: b.stats,
                     })
                 }
-                Err(e) => wrong.push(format!("shard {k} damaged: {e} ({})", path.display())),
+                Err(e) => wrong.push(format!("shard {k} damaged: {e} ({})", path)),
             },
-            Err(e) => wrong.push(format!("shard {k} damaged: {e} ({})", path.display())),
+            Err(e) => wrong.push(format!("shard {k} damaged: {e} ({})", path)),
         }
     }
     anyhow::ensure!(
@@ -376,8 +390,9 @@ fn read_shards(file: &PlanFile, dir: &Path) -> anyhow::Result<ScanResult> {
 /// exactly as `run` does after its scan. Writes nothing unless every shard is there and intact.
 pub fn merge(plan_path: &Path, dir: &Path, base: &Config) -> anyhow::Result<RunOutcome> {
     let started = std::time::Instant::now();
-    let file = read_plan(plan_path)?;
-    let scanned = read_shards(&file, dir)?;
+    let file = read_plan(plan_path, base)?;
+    let dir = Place::of(dir).map_err(anyhow::Error::msg)?;
+    let scanned = read_shards(&file, &dir, &Store::for_places(&[&dir], base)?)?;
     let p = file.plan;
     let cfg = config_of(&p, plan_path, base)?;
     let verify_with = integrity::live::VerifyWith::read(&cfg)?;

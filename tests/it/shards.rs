@@ -15,8 +15,24 @@ const TABLES: [&str; 5] = [
     "accounts",
 ];
 
+/// Every table of a report (an absent one, e.g. `integrity/` of an unsigned archive, as empty).
 fn tables(out: &Path) -> Vec<Vec<serde_json::Value>> {
-    TABLES.iter().map(|t| read_table(&out.join(t))).collect()
+    assert!(
+        out.join("key_usage").exists(),
+        "{} is a report",
+        out.display()
+    );
+    TABLES
+        .iter()
+        .map(|t| {
+            let dir = out.join(t);
+            if dir.exists() {
+                read_table(&dir)
+            } else {
+                Vec::new()
+            }
+        })
+        .collect()
 }
 
 /// A signed organization-trail archive with every tampering kind: the digest check has findings
@@ -238,4 +254,110 @@ fn a_merge_refuses_missing_or_foreign_shards_and_reruns_change_nothing() {
         err.contains("AWS_BATCH_JOB_ARRAY_INDEX") && err.contains("JOB_COMPLETION_INDEX"),
         "{err}"
     );
+}
+
+/// PLAN and SHARDS in S3 (the test server, through a recording proxy), the archive too: the
+/// merged report equals a single run's, and keytrail writes nothing outside the prefixes given.
+#[test]
+fn plan_and_shards_kept_in_s3_merge_into_the_same_report_and_nothing_else_is_written() {
+    use crate::proxy::Recorder;
+    use crate::s3::{rt, synth_in_moto};
+    let (moto, tmp, data, _) = synth_in_moto(
+        &["--seed", "44", "--org-id", "o-s3shard123"],
+        "trail-logs",
+        |_| None,
+    );
+    rt().block_on(async {
+        moto.client()
+            .create_bucket()
+            .bucket("keytrail-state")
+            .send()
+            .await
+            .unwrap();
+    });
+    let s3 = Recorder::start(&moto.endpoint);
+    let mut env = moto.env();
+    env.retain(|(k, _)| *k != "AWS_ENDPOINT_URL_S3");
+    env.push(("AWS_ENDPOINT_URL_S3", s3.endpoint.clone()));
+    let k = |args: &[&str], more: &[(&'static str, String)]| {
+        let mut e = env.clone();
+        e.extend_from_slice(more);
+        let o = keytrail_with_env(args, &e);
+        (
+            o.status.code(),
+            String::from_utf8_lossy(&o.stderr).to_string(),
+        )
+    };
+    let usage = data.join("usage.jsonl");
+    let usage = usage.to_str().unwrap();
+    let single = tmp.path().join("single");
+    let (code, err) = k(
+        &[
+            "run",
+            "--usage",
+            usage,
+            "--logs",
+            "s3://trail-logs",
+            "--out",
+            single.to_str().unwrap(),
+            "-q",
+        ],
+        &[],
+    );
+    assert_eq!(code, Some(1), "{err}");
+    let plan = "s3://keytrail-state/runs/r1/plan.json";
+    let shards = "s3://keytrail-state/runs/r1/shards/";
+    let (code, err) = k(
+        &[
+            "plan",
+            "--usage",
+            usage,
+            "--logs",
+            "s3://trail-logs",
+            "--out",
+            plan,
+            "--shards",
+            "3",
+            "-q",
+        ],
+        &[],
+    );
+    assert_eq!(code, Some(0), "{err}");
+    for i in 0..3 {
+        let (code, err) = k(
+            &[
+                "scan", "--plan", plan, "--shard", "auto", "--out", shards, "-q",
+            ],
+            &[("AWS_BATCH_JOB_ARRAY_INDEX", i.to_string())],
+        );
+        assert_eq!(code, Some(0), "shard {i}: {err}");
+    }
+    let merged = tmp.path().join("merged");
+    let (code, err) = k(
+        &[
+            "merge",
+            "--plan",
+            plan,
+            "--shards",
+            shards,
+            "--out",
+            merged.to_str().unwrap(),
+            "-q",
+        ],
+        &[],
+    );
+    assert_eq!(code, Some(1), "{err}");
+    assert_eq!(tables(&merged), tables(&single));
+    let writes: Vec<(String, String)> = s3
+        .requests()
+        .into_iter()
+        .filter(|(m, _)| m != "GET" && m != "HEAD")
+        .collect();
+    assert_eq!(writes.len(), 4, "the plan and three results: {writes:?}");
+    for (m, path) in &writes {
+        assert!(
+            m == "PUT" && path.starts_with("/keytrail-state/runs/r1/"),
+            "{m} {path}"
+        );
+    }
 }
