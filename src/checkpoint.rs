@@ -54,8 +54,22 @@ pub enum CheckpointError {
     Mismatch { path: PathBuf, what: String },
 }
 
-/// The checkpoint directory for a report at `out`.
+/// The checkpoint directory for a report at `out` (in the temporary folder for a report in S3).
 pub fn dir_for(out: &Path) -> PathBuf {
+    let text = out.to_string_lossy();
+    if let Some(s3) = text.strip_prefix("s3://") {
+        let name: String = s3
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '-' {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect();
+        return std::env::temp_dir().join(format!(".s3_{name}.keytrail-checkpoint"));
+    }
     let name = out
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())

@@ -11,7 +11,7 @@ pub mod store;
 use crate::config::{Config, Logs, Usage};
 use crate::inventory;
 use crate::model::Warnings;
-use crate::report::{self, Staging, Summary};
+use crate::report::{self, Summary};
 use crate::scan::record::KeyIndex;
 use crate::{aws, checkpoint, correlate, integrity, interrupt, lookup, plan, tracking, trails};
 use std::sync::Arc;
@@ -28,7 +28,7 @@ pub fn run(cfg: &Config) -> anyhow::Result<RunOutcome> {
     let started = std::time::Instant::now();
     cfg.logs.check()?;
     let verify_with = integrity::live::VerifyWith::read(cfg)?;
-    let staging = Staging::create(&cfg.out, cfg.overwrite)?;
+    let staging = store::Output::create(&cfg.out, cfg.overwrite, cfg)?;
     let journal = checkpoint::dir_for(&cfg.out);
     if !cfg.resume {
         // An interrupted run's checkpoint is not this run's.
@@ -156,7 +156,7 @@ pub(crate) fn finish(
     scanned: crate::scan::ScanResult,
     scanner: checkpoint::Scanner,
     verify_with: integrity::live::VerifyWith,
-    staging: Staging,
+    staging: store::Output,
     mut warnings: Warnings,
     started: std::time::Instant,
 ) -> anyhow::Result<RunOutcome> {

@@ -18,7 +18,6 @@ use crate::config::{BackfillScope, Config, Logs, Usage, VerifyMode};
 use crate::inventory::{self, Inventory, Source};
 use crate::model::{hex, Instant, Warnings};
 use crate::plan::Plan;
-use crate::report::Staging;
 use crate::scan::record::{KeyIndex, UseCopy};
 use crate::scan::{ManifestRow, ScanResult, ScanStats};
 use crate::trails::{Destination, Trail};
@@ -396,7 +395,7 @@ pub fn merge(plan_path: &Path, dir: &Path, base: &Config) -> anyhow::Result<RunO
     let p = file.plan;
     let cfg = config_of(&p, plan_path, base)?;
     let verify_with = integrity::live::VerifyWith::read(&cfg)?;
-    let staging = Staging::create(&cfg.out, cfg.overwrite)?;
+    let staging = super::store::Output::create(&cfg.out, cfg.overwrite, &cfg)?;
     let journal = checkpoint::dir_for(&cfg.out);
     checkpoint::discard(&journal);
     let engines = Engines::start(&cfg, p.live || !matches!(cfg.logs, Logs::Local(_)))?;

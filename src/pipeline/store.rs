@@ -122,3 +122,129 @@ impl Store {
         }
     }
 }
+
+/// Where a report is written: a local directory (staged beside it and renamed into place), or an
+/// S3 prefix — staged locally, then uploaded so that a reader never takes a half-written report
+/// for a whole one: the old `summary.json` (the commit marker) is deleted first, the tables are
+/// put, `summary.json` is put last, and only then are the old report's other objects deleted.
+pub enum Output {
+    Local(crate::report::Staging),
+    S3 {
+        staging: crate::report::Staging,
+        local: PathBuf,
+        bucket: String,
+        prefix: String,
+        store: Box<Store>,
+        overwrite: bool,
+    },
+}
+
+impl Output {
+    /// Checks `out` can be written, before any work is done.
+    pub fn create(out: &Path, overwrite: bool, cfg: &Config) -> anyhow::Result<Output> {
+        let place = Place::of(out).map_err(anyhow::Error::msg)?;
+        let Place::S3 { bucket, key } = place.clone() else {
+            return Ok(Output::Local(crate::report::Staging::create(
+                out, overwrite,
+            )?));
+        };
+        let store = Store::for_places(&[&place], cfg)?;
+        let prefix = if key.is_empty() {
+            key
+        } else {
+            format!("{key}/")
+        };
+        let b = store.bucket(&bucket).map_err(anyhow::Error::msg)?;
+        let there = store
+            .rt
+            .block_on(b.keys_under(&prefix))
+            .map_err(anyhow::Error::msg)?;
+        anyhow::ensure!(
+            there.is_empty() || overwrite,
+            "--out {place}: holds {} object(s) (choose another prefix, or pass --overwrite)",
+            there.len()
+        );
+        let local = std::env::temp_dir().join(format!("keytrail-report-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&local);
+        Ok(Output::S3 {
+            staging: crate::report::Staging::create(&local, true)?,
+            local,
+            bucket,
+            prefix,
+            store: Box::new(store),
+            overwrite,
+        })
+    }
+
+    /// Where the report's files are written before the commit.
+    pub fn path(&self) -> &Path {
+        match self {
+            Output::Local(s) | Output::S3 { staging: s, .. } => s.path(),
+        }
+    }
+
+    /// Puts the finished report in place.
+    pub fn commit(self) -> anyhow::Result<()> {
+        let (staging, local, bucket, prefix, store, overwrite) = match self {
+            Output::Local(s) => return Ok(s.commit()?),
+            Output::S3 {
+                staging,
+                local,
+                bucket,
+                prefix,
+                store,
+                overwrite,
+            } => (staging, local, bucket, prefix, store, overwrite),
+        };
+        staging.commit()?;
+        let b = store.bucket(&bucket).map_err(anyhow::Error::msg)?;
+        let rt = &store.rt;
+        let old = rt
+            .block_on(b.keys_under(&prefix))
+            .map_err(anyhow::Error::msg)?;
+        let marker = format!("{prefix}summary.json");
+        if old.contains(&marker) {
+            rt.block_on(b.delete(&marker)).map_err(anyhow::Error::msg)?;
+        }
+        let mut files = Vec::new();
+        walk(&local, &mut files)?;
+        files.sort();
+        let key_of = |f: &Path| {
+            let rel = f
+                .strip_prefix(&local)
+                .expect("under the report")
+                .to_string_lossy()
+                .replace('\\', "/");
+            format!("{prefix}{rel}")
+        };
+        let (last, first): (Vec<&PathBuf>, Vec<&PathBuf>) =
+            files.iter().partition(|f| key_of(f) == marker);
+        let mut new = std::collections::BTreeSet::new();
+        for f in first.into_iter().chain(last) {
+            let key = key_of(f);
+            let bytes = std::fs::read(f)?;
+            rt.block_on(b.put(&key, bytes))
+                .map_err(anyhow::Error::msg)?;
+            new.insert(key);
+        }
+        if overwrite {
+            for key in old.iter().filter(|k| !new.contains(*k)) {
+                rt.block_on(b.delete(key)).map_err(anyhow::Error::msg)?;
+            }
+        }
+        let _ = std::fs::remove_dir_all(&local);
+        Ok(())
+    }
+}
+
+fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
+    for e in std::fs::read_dir(dir)? {
+        let p = e?.path();
+        if p.is_dir() {
+            walk(&p, out)?;
+        } else {
+            out.push(p);
+        }
+    }
+    Ok(())
+}

@@ -332,32 +332,89 @@ fn plan_and_shards_kept_in_s3_merge_into_the_same_report_and_nothing_else_is_wri
         );
         assert_eq!(code, Some(0), "shard {i}: {err}");
     }
-    let merged = tmp.path().join("merged");
-    let (code, err) = k(
-        &[
-            "merge",
-            "--plan",
-            plan,
-            "--shards",
-            shards,
-            "--out",
-            merged.to_str().unwrap(),
-            "-q",
-        ],
-        &[],
-    );
+    // The report in S3 too; a second merge into it is refused without --overwrite.
+    let report = "s3://keytrail-state/runs/r1/report/";
+    let merge = |extra: &[&str]| {
+        let mut args = vec![
+            "merge", "--plan", plan, "--shards", shards, "--out", report, "-q",
+        ];
+        args.extend_from_slice(extra);
+        k(&args, &[])
+    };
+    let (code, err) = merge(&[]);
     assert_eq!(code, Some(1), "{err}");
+    let (code, err) = merge(&[]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("--overwrite"), "{err}");
+    let (code, err) = merge(&["--overwrite"]);
+    assert_eq!(code, Some(1), "{err}");
+    let merged = tmp.path().join("merged");
+    download(&moto.client(), "keytrail-state", "runs/r1/report/", &merged);
+    assert!(merged.join("summary.json").exists());
     assert_eq!(tables(&merged), tables(&single));
+
+    // Writes: the plan, three results, the report's objects twice and, before the second
+    // report, the first one's commit marker deleted — all under the prefixes given.
     let writes: Vec<(String, String)> = s3
         .requests()
         .into_iter()
         .filter(|(m, _)| m != "GET" && m != "HEAD")
+        .map(|(m, p)| (m, p.split('?').next().unwrap().to_string()))
         .collect();
-    assert_eq!(writes.len(), 4, "the plan and three results: {writes:?}");
-    for (m, path) in &writes {
-        assert!(
-            m == "PUT" && path.starts_with("/keytrail-state/runs/r1/"),
-            "{m} {path}"
-        );
-    }
+    let puts = |under: &str| {
+        writes
+            .iter()
+            .filter(|(m, p)| m == "PUT" && p.starts_with(under))
+            .count()
+    };
+    assert_eq!(puts("/keytrail-state/runs/r1/plan.json"), 1);
+    assert_eq!(puts("/keytrail-state/runs/r1/shards/"), 3);
+    let report_objects = crate::common::files(&merged).len();
+    assert_eq!(puts("/keytrail-state/runs/r1/report/"), 2 * report_objects);
+    let deletes: Vec<&String> = writes
+        .iter()
+        .filter(|(m, _)| m == "DELETE")
+        .map(|(_, p)| p)
+        .collect();
+    assert_eq!(
+        deletes,
+        ["/keytrail-state/runs/r1/report/summary.json"],
+        "{writes:?}"
+    );
+    assert_eq!(writes.len(), 1 + 3 + 2 * report_objects + 1, "{writes:?}");
+    // summary.json is the last object of each report written.
+    let report_puts: Vec<&String> = writes
+        .iter()
+        .filter(|(m, p)| m == "PUT" && p.starts_with("/keytrail-state/runs/r1/report/"))
+        .map(|(_, p)| p)
+        .collect();
+    assert!(report_puts[report_objects - 1].ends_with("/summary.json"));
+    assert!(report_puts[2 * report_objects - 1].ends_with("/summary.json"));
+}
+
+/// Every object under `prefix` of `bucket`, into `dir` (keyed by the rest of its key).
+fn download(client: &aws_sdk_s3::Client, bucket: &str, prefix: &str, dir: &Path) {
+    crate::s3::rt().block_on(async {
+        let listed = client
+            .list_objects_v2()
+            .bucket(bucket)
+            .prefix(prefix)
+            .send()
+            .await
+            .unwrap();
+        for o in listed.contents() {
+            let key = o.key().unwrap();
+            let body = client
+                .get_object()
+                .bucket(bucket)
+                .key(key)
+                .send()
+                .await
+                .unwrap();
+            let bytes = body.body.collect().await.unwrap().into_bytes();
+            let path = dir.join(key.strip_prefix(prefix).unwrap());
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, bytes).unwrap();
+        }
+    });
 }
