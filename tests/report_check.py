@@ -79,6 +79,19 @@ for table in tables:
             folders = re.findall(r"(\w+)=", rel)
             check(f"{rel}: Hive partitions are the DDL's", folders == [p for p, _ in parts], str(folders))
 
+# The report's own DDL: the templates' columns, and every account and region partition the
+# report holds listed in kms_events' projection.
+for table in tables:
+    own = os.path.join(report, "athena", f"{table}.sql")
+    check(f"athena/{table}.sql exists", os.path.exists(own))
+    if os.path.exists(own):
+        check(f"athena/{table}.sql has the template's columns", ddl_columns(own) == ddl_columns(os.path.join(queries, "ddl", f"{table}.sql")))
+own = open(os.path.join(report, "athena", "kms_events.sql")).read()
+listed = lambda prop: set(re.search(r"'projection\.%s\.values'\s*=\s*'([^']*)'" % prop, own).group(1).split(","))
+for prop, folder in (("account_id", "account_id"), ("region", "region")):
+    present = {m for f in glob.glob(f"{report}/kms_events/**/*.parquet", recursive=True) for m in re.findall(folder + r"=([^/]+)", f)}
+    check(f"athena/kms_events.sql projects every {prop} present", present and present <= listed(prop), f"{present} vs {listed(prop)}")
+
 con = duckdb.connect()
 con.execute(f"CREATE VIEW key_usage AS SELECT * FROM read_parquet('{report}/key_usage/*.parquet')")
 con.execute(

@@ -218,6 +218,19 @@ pub(crate) fn finish(
     );
     report::write_usage(staging.path(), &tracked)?;
     report::write(staging.path(), &correlated, &evidence, &summary)?;
+    let out = cfg.out.to_string_lossy();
+    let accounts = tracked
+        .keys()
+        .map(|k| k.arn.account().to_string())
+        .collect();
+    let regions = tracked.keys().map(|k| k.arn.region().to_string()).collect();
+    report::athena::write(
+        staging.path(),
+        out.strip_prefix("s3://").map(|_| out.as_ref()),
+        &out,
+        &accounts,
+        &regions,
+    )?;
     interrupt::kill_point("commit", 0);
     staging.commit()?;
     scanner.finish();

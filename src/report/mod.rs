@@ -7,6 +7,7 @@
 //! Athena's engine reads as `timestamp`; dates as Parquet `DATE`.
 
 mod accounts;
+pub mod athena;
 mod columns;
 mod integrity;
 mod key_usage;

@@ -112,6 +112,7 @@ fn usage_errors_exit_2_with_one_clear_line_and_leave_nothing_behind() {
         entries(&out),
         [
             "accounts",
+            "athena",
             "key_usage",
             "kms_events",
             "scan_manifest",

@@ -6,6 +6,7 @@ mod architecture;
 mod cli;
 mod common;
 mod decode;
+mod deploy;
 mod fake_aws;
 mod hostile;
 mod integrity;

@@ -352,6 +352,13 @@ fn plan_and_shards_kept_in_s3_merge_into_the_same_report_and_nothing_else_is_wri
     download(&moto.client(), "keytrail-state", "runs/r1/report/", &merged);
     assert!(merged.join("summary.json").exists());
     assert_eq!(tables(&merged), tables(&single));
+    // Its own Athena DDL points where it was written.
+    let ddl = std::fs::read_to_string(merged.join("athena/kms_events.sql")).unwrap();
+    assert!(
+        ddl.contains("LOCATION 's3://keytrail-state/runs/r1/report/kms_events/'"),
+        "{ddl}"
+    );
+    assert!(!ddl.contains("REPORT-BUCKET"), "{ddl}");
 
     // Writes: the plan, three results, the report's objects twice and, before the second
     // report, the first one's commit marker deleted — all under the prefixes given.
