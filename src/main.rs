@@ -36,8 +36,11 @@ enum Command {
         #[command(flatten)]
         run: RunArgs,
         /// Shards to split the objects into (e.g. the array size of an AWS Batch job).
-        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=10000))]
-        shards: u64,
+        #[arg(long, value_parser = clap::value_parser!(u64).range(1..=10000), conflicts_with = "shard_gib")]
+        shards: Option<u64>,
+        /// Or: as many shards as it takes for each to hold about this many GiB (gzip, as stored).
+        #[arg(long)]
+        shard_gib: Option<f64>,
     },
     /// Scan one shard of a plan (`--out PLAN` of `keytrail plan`) into a directory of results.
     Scan {
@@ -331,7 +334,18 @@ fn main() -> ExitCode {
     let done = match cli.command {
         Command::Run(args) => run(args),
         Command::Inventory { out, live } => inventory(&out, &live),
-        Command::Plan { run, shards } => plan(run, shards as usize),
+        Command::Plan {
+            run,
+            shards,
+            shard_gib,
+        } => match (shards, shard_gib) {
+            (_, Some(g)) if g.is_nan() || g <= 0.0 => Err("--shard-gib must be more than 0".into()),
+            (_, Some(g)) => plan(run, keytrail::pipeline::shard::Count::PerGib(g)),
+            (n, None) => plan(
+                run,
+                keytrail::pipeline::shard::Count::Shards(n.unwrap_or(1) as usize),
+            ),
+        },
         Command::Scan {
             plan,
             shard,
@@ -417,7 +431,7 @@ fn finished(outcome: &keytrail::pipeline::RunOutcome, quiet: bool, cfg: &Config)
 }
 
 /// `keytrail plan`: the plan file and its estimate.
-fn plan(args: RunArgs, shards: usize) -> Result<Exit, String> {
+fn plan(args: RunArgs, shards: keytrail::pipeline::shard::Count) -> Result<Exit, String> {
     let quiet = args.quiet;
     let cfg = args.resolve()?;
     let (_, estimate) =

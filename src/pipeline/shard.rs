@@ -95,8 +95,29 @@ pub fn assign(plan: &Plan, n: usize) -> Vec<Vec<u32>> {
         .collect()
 }
 
-/// `keytrail plan`: the stages before the scan, written to `path` with `n` shards.
-pub fn plan(cfg: &Config, n: usize, path: &Path) -> anyhow::Result<(ShardedPlan, Estimate)> {
+/// How many shards a plan has.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Count {
+    Shards(usize),
+    /// As many as it takes for each to hold about this many GiB (at most 10,000, AWS Batch's
+    /// largest array).
+    PerGib(f64),
+}
+
+impl Count {
+    pub fn of(self, plan: &Plan) -> usize {
+        match self {
+            Count::Shards(n) => n.max(1),
+            Count::PerGib(g) => {
+                let bytes: u64 = plan.objects.iter().map(|o| o.size).sum();
+                ((bytes as f64 / (g * (1u64 << 30) as f64)).ceil() as usize).clamp(1, 10_000)
+            }
+        }
+    }
+}
+
+/// `keytrail plan`: the stages before the scan, written to `path` with its shards.
+pub fn plan(cfg: &Config, count: Count, path: &Path) -> anyhow::Result<(ShardedPlan, Estimate)> {
     cfg.logs.check()?;
     let place = Place::of(path).map_err(anyhow::Error::msg)?;
     let store = Store::for_places(&[&place], cfg)?;
@@ -116,7 +137,7 @@ pub fn plan(cfg: &Config, n: usize, path: &Path) -> anyhow::Result<(ShardedPlan,
     for w in warnings.as_slice() {
         eprintln!("keytrail: warning: {w}");
     }
-    let shards = assign(&prepared.plan, n);
+    let shards = assign(&prepared.plan, count.of(&prepared.plan));
     let sharded = ShardedPlan {
         format: ShardedPlan::FORMAT,
         logs: prepared.dest.logs.to_string(),
@@ -577,10 +598,152 @@ mod tests {
     }
 
     #[test]
+    fn shard_gib_gives_as_many_shards_as_the_bytes_need() {
+        let mut plan = Plan::default();
+        for d in 1..=5 {
+            plan.objects.push(obj(d, "a.json.gz", 1 << 30)); // 5 GiB in all
+        }
+        assert_eq!(Count::PerGib(2.0).of(&plan), 3);
+        assert_eq!(Count::PerGib(5.0).of(&plan), 1);
+        assert_eq!(
+            Count::PerGib(1e-9).of(&plan),
+            10_000,
+            "capped at Batch's largest array"
+        );
+        assert_eq!(Count::Shards(0).of(&plan), 1);
+    }
+
+    #[test]
     fn a_shard_index_comes_from_k_of_n_or_the_batch_engines_environment() {
         assert_eq!(shard_index("2/3", 3), Ok(2));
         assert!(shard_index("3/3", 3).unwrap_err().contains("out of range"));
         assert!(shard_index("1/4", 3).unwrap_err().contains("has 3 shards"));
         assert!(shard_index("x", 3).is_err());
+    }
+}
+
+#[cfg(test)]
+mod bench {
+    use super::*;
+    use crate::archive::layout::ObjectRef;
+
+    /// By hand: `cargo test --release --lib -- --ignored --nocapture plan_and_merge_bench`.
+    /// A plan of 1,000,000 objects (300 accounts × 2 regions × ~1,667 objects a day folder…):
+    /// assigning 100 shards, writing and reading the plan; then merging 100 shard results of
+    /// 10,000 manifest rows each, read from their JSON as `merge` reads them.
+    #[test]
+    #[ignore]
+    fn plan_and_merge_bench() {
+        let t = std::time::Instant::now();
+        let mut plan = Plan::default();
+        let day0 = chrono::NaiveDate::from_ymd_opt(2025, 1, 1).unwrap();
+        for i in 0..1_000_000u64 {
+            let account = format!("{:012}", 100_000_000_000 + i % 300);
+            let region = if i % 2 == 0 { "us-east-1" } else { "eu-west-1" };
+            let day = day0 + chrono::Duration::days((i / 600 % 365) as i64);
+            plan.objects.push(ObjectRef {
+                key: format!(
+                    "AWSLogs/o-exampleorg/{account}/CloudTrail/{region}/{}/{account}_CloudTrail_{region}_{}T0000Z_{i:016x}.json.gz",
+                    day.format("%Y/%m/%d"),
+                    day.format("%Y%m%d")
+                ),
+                size: 2_000 + (i * 7919) % 30_000,
+                storage_class: None,
+                prefix: DayPrefix {
+                    account,
+                    region: region.into(),
+                    day,
+                },
+            });
+        }
+        plan.objects.sort();
+        let built = t.elapsed().as_secs_f64();
+        let t = std::time::Instant::now();
+        let shards = assign(&plan, 100);
+        let assigned = t.elapsed().as_secs_f64();
+        let sharded = ShardedPlan {
+            format: ShardedPlan::FORMAT,
+            logs: "s3://org-trail".into(),
+            usage: String::new(),
+            live: false,
+            trails: None,
+            backfill: "all".into(),
+            since: None,
+            verify: "auto".into(),
+            digest_signatures: None,
+            public_keys: vec![],
+            max_inflated: 2 << 30,
+            plan,
+            shards,
+        };
+        let t = std::time::Instant::now();
+        let bytes = serde_json::to_vec(&sharded).unwrap();
+        let written = t.elapsed().as_secs_f64();
+        let t = std::time::Instant::now();
+        let back: ShardedPlan = serde_json::from_slice(&bytes).unwrap();
+        let read = t.elapsed().as_secs_f64();
+        assert_eq!(back.plan.objects.len(), 1_000_000);
+        let sizes: Vec<u64> = back
+            .shards
+            .iter()
+            .map(|s| s.iter().map(|&i| back.plan.objects[i as usize].size).sum())
+            .collect();
+        let (min, max) = (sizes.iter().min().unwrap(), sizes.iter().max().unwrap());
+        println!(
+            "plan of 1,000,000 objects: build {built:.2} s, assign 100 shards {assigned:.2} s (largest/smallest {:.3}), write {written:.2} s, read {read:.2} s, {:.1} MB of JSON; peak RSS {:?} MiB",
+            *max as f64 / *min as f64,
+            bytes.len() as f64 / 1e6,
+            crate::progress::peak_rss_mib()
+        );
+        drop(back);
+        // 100 shard results of 10,000 rows, merged as `merge` reads them.
+        let objects = &sharded.plan.objects;
+        let bodies: Vec<Vec<u8>> = (0..100)
+            .map(|k| {
+                let manifest: Vec<ManifestRow> = (0..10_000)
+                    .map(|j| {
+                        let o = &objects[k * 10_000 + j];
+                        ManifestRow {
+                            object: o.key.clone(),
+                            size_bytes: o.size,
+                            status: crate::scan::ObjectStatus::Read,
+                            reason: None,
+                            records: 40,
+                            kms_records: 3,
+                            malformed_records: 0,
+                            unattributable_uses: 0,
+                            account_id: o.prefix.account.clone(),
+                            region: o.prefix.region.clone(),
+                            delivery_date: o.prefix.day,
+                            archived: false,
+                            sha256: Some("0".repeat(64)),
+                        }
+                    })
+                    .collect();
+                serde_json::to_vec(&ShardBody {
+                    manifest,
+                    uses: vec![],
+                    stats: ScanStats::default(),
+                })
+                .unwrap()
+            })
+            .collect();
+        let t = std::time::Instant::now();
+        let mut merged = ScanResult::default();
+        for b in &bodies {
+            let body: ShardBody = serde_json::from_slice(b).unwrap();
+            merged = merged.merge(ScanResult {
+                manifest: body.manifest,
+                uses: body.uses,
+                stats: body.stats,
+            });
+        }
+        println!(
+            "merge of 100 shard results ({:.1} MB of JSON, {} manifest rows): {:.2} s; peak RSS {:?} MiB",
+            bodies.iter().map(Vec::len).sum::<usize>() as f64 / 1e6,
+            merged.manifest.len(),
+            t.elapsed().as_secs_f64(),
+            crate::progress::peak_rss_mib()
+        );
     }
 }
