@@ -297,6 +297,7 @@ enum Verify {
 enum PresetArg {
     Small,
     Large,
+    ManySmall,
 }
 
 /// How a `keytrail` process ends (the README's "Exit codes").
@@ -390,6 +391,7 @@ fn main() -> ExitCode {
                 preset: match preset {
                     PresetArg::Small => Preset::Small,
                     PresetArg::Large => Preset::Large,
+                    PresetArg::ManySmall => Preset::ManySmall,
                 },
                 org_id,
                 prefix,

@@ -37,6 +37,9 @@ pub enum Preset {
     Small,
     /// About 1 GB of gzip: the benchmark.
     Large,
+    /// About 200,000 objects sized like real CloudTrail deliveries (mostly 1–20 KB of gzip, a
+    /// tail of larger ones): the small-object benchmark.
+    ManySmall,
 }
 
 #[derive(Debug, Clone)]
@@ -244,9 +247,12 @@ pub(crate) struct Obj {
 }
 
 struct Shape {
-    /// Log files per account, region and hour-of-day slot.
-    slot_hours: i64,
+    /// One log file per account, region and slot of this many seconds.
+    slot_secs: i64,
+    /// Noise records per file: this many, or, with `tail`, from a range with a tail of larger
+    /// files.
     noise_per_file: usize,
+    tail: bool,
     /// Share of noise records that are KMS calls on keys outside the inventory.
     kms_noise: f64,
 }
@@ -254,13 +260,22 @@ struct Shape {
 fn shape(p: Preset) -> Shape {
     match p {
         Preset::Small => Shape {
-            slot_hours: 6,
+            slot_secs: 6 * 3600,
             noise_per_file: 18,
+            tail: false,
             kms_noise: 0.04,
         },
         Preset::Large => Shape {
-            slot_hours: 1,
+            slot_secs: 3600,
             noise_per_file: 1900,
+            tail: false,
+            kms_noise: 0.03,
+        },
+        // 47 days × 4 account-regions × 1,080 slots a day ≈ 203,000 objects.
+        Preset::ManySmall => Shape {
+            slot_secs: 80,
+            noise_per_file: 0,
+            tail: true,
             kms_noise: 0.03,
         },
     }
@@ -790,7 +805,8 @@ fn corruption(account: &str, region: &str, day: NaiveDate, slot: i64) -> Option<
 }
 
 fn plan_files(calls: &[Call], cal: &Calendar, shape: &Shape, base: &str) -> Vec<FileSpec> {
-    let slot_secs = shape.slot_hours * 3600;
+    let slot_secs = shape.slot_secs;
+    let lead = lead(slot_secs);
     let mut slots: BTreeMap<(String, String, i64), Vec<(usize, CopyKind)>> = BTreeMap::new();
     for acct in ARCHIVED {
         for region in REGIONS {
@@ -824,12 +840,12 @@ fn plan_files(calls: &[Call], cal: &Calendar, shape: &Shape, base: &str) -> Vec<
                 .timestamp_opt(slot * slot_secs, 0)
                 .single()
                 .expect("valid");
-            let day = day_of(slot_start);
+            let delivered = slot_start + Duration::seconds(slot_secs - lead);
+            let day = day_of(delivered);
             if in_gap(&account, &region, day) {
                 return None;
             }
             let slot_in_day = (slot_start - start_of(day)).num_seconds() / slot_secs;
-            let delivered = slot_start + Duration::seconds(slot_secs - 300);
             let stamp = delivered.format("%Y%m%dT%H%MZ");
             let name = format!(
                 "{account}_CloudTrail_{region}_{stamp}_{}.json.gz",
@@ -857,6 +873,12 @@ fn plan_files(calls: &[Call], cal: &Calendar, shape: &Shape, base: &str) -> Vec<
         .collect()
 }
 
+/// How long before a slot's end its file is delivered (and how far before its start its first
+/// record may be): five minutes, or half of a shorter slot.
+fn lead(slot_secs: i64) -> i64 {
+    300.min(slot_secs / 2)
+}
+
 fn write_file(
     logs: &Path,
     f: &FileSpec,
@@ -865,7 +887,18 @@ fn write_file(
     rng: &Rng,
 ) -> anyhow::Result<(u64, String)> {
     let mut rng = rng.clone();
-    let slot_secs = shape.slot_hours * 3600;
+    let slot_secs = shape.slot_secs;
+    let lead = lead(slot_secs);
+    let noise = if shape.tail {
+        // Most deliveries are a few KB; one in twenty is a busy interval.
+        if rng.chance(0.05) {
+            rng.range(400, 2500) as usize
+        } else {
+            rng.range(4, 140) as usize
+        }
+    } else {
+        shape.noise_per_file
+    };
     let mut recs: Vec<(i64, String)> = f
         .obj
         .copies
@@ -877,8 +910,8 @@ fn write_file(
             )
         })
         .collect();
-    for _ in 0..shape.noise_per_file {
-        let time = f.slot_start + Duration::seconds(rng.range(-300, slot_secs - 300));
+    for _ in 0..noise {
+        let time = f.slot_start + Duration::seconds(rng.range(-lead, slot_secs - lead));
         let kms = rng.chance(shape.kms_noise);
         let stamp = records::iso_secs(time);
         recs.push((

@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# The small-object benchmark of issue 17 (by hand, not in CI): the `many-small` synth archive
+# (~200,000 objects of a few KB), local, over a loopback S3 (s3s-fs) at 0 ms, and through
+# tests/bench/delay_proxy.py at 50 ms of round-trip time. Needs the release binary, s3s-fs
+# (`cargo install s3s-fs@0.14.1 --features binary`) and the AWS CLI (tests/requirements.txt).
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+K=target/release/keytrail
+DATA=${DATA:-/tmp/many-small}
+[ -d "$DATA/logs" ] || $K synth --out "$DATA" --preset many-small --seed 5
+export AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=testsecret AWS_REGION=us-east-1 \
+  AWS_EC2_METADATA_DISABLED=true AWS_CONFIG_FILE=/nonexistent AWS_SHARED_CREDENTIALS_FILE=/nonexistent
+ROOT=$(mktemp -d)
+mkdir -p "$ROOT/many-small" && cp -r "$DATA/logs/." "$ROOT/many-small/"   # s3s-fs: a folder is a bucket
+s3s-fs --host 127.0.0.1 --port 9016 --access-key test --secret-key testsecret "$ROOT" & S3=$!
+python3 tests/bench/delay_proxy.py 9017 127.0.0.1:9016 50 & PROXY=$!
+trap 'kill $S3 $PROXY; rm -rf "$ROOT"' EXIT
+sleep 1
+echo "== local + S3 at 0 ms"
+AWS_ENDPOINT_URL=http://127.0.0.1:9016 $K bench --usage "$DATA/usage.jsonl" --logs "$DATA/logs" --s3-logs s3://many-small
+echo "== S3 at 50 ms round trip"
+AWS_ENDPOINT_URL=http://127.0.0.1:9017 $K bench --usage "$DATA/usage.jsonl" --logs "$DATA/logs" --s3-logs s3://many-small
