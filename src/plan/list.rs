@@ -121,21 +121,29 @@ pub async fn discover<S: Archive>(store: &S, start: &str) -> Result<TrailFolders
         }
         level = next;
     }
-    let mut trails = Vec::new();
+    // The account folders (an organization's hundreds), then each one's CloudTrail/ folder
+    // looked for, LIST_CONCURRENCY at a time.
+    let mut accounts: Vec<String> = Vec::new();
     for logs in aws_logs {
         for sub in store.list(&logs).await?.folders {
             let name = folder_name(&sub);
             if is_account_id(name) {
-                push_trail(store, &mut trails, name, &sub).await?;
+                accounts.push(sub);
             } else if name.starts_with("o-") {
                 for acct in store.list(&sub).await?.folders {
                     if is_account_id(folder_name(&acct)) {
-                        push_trail(store, &mut trails, folder_name(&acct), &acct).await?;
+                        accounts.push(acct);
                     }
                 }
             }
         }
     }
+    let found: Vec<Option<TrailDir>> = stream::iter(accounts)
+        .map(|dir| async move { trail_of(store, &dir).await })
+        .buffered(LIST_CONCURRENCY)
+        .try_collect()
+        .await?;
+    let mut trails: Vec<TrailDir> = found.into_iter().flatten().collect();
     if trails.is_empty() {
         return Err(ListError::NoLogs(store.describe()));
     }
@@ -144,37 +152,51 @@ pub async fn discover<S: Archive>(store: &S, start: &str) -> Result<TrailFolders
     Ok(TrailFolders { trails })
 }
 
-async fn push_trail<S: Archive>(
-    store: &S,
-    trails: &mut Vec<TrailDir>,
-    account: &str,
-    account_dir: &str,
-) -> Result<(), ListError> {
+/// The `CloudTrail/` folder of an account folder, if it has one.
+async fn trail_of<S: Archive>(store: &S, account_dir: &str) -> Result<Option<TrailDir>, ListError> {
     let ct = format!("{account_dir}CloudTrail/");
-    if store.list(account_dir).await?.folders.contains(&ct) {
-        trails.push(TrailDir {
-            account: account.to_string(),
-            key_prefix: ct,
-        });
-    }
-    Ok(())
+    let has = store.list(account_dir).await?.folders.contains(&ct);
+    Ok(has.then(|| TrailDir {
+        account: folder_name(account_dir).to_string(),
+        key_prefix: ct,
+    }))
 }
 
 /// The first delivery day holding any object, per account and region. Walks only the year, month
-/// and day folder names, earliest first, stopping at the first non-empty day.
+/// and day folder names, earliest first, stopping at the first non-empty day; the account-regions
+/// are walked [`LIST_CONCURRENCY`] at a time (an organization has hundreds).
 pub async fn archive_starts<S: Archive>(
     store: &S,
     archive: &TrailFolders,
 ) -> Result<ArchiveStarts, ListError> {
+    let regions: Vec<Vec<(String, String)>> = stream::iter(&archive.trails)
+        .map(|trail| async move {
+            let listed = store.list(&trail.key_prefix).await?;
+            Ok::<_, ListError>(
+                listed
+                    .folders
+                    .into_iter()
+                    .map(|r| (trail.account.clone(), r))
+                    .collect(),
+            )
+        })
+        .buffered(LIST_CONCURRENCY)
+        .try_collect()
+        .await?;
+    let firsts: Vec<(String, String, Option<NaiveDate>)> =
+        stream::iter(regions.into_iter().flatten())
+            .map(|(account, region_dir)| async move {
+                let day = first_day(store, &region_dir).await?;
+                Ok::<_, ListError>((account, folder_name(&region_dir).to_string(), day))
+            })
+            .buffered(LIST_CONCURRENCY)
+            .try_collect()
+            .await?;
     let mut starts = ArchiveStarts::new();
-    for trail in &archive.trails {
-        for region_dir in store.list(&trail.key_prefix).await?.folders {
-            if let Some(day) = first_day(store, &region_dir).await? {
-                let e = starts
-                    .entry((trail.account.clone(), folder_name(&region_dir).to_string()))
-                    .or_insert(day);
-                *e = (*e).min(day);
-            }
+    for (account, region, day) in firsts {
+        if let Some(day) = day {
+            let e = starts.entry((account, region)).or_insert(day);
+            *e = (*e).min(day);
         }
     }
     Ok(starts)
