@@ -113,9 +113,7 @@ pub(crate) fn prepare(
         dest.trails(),
         cfg,
     ))?;
-    let index = Arc::new(KeyIndex::new(
-        tracked.keys().map(|k| (&k.arn, k.aliases.as_slice())),
-    ));
+    let index = key_index(&tracked);
     Ok(Prepared {
         tracked,
         dest,
@@ -123,6 +121,13 @@ pub(crate) fn prepare(
         plan,
         index,
     })
+}
+
+/// The keys (and aliases) uses are attributed to.
+pub(crate) fn key_index(tracked: &tracking::Tracked) -> Arc<KeyIndex> {
+    Arc::new(KeyIndex::new(
+        tracked.keys().map(|k| (&k.arn, k.aliases.as_slice())),
+    ))
 }
 
 /// The archive, read with --logs-role-arn's session when given (a log-archive account).

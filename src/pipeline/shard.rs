@@ -12,19 +12,18 @@
 //! names that identity and its index, and carries the SHA-256 of its body.
 
 use super::store::{Place, Store};
-use super::{finish, open_archive, Engines, Prepared, RunOutcome};
+use super::{finish, key_index, open_archive, Engines, Prepared, RunOutcome};
 use crate::archive::layout::DayPrefix;
 use crate::config::{BackfillScope, Config, Logs, Usage, VerifyMode};
 use crate::inventory::{self, Inventory, Source};
 use crate::model::{hex, Instant, Warnings};
 use crate::plan::Plan;
-use crate::scan::record::{KeyIndex, UseCopy};
+use crate::scan::record::UseCopy;
 use crate::scan::{ManifestRow, ScanResult, ScanStats};
 use crate::trails::{Destination, Trail};
 use crate::{checkpoint, integrity, tracking};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 /// A plan as `keytrail plan` writes it: the run's settings, the inventory with its answers, the
 /// archive's plan, and each shard's objects.
@@ -327,9 +326,7 @@ pub fn scan(plan_path: &Path, k: usize, dir: &Path, base: &Config) -> anyhow::Re
     let mut tracked = tracked_of(p, plan_path)?;
     // A shard keeps no snapshot of its own: the plan holds the answers.
     tracked.source = Source::Snapshot(plan_path.to_path_buf());
-    let index = Arc::new(KeyIndex::new(
-        tracked.keys().map(|k| (&k.arn, k.aliases.as_slice())),
-    ));
+    let index = key_index(&tracked);
     let objects: Vec<_> = p.shards[k]
         .iter()
         .map(|&i| p.plan.objects[i as usize].clone())
@@ -422,9 +419,7 @@ pub fn merge(plan_path: &Path, dir: &Path, base: &Config) -> anyhow::Result<RunO
     let engines = Engines::start(&cfg, p.live || !matches!(cfg.logs, Logs::Local(_)))?;
     let archive = open_archive(&cfg, &engines, &cfg.logs)?;
     let tracked = tracked_of(&p, plan_path)?;
-    let index = Arc::new(KeyIndex::new(
-        tracked.keys().map(|k| (&k.arn, k.aliases.as_slice())),
-    ));
+    let index = key_index(&tracked);
     let mut scan_as = tracked.clone();
     scan_as.source = Source::Snapshot(plan_path.to_path_buf());
     let scanner = checkpoint::Scanner::open(&cfg, &cfg.logs, &scan_as, &p.plan)?;
