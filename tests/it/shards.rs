@@ -425,3 +425,47 @@ fn download(client: &aws_sdk_s3::Client, bucket: &str, prefix: &str, dir: &Path)
         }
     });
 }
+
+/// `run --out s3://...` writes the report a local run writes, with summary.json last.
+#[test]
+fn a_run_writes_its_report_to_s3() {
+    use crate::s3::{rt, synth_in_moto};
+    let (moto, tmp, data, _) = synth_in_moto(&["--seed", "45"], "trail-logs", |_| None);
+    rt().block_on(async {
+        moto.client()
+            .create_bucket()
+            .bucket("reports")
+            .send()
+            .await
+            .unwrap();
+    });
+    let usage = data.join("usage.jsonl");
+    let run = |out: &str| {
+        let o = keytrail_with_env(
+            &[
+                "run",
+                "--usage",
+                usage.to_str().unwrap(),
+                "--logs",
+                "s3://trail-logs",
+                "--out",
+                out,
+                "-q",
+            ],
+            &moto.env(),
+        );
+        assert_eq!(
+            o.status.code(),
+            Some(1),
+            "{}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    };
+    let local = tmp.path().join("local");
+    run(local.to_str().unwrap());
+    run("s3://reports/keytrail/2026-11-29/");
+    let got = tmp.path().join("got");
+    download(&moto.client(), "reports", "keytrail/2026-11-29/", &got);
+    assert_eq!(tables(&got), tables(&local));
+    assert!(got.join("summary.json").exists() && got.join("athena/key_usage.sql").exists());
+}
