@@ -457,7 +457,7 @@ fn scan_shard(
     let n = file.plan.shards.len();
     let k = keytrail::pipeline::shard::shard_index(shard, n)?;
     let stats =
-        keytrail::pipeline::shard::scan(plan, k, out, &cfg).map_err(|e| format!("{e:#}"))?;
+        keytrail::pipeline::shard::scan(plan, &file, k, out, &cfg).map_err(|e| format!("{e:#}"))?;
     if !engine.quiet {
         say(&format!(
             "shard {k} of {n}: {} objects read, {} skipped, {} unreadable; result {}\n",

@@ -303,8 +303,14 @@ struct ShardBody {
 
 /// `keytrail scan`: shard `k` of the plan, its result written into `dir` (replacing an earlier
 /// one). Resumable: an interrupted shard goes on from its checkpoint beside the result.
-pub fn scan(plan_path: &Path, k: usize, dir: &Path, base: &Config) -> anyhow::Result<ScanStats> {
-    let file = read_plan(plan_path, base)?;
+/// `file` is the plan read from `plan_path` (read once: a large plan is hundreds of MB).
+pub fn scan(
+    plan_path: &Path,
+    file: &PlanFile,
+    k: usize,
+    dir: &Path,
+    base: &Config,
+) -> anyhow::Result<ScanStats> {
     let p = &file.plan;
     let n = p.shards.len();
     let dir = Place::of(dir).map_err(anyhow::Error::msg)?;
