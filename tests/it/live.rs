@@ -769,15 +769,7 @@ fn organization_inventory_bench() {
         ..Default::default()
     });
     let tmp = tempfile::tempdir().unwrap();
-    let env: Vec<(&str, String)> = vec![
-        ("AWS_ENDPOINT_URL", aws.endpoint.clone()),
-        ("AWS_ACCESS_KEY_ID", "testing".into()),
-        ("AWS_SECRET_ACCESS_KEY", "testing".into()),
-        ("AWS_REGION", "us-east-1".into()),
-        ("AWS_CONFIG_FILE", "/nonexistent".into()),
-        ("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent".into()),
-        ("AWS_EC2_METADATA_DISABLED", "true".into()),
-    ];
+    let env = crate::s3::offline_env("AWS_ENDPOINT_URL", &aws.endpoint);
     let inventory = |name: &str, accounts: &str, regions: &str| {
         let out = tmp.path().join(name);
         let started = std::time::Instant::now();

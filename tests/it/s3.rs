@@ -56,15 +56,7 @@ impl Moto {
 
     /// The environment a keytrail process needs to reach this server, and nothing else.
     pub fn env(&self) -> Vec<(&'static str, String)> {
-        vec![
-            ("AWS_ENDPOINT_URL_S3", self.endpoint.clone()),
-            ("AWS_ACCESS_KEY_ID", "testing".into()),
-            ("AWS_SECRET_ACCESS_KEY", "testing".into()),
-            ("AWS_REGION", "us-east-1".into()),
-            ("AWS_CONFIG_FILE", "/nonexistent".into()),
-            ("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent".into()),
-            ("AWS_EC2_METADATA_DISABLED", "true".into()),
-        ]
+        offline_env("AWS_ENDPOINT_URL_S3", &self.endpoint)
     }
 
     pub fn client(&self) -> aws_sdk_s3::Client {
@@ -84,6 +76,20 @@ impl Drop for Moto {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// A keytrail process's environment for a server at `endpoint` (named by `variable`): test
+/// credentials, a region, no profile files and no instance metadata — nothing else is reached.
+pub fn offline_env(variable: &'static str, endpoint: &str) -> Vec<(&'static str, String)> {
+    vec![
+        (variable, endpoint.to_string()),
+        ("AWS_ACCESS_KEY_ID", "testing".into()),
+        ("AWS_SECRET_ACCESS_KEY", "testing".into()),
+        ("AWS_REGION", "us-east-1".into()),
+        ("AWS_CONFIG_FILE", "/nonexistent".into()),
+        ("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent".into()),
+        ("AWS_EC2_METADATA_DISABLED", "true".into()),
+    ]
 }
 
 /// Uploads every file under `dir` to `bucket`, keyed by its path relative to `dir`; keys for
