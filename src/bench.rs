@@ -30,12 +30,12 @@ fn scan_stats<A: Archive>(
     index: &Arc<KeyIndex>,
     pool: &rayon::ThreadPool,
     limits: DecodeLimits,
-) -> ScanStats {
+) -> (ScanStats, usize) {
     let in_flight = InFlight {
         objects: DEFAULT_CONCURRENCY as usize,
         bytes: DEFAULT_IN_FLIGHT_MIB << 20,
     };
-    let done = rt.block_on(scan::fetch::scan(
+    let (done, peak) = rt.block_on(scan::fetch::scan(
         archive,
         objects,
         index.clone(),
@@ -44,7 +44,7 @@ fn scan_stats<A: Archive>(
         limits,
         &|_, _| {},
     ));
-    ScanResult::of(done).stats
+    (ScanResult::of(done).stats, peak)
 }
 
 /// What a phase measures.
@@ -68,6 +68,8 @@ pub struct Phase {
     /// CPU time of this process (user + system, all threads) during the phase.
     pub cpu_seconds: f64,
     pub peak_rss_mib: Option<f64>,
+    /// What else the phase measured (S3: requests per object, the most gets in flight).
+    pub note: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -114,6 +116,7 @@ fn timed(role: Role, name: &str, phases: &mut Vec<Phase>, f: impl FnOnce()) {
         seconds: t.elapsed().as_secs_f64(),
         cpu_seconds: cpu_seconds() - cpu,
         peak_rss_mib: crate::progress::peak_rss_mib(),
+        note: None,
     });
 }
 
@@ -163,7 +166,7 @@ pub fn run(
     }
     let mut local = ScanStats::default();
     timed(Role::Scan, &format!("scan: {on}"), &mut phases, || {
-        local = scan_stats(
+        (local, _) = scan_stats(
             &rt,
             &store,
             &objects,
@@ -281,13 +284,14 @@ impl Over<'_> {
             .collect();
         let mut phases = Vec::new();
         let mut over_s3 = ScanStats::default();
+        let mut peak = 0;
         let on = thread_count(self.pool.current_num_threads());
         timed(
             Role::ScanS3,
             &format!("scan over s3://{bucket}: {on}"),
             &mut phases,
             || {
-                over_s3 = scan_stats(
+                (over_s3, peak) = scan_stats(
                     self.rt,
                     &archive,
                     &in_s3,
@@ -302,7 +306,13 @@ impl Over<'_> {
             "s3://{bucket}/{prefix} did not scan like the local archive (is it the same?): \
              {over_s3:?} vs {local:?}"
         );
-        Ok(phases.pop().expect("one phase was timed"))
+        let mut phase = phases.pop().expect("one phase was timed");
+        phase.note = Some(format!(
+            "{:.3} GetObject requests per object, at most {peak} in flight, {} SlowDowns",
+            archive.gets() as f64 / in_s3.len().max(1) as f64,
+            archive.slowdowns()
+        ));
+        Ok(phase)
     }
 }
 
@@ -330,15 +340,20 @@ impl Bench {
         for p in &self.phases {
             let _ = writeln!(
                 o,
-                "{:<52} {:>7.2} s {:>7.2} CPU s {:>8.1} MB/s gzip {:>8.1} MB/s JSON  peak RSS {}",
+                "{:<52} {:>7.2} s {:>7.2} CPU s {:>8.1} MB/s gzip {:>8.1} MB/s JSON {:>7.0} objects/s {:>5.0} µs CPU/object  peak RSS {}",
                 p.name,
                 p.seconds,
                 p.cpu_seconds,
                 self.gzip_bytes as f64 / 1e6 / p.seconds,
                 self.json_bytes as f64 / 1e6 / p.seconds,
+                self.objects as f64 / p.seconds,
+                p.cpu_seconds * 1e6 / self.objects.max(1) as f64,
                 p.peak_rss_mib
                     .map_or("n/a".to_string(), |m| format!("{m:.0} MiB"))
             );
+            if let Some(note) = &p.note {
+                let _ = writeln!(o, "    {note}");
+            }
         }
         let phase = |r: Role| self.phases.iter().find(|p| p.role == r);
         let t = |r: Role| phase(r).map_or(f64::NAN, |p| p.seconds);

@@ -360,7 +360,7 @@ impl Scanner {
             objects: cfg.concurrency,
             bytes: cfg.max_in_flight,
         };
-        let fresh = crate::scan::fetch::scan(
+        let (fresh, _) = crate::scan::fetch::scan(
             archive,
             &todo,
             index,

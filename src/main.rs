@@ -134,7 +134,8 @@ struct RunArgs {
     /// Worker threads for decompression and parsing (default: all cores).
     #[arg(long)]
     threads: Option<usize>,
-    /// S3 objects fetched at once (s3:// archives).
+    /// The most S3 objects fetched at once (s3:// archives): in-flight GETs start at 16 and grow
+    /// while the decoders keep up, halving when S3 answers SlowDown
     #[arg(long, default_value_t = keytrail::scan::fetch::DEFAULT_CONCURRENCY,
           value_parser = clap::value_parser!(u64).range(1..))]
     concurrency: u64,
@@ -174,7 +175,8 @@ struct ShardArgs {
     /// Worker threads for decompression and parsing (default: all cores).
     #[arg(long)]
     threads: Option<usize>,
-    /// S3 objects fetched at once (s3:// archives).
+    /// The most S3 objects fetched at once (s3:// archives): in-flight GETs start at 16 and grow
+    /// while the decoders keep up, halving when S3 answers SlowDown
     #[arg(long, default_value_t = keytrail::scan::fetch::DEFAULT_CONCURRENCY,
           value_parser = clap::value_parser!(u64).range(1..))]
     concurrency: u64,

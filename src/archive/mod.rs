@@ -8,6 +8,7 @@
 pub mod layout;
 pub mod local;
 pub mod s3;
+pub mod throttle;
 
 use crate::aws::Aws;
 use crate::config::Logs;
@@ -56,6 +57,10 @@ pub trait Archive: Sync {
     fn bucket(&self) -> Option<&str> {
         None
     }
+    /// How many times the store answered `SlowDown` so far (the scan backs off on them).
+    fn slowdowns(&self) -> u64 {
+        0
+    }
 }
 
 /// The archive of a run: a local directory or an S3 bucket (with the prefix the logs sit under).
@@ -97,6 +102,12 @@ impl Archive for AnyArchive {
         match self {
             AnyArchive::Local(_) => None,
             AnyArchive::S3 { bucket, .. } => bucket.bucket(),
+        }
+    }
+    fn slowdowns(&self) -> u64 {
+        match self {
+            AnyArchive::Local(_) => 0,
+            AnyArchive::S3 { bucket, .. } => bucket.slowdowns(),
         }
     }
 }

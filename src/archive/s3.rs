@@ -1,16 +1,56 @@
 //! archive::s3: the archive in an S3 bucket. Listing is `ListObjectsV2` with a `/` delimiter on
 //! the folders asked for only (never the whole bucket); a get is one `GetObject`, its body read
-//! whole and checked against its Content-Length, retried when it breaks. How many gets are in
-//! flight is the scan's business (`scan::fetch`).
+//! whole and checked against its Content-Length. keytrail retries gets itself (not the SDK): a
+//! `SlowDown` backs off the object's prefix ([`super::throttle`]), other faults the object. How
+//! many gets are in flight is the scan's business (`scan::fetch`).
 
+use super::throttle::{prefix_of, Throttle};
 use super::{Archive, ArchiveError, Entry, Got, Listing};
 use crate::aws::Aws;
+use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 #[derive(Debug, Clone)]
 pub struct S3Archive {
+    /// For listing and the run's own state: the SDK's retries.
     client: aws_sdk_s3::Client,
+    /// For getting objects: no SDK retries, keytrail's own per-prefix ones.
+    gets: aws_sdk_s3::Client,
+    throttle: Arc<Throttle>,
+    /// GetObject requests made, retries included.
+    requests: Arc<AtomicU64>,
     bucket: String,
+}
+
+/// What a failed GetObject calls for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Fault {
+    /// `503 SlowDown` (or 429): the prefix is asked too often; back it off.
+    SlowDown,
+    /// A broken connection, a timeout, a 5xx, `RequestTimeout`: try the object again.
+    Transient,
+    /// Anything else (no such key, access denied, an archived object): the answer.
+    Final,
+}
+
+fn fault_of<E: ProvideErrorMetadata>(
+    e: &SdkError<E, aws_sdk_s3::config::http::HttpResponse>,
+) -> Fault {
+    match e {
+        SdkError::ServiceError(se) => {
+            let status = se.raw().status().as_u16();
+            match (Some(status), se.err().code()) {
+                (_, Some("SlowDown")) | (Some(503 | 429), _) => Fault::SlowDown,
+                (_, Some("RequestTimeout" | "InternalError")) => Fault::Transient,
+                (Some(s), _) if s >= 500 => Fault::Transient,
+                _ => Fault::Final,
+            }
+        }
+        SdkError::ConstructionFailure(_) => Fault::Final,
+        _ => Fault::Transient,
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -56,49 +96,91 @@ impl S3Archive {
             Some(r) if r != aws.region() => aws.s3(Some(&r)),
             _ => client,
         };
+        let gets = aws_sdk_s3::Client::from_conf(
+            client
+                .config()
+                .to_builder()
+                .retry_config(aws_config::retry::RetryConfig::disabled())
+                .build(),
+        );
         Ok(S3Archive {
             client,
+            gets,
+            throttle: Arc::default(),
+            requests: Arc::default(),
             bucket: bucket.to_string(),
         })
     }
 
     /// The body of one object and its `signature` user metadata (`x-amz-meta-signature`, where
-    /// CloudTrail puts a digest's signature). The SDK retries requests that fail (throttling, 5xx,
-    /// broken connections); a body that breaks after the response began — cut short of its
-    /// Content-Length — is a transport fault too, so the whole GET is made again, with backoff,
-    /// up to [`BODY_ATTEMPTS`] times. Only then is it an error.
+    /// CloudTrail puts a digest's signature). A `SlowDown` backs off the object's prefix and
+    /// tries again, up to [`SLOWDOWN_ATTEMPTS`] times; a transient fault (a broken connection, a
+    /// 5xx, a body cut short of its Content-Length) waits with backoff and tries again, up to
+    /// [`ATTEMPTS`] times. Only then, or on a final answer (no such key, access denied), is it an
+    /// error.
     pub async fn get_with_signature(&self, key: &str) -> Result<(Vec<u8>, Option<String>), String> {
-        let mut attempt = 1;
+        let prefix = prefix_of(key);
+        let (mut faults, mut slowdowns) = (0, 0);
         loop {
-            let out = self
-                .client
+            self.throttle.wait(prefix).await;
+            self.requests.fetch_add(1, Ordering::Relaxed);
+            let fault = match self
+                .gets
                 .get_object()
                 .bucket(&self.bucket)
                 .key(key)
                 .send()
                 .await
-                .map_err(|e| format!("GetObject failed: {}", crate::aws::explain(&e)))?;
-            let expected = out.content_length().and_then(|n| usize::try_from(n).ok());
-            let signature = out.metadata().and_then(|m| m.get("signature")).cloned();
-            let broken = match out.body.collect().await {
-                Err(e) => format!("reading the body failed: {e}"),
-                Ok(b) => {
-                    // One contiguous body; no second copy when it already is one.
-                    let body = Vec::from(b.into_bytes());
-                    match expected {
-                        Some(n) if n != body.len() => {
-                            format!("body of {} bytes, Content-Length {n}", body.len())
+            {
+                Ok(out) => {
+                    let expected = out.content_length().and_then(|n| usize::try_from(n).ok());
+                    let signature = out.metadata().and_then(|m| m.get("signature")).cloned();
+                    match out.body.collect().await {
+                        Err(e) => format!("reading the body failed: {e}"),
+                        Ok(b) => {
+                            // One contiguous body; no second copy when it already is one.
+                            let body = Vec::from(b.into_bytes());
+                            match expected {
+                                Some(n) if n != body.len() => {
+                                    format!("body of {} bytes, Content-Length {n}", body.len())
+                                }
+                                _ => {
+                                    self.throttle.succeeded(prefix);
+                                    return Ok((body, signature));
+                                }
+                            }
                         }
-                        _ => return Ok((body, signature)),
+                    }
+                }
+                Err(e) => {
+                    let why = || format!("GetObject failed: {}", crate::aws::explain(&e));
+                    match fault_of(&e) {
+                        Fault::Final => return Err(why()),
+                        Fault::SlowDown => {
+                            self.throttle.slowed(prefix);
+                            slowdowns += 1;
+                            if slowdowns == SLOWDOWN_ATTEMPTS {
+                                return Err(format!("{} ({slowdowns} SlowDowns)", why()));
+                            }
+                            continue;
+                        }
+                        Fault::Transient => why(),
                     }
                 }
             };
-            if attempt == BODY_ATTEMPTS {
-                return Err(format!("{broken} ({BODY_ATTEMPTS} attempts)"));
+            faults += 1;
+            if faults == ATTEMPTS {
+                return Err(format!("{fault} ({ATTEMPTS} attempts)"));
             }
-            backoff(attempt).await;
-            attempt += 1;
+            backoff(faults).await;
         }
+    }
+}
+
+impl S3Archive {
+    /// GetObject requests made so far, retries included.
+    pub fn gets(&self) -> u64 {
+        self.requests.load(Ordering::Relaxed)
     }
 }
 
@@ -170,8 +252,12 @@ impl S3Archive {
     }
 }
 
-/// How many times one object's GET is made when its body keeps breaking.
-const BODY_ATTEMPTS: u32 = 6;
+/// How many times one object's GET is made when it keeps failing in a transient way.
+const ATTEMPTS: u32 = 10;
+
+/// How many SlowDowns one object's GET takes before it is given up (the prefix's backoff grows to
+/// 20 s between them).
+const SLOWDOWN_ATTEMPTS: u32 = 16;
 
 /// Full-jitter exponential backoff: a random wait up to 100 ms x 2^attempt (capped at 5 s).
 async fn backoff(attempt: u32) {
@@ -192,6 +278,10 @@ impl Archive for S3Archive {
 
     fn bucket(&self) -> Option<&str> {
         Some(&self.bucket)
+    }
+
+    fn slowdowns(&self) -> u64 {
+        self.throttle.slowdowns()
     }
 
     #[allow(clippy::manual_async_fn)]

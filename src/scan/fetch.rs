@@ -1,19 +1,22 @@
 //! scan::fetch: the planned objects' bytes, many in flight, handed to the decoders. One path for
-//! every [`Archive`]: gets on tokio (for S3, enough in flight to hide its latency), decoding on
-//! the rayon pool, memory bounded by the objects and bytes in flight ([`InFlight`]).
+//! every [`Archive`]: gets on tokio, decoding on the rayon pool, memory bounded by the bytes in
+//! flight ([`InFlight`]). How many gets are in flight adapts ([`Window`]): it grows while the
+//! decoders keep up — so S3's latency is hidden whatever it is — holds once they are busy or the
+//! byte budget is nearly spent, and halves when S3 answers `SlowDown`.
 
 use super::record::KeyIndex;
 use super::{finish, skip_reason, skipped, OnDone, Scanned};
 use crate::archive::layout::ObjectRef;
 use crate::archive::Archive;
 use crate::config::DecodeLimits;
-use futures::stream::{self, StreamExt};
+use futures::stream::{FuturesUnordered, StreamExt};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-/// Objects in flight by default (`--concurrency`): on loopback, 32 left the scan waiting on
-/// request latency (10 s vs 7.9 s at 64 on the large synth archive); beyond 64 nothing was
-/// gained. Real S3 answers slower, so fewer would not do.
-pub const DEFAULT_CONCURRENCY: u64 = 64;
+/// The most objects in flight by default (`--concurrency`), a cap the [`Window`] grows to only
+/// while the decoders keep up: at 50 ms of latency, two decoder threads take ~3,000 small objects
+/// per second, ~150 in flight; a larger machine needs more.
+pub const DEFAULT_CONCURRENCY: u64 = 512;
 
 /// Compressed bytes in flight by default (`--max-in-flight-mib`).
 pub const DEFAULT_IN_FLIGHT_MIB: u64 = 128;
@@ -21,7 +24,7 @@ pub const DEFAULT_IN_FLIGHT_MIB: u64 = 128;
 /// What the S3 scan may hold at once.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct InFlight {
-    /// Objects fetched or being decoded.
+    /// The most objects fetched or being decoded at once (the [`Window`]'s cap).
     pub objects: usize,
     /// Their bytes as stored (compressed). An object larger than this waits until nothing else
     /// is held, then goes alone.
@@ -58,15 +61,72 @@ impl ByteBudget {
     }
 }
 
+impl ByteBudget {
+    /// Whether less than an eighth of the budget is free.
+    pub fn nearly_spent(&self) -> bool {
+        (self.held.available_permits() as u64) * 8 < self.kib as u64
+    }
+}
+
+/// How many gets the scan keeps in flight. It starts small and grows by one with each object
+/// done — doubling per round trip, like TCP's slow start — while fewer bodies wait for a decoder
+/// than there are decoders and the byte budget is not nearly spent; it holds when they are
+/// busy, drifts down when bodies pile up, and halves when the archive answered `SlowDown` since
+/// the last object. Never above the cap (`--concurrency`) nor below [`Window::FLOOR`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Window {
+    limit: usize,
+    cap: usize,
+    slowdowns: u64,
+    /// The largest limit reached.
+    pub peak: usize,
+}
+
+impl Window {
+    pub const START: usize = 16;
+    pub const FLOOR: usize = 2;
+
+    pub fn new(cap: usize) -> Window {
+        let cap = cap.max(1);
+        let limit = Window::START.min(cap);
+        Window {
+            limit,
+            cap,
+            slowdowns: 0,
+            peak: limit,
+        }
+    }
+
+    pub fn limit(&self) -> usize {
+        self.limit
+    }
+
+    /// One object is done: `waiting` bodies wait for one of `decoders`, the archive has answered
+    /// `slowdowns` SlowDowns in all, and whether the byte budget is `nearly_spent`.
+    pub fn done(&mut self, waiting: usize, decoders: usize, slowdowns: u64, nearly_spent: bool) {
+        let floor = Window::FLOOR.min(self.cap);
+        if slowdowns > self.slowdowns {
+            self.slowdowns = slowdowns;
+            self.limit = (self.limit / 2).max(floor);
+        } else if waiting > 4 * decoders {
+            self.limit = (self.limit - 1).max(floor);
+        } else if waiting < decoders && !nearly_spent {
+            self.limit = (self.limit + 1).min(self.cap);
+        }
+        self.peak = self.peak.max(self.limit);
+    }
+}
+
 fn kib(bytes: u64) -> u32 {
     u32::try_from(bytes.div_ceil(1024)).unwrap_or(u32::MAX)
 }
 
-/// Scans `objects` of `archive` within the `in_flight` bounds; results in object order. Gets run
-/// on tokio, decoding on the rayon `pool`, so network waits and CPU work overlap. An object's
-/// share of the byte budget is taken before its get and given back once it is decoded, so bodies
-/// waiting for a decoder count too. Objects finish in any order: a slow GET (a large object, a
-/// retry waiting out its backoff) holds one slot, not the whole window behind it.
+/// Scans `objects` of `archive` within the `in_flight` bounds; results in object order, and the
+/// most gets the [`Window`] kept in flight. Gets run on tokio, decoding on the rayon `pool`, so
+/// network waits and CPU work overlap. An object's share of the byte budget is taken before its
+/// get and given back once it is decoded, so bodies waiting for a decoder count too. Objects
+/// finish in any order: a slow GET (a large object, a retry waiting out its backoff) holds one
+/// slot, not the whole window behind it.
 pub async fn scan<A: Archive>(
     archive: &A,
     objects: &[ObjectRef],
@@ -75,37 +135,57 @@ pub async fn scan<A: Archive>(
     in_flight: InFlight,
     limits: DecodeLimits,
     on_done: OnDone<'_>,
-) -> Vec<Scanned> {
+) -> (Vec<Scanned>, usize) {
     let budget = ByteBudget::new(in_flight.bytes);
-    let mut done: Vec<(usize, Scanned)> = stream::iter(objects.iter().cloned().enumerate())
-        .map(|(i, obj)| {
-            let index = index.clone();
-            let budget = budget.clone();
-            async move {
-                let scanned = match skip_reason(&obj) {
-                    Some(reason) => skipped(&obj, reason),
-                    None => {
-                        let held = budget.take(obj.size).await;
-                        let fetched = archive.get(&obj.key).await.map(|(body, _)| body);
-                        let (tx, rx) = tokio::sync::oneshot::channel();
-                        let decoded = obj.clone();
-                        pool.spawn(move || {
-                            let scanned = finish(&decoded, fetched, &index, limits);
-                            drop(held);
-                            let _ = tx.send(scanned);
-                        });
-                        rx.await.expect("the decoder always answers")
-                    }
-                };
-                on_done(&obj, &scanned);
-                (i, scanned)
+    let waiting = Arc::new(AtomicUsize::new(0));
+    let one = |i: usize, obj: ObjectRef| {
+        let (index, budget, waiting) = (index.clone(), budget.clone(), waiting.clone());
+        async move {
+            let scanned = match skip_reason(&obj) {
+                Some(reason) => skipped(&obj, reason),
+                None => {
+                    let held = budget.take(obj.size).await;
+                    let fetched = archive.get(&obj.key).await.map(|(body, _)| body);
+                    let (tx, rx) = tokio::sync::oneshot::channel();
+                    let decoded = obj.clone();
+                    waiting.fetch_add(1, Ordering::Relaxed);
+                    pool.spawn(move || {
+                        waiting.fetch_sub(1, Ordering::Relaxed);
+                        let scanned = finish(&decoded, fetched, &index, limits);
+                        drop(held);
+                        let _ = tx.send(scanned);
+                    });
+                    rx.await.expect("the decoder always answers")
+                }
+            };
+            on_done(&obj, &scanned);
+            (i, scanned)
+        }
+    };
+    let mut window = Window::new(in_flight.objects);
+    let mut todo = objects.iter().cloned().enumerate();
+    let mut pending = FuturesUnordered::new();
+    let mut done = Vec::with_capacity(objects.len());
+    loop {
+        while pending.len() < window.limit() {
+            match todo.next() {
+                Some((i, obj)) => pending.push(one(i, obj)),
+                None => break,
             }
-        })
-        .buffer_unordered(in_flight.objects.max(1))
-        .collect()
-        .await;
+        }
+        let Some(finished) = pending.next().await else {
+            break;
+        };
+        done.push(finished);
+        window.done(
+            waiting.load(Ordering::Relaxed),
+            pool.current_num_threads(),
+            archive.slowdowns(),
+            budget.nearly_spent(),
+        );
+    }
     done.sort_unstable_by_key(|(i, _)| *i);
-    done.into_iter().map(|(_, scanned)| scanned).collect()
+    (done.into_iter().map(|(_, s)| s).collect(), window.peak)
 }
 
 #[cfg(test)]
@@ -118,6 +198,62 @@ mod tests {
         tokio::time::timeout(Duration::from_millis(50), budget.take(size))
             .await
             .ok()
+    }
+
+    #[test]
+    fn the_window_doubles_per_round_trip_until_the_decoders_are_busy() {
+        let mut w = Window::new(512);
+        assert_eq!(w.limit(), Window::START);
+        // Latency-bound: every body finds an idle decoder. One round trip = `limit` objects done.
+        for _ in 0..3 {
+            let before = w.limit();
+            for _ in 0..before {
+                w.done(0, 2, 0, false);
+            }
+            assert_eq!(w.limit(), 2 * before);
+        }
+        // Decoders busy (bodies queue, but not too many): it holds.
+        let held = w.limit();
+        for _ in 0..1000 {
+            w.done(5, 2, 0, false);
+        }
+        assert_eq!(w.limit(), held);
+        // Memory nearly spent: it holds too.
+        w.done(0, 2, 0, true);
+        assert_eq!(w.limit(), held);
+        // Bodies pile up: it drifts down, one per object.
+        w.done(9, 2, 0, false);
+        assert_eq!(w.limit(), held - 1);
+        // Never past the cap.
+        for _ in 0..10_000 {
+            w.done(0, 2, 0, false);
+        }
+        assert_eq!((w.limit(), w.peak), (512, 512));
+    }
+
+    #[test]
+    fn the_window_halves_on_each_new_slowdown_and_keeps_a_floor() {
+        let mut w = Window::new(512);
+        for _ in 0..200 {
+            w.done(0, 2, 0, false);
+        }
+        assert_eq!(w.limit(), 216);
+        w.done(0, 2, 1, false);
+        assert_eq!(w.limit(), 108);
+        // The same count again is no new SlowDown: it grows again.
+        w.done(0, 2, 1, false);
+        assert_eq!(w.limit(), 109);
+        // Three more at once halve once (one object, one step).
+        w.done(0, 2, 4, false);
+        assert_eq!(w.limit(), 54);
+        for n in 5..20 {
+            w.done(0, 2, n, false);
+        }
+        assert_eq!(w.limit(), Window::FLOOR);
+        // A cap below the floor is the cap.
+        let mut one = Window::new(1);
+        one.done(0, 2, 1, false);
+        assert_eq!(one.limit(), 1);
     }
 
     #[tokio::test]

@@ -234,3 +234,90 @@ impl Stalling {
         *self.released.lock().unwrap()
     }
 }
+
+/// A proxy that throttles like S3 does per prefix, only harder: a GetObject whose folder already
+/// has `k` GetObjects in flight is answered `503 SlowDown`. Counts the SlowDowns and the most
+/// GetObjects it saw in flight in one folder (its own limit aside).
+pub struct Crowded {
+    pub endpoint: String,
+    slowdowns: Arc<AtomicUsize>,
+    gets: Arc<AtomicUsize>,
+    _rt: tokio::runtime::Runtime,
+}
+
+impl Crowded {
+    pub fn start(upstream: &str, k: usize) -> Crowded {
+        let (slowdowns, gets): (Arc<AtomicUsize>, Arc<AtomicUsize>) = Default::default();
+        let in_flight: Arc<Mutex<std::collections::HashMap<String, usize>>> = Arc::default();
+        let upstream: Uri = upstream.parse().unwrap();
+        let client: Client<_, Incoming> = Client::builder(TokioExecutor::new()).build_http();
+        let (sd, g) = (slowdowns.clone(), gets.clone());
+        let (endpoint, rt) = crate::common::serve(move || {
+            let (sd, g, in_flight, client, upstream) = (
+                sd.clone(),
+                g.clone(),
+                in_flight.clone(),
+                client.clone(),
+                upstream.clone(),
+            );
+            hyper::service::service_fn(move |mut req: Request<Incoming>| {
+                let path = path_of(&req);
+                let folder = (req.method() == hyper::Method::GET
+                    && path.contains("x-id=GetObject"))
+                .then(|| path[..path.rfind('/').unwrap_or(0)].to_string());
+                let admitted = folder.as_ref().map(|f| {
+                    g.fetch_add(1, Ordering::Relaxed);
+                    let mut map = in_flight.lock().unwrap();
+                    let n = map.entry(f.clone()).or_default();
+                    if *n >= k {
+                        false
+                    } else {
+                        *n += 1;
+                        true
+                    }
+                });
+                redirect(&mut req, &upstream, &path);
+                let (client, sd, in_flight) = (client.clone(), sd.clone(), in_flight.clone());
+                async move {
+                    if admitted == Some(false) {
+                        sd.fetch_add(1, Ordering::Relaxed);
+                        return Ok::<_, BoxError>(s3_error(503, "SlowDown"));
+                    }
+                    let resp = client.request(req).await;
+                    // The body is small: read it whole before the GET leaves the folder's count.
+                    let out = match resp {
+                        Ok(r) => {
+                            let (parts, body) = r.into_parts();
+                            let bytes = body.collect().await?.to_bytes();
+                            Ok(hyper::Response::from_parts(
+                                parts,
+                                http_body_util::Full::new(bytes)
+                                    .map_err(|e| match e {})
+                                    .boxed(),
+                            ))
+                        }
+                        Err(e) => Err(e.into()),
+                    };
+                    if let Some(f) = folder {
+                        *in_flight.lock().unwrap().get_mut(&f).unwrap() -= 1;
+                    }
+                    out
+                }
+            })
+        });
+        Crowded {
+            endpoint,
+            slowdowns,
+            gets,
+            _rt: rt,
+        }
+    }
+
+    /// SlowDowns answered, and GetObjects asked in all.
+    pub fn counts(&self) -> (usize, usize) {
+        (
+            self.slowdowns.load(Ordering::Relaxed),
+            self.gets.load(Ordering::Relaxed),
+        )
+    }
+}

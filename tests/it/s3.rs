@@ -359,6 +359,46 @@ fn a_fifth_of_s3_requests_failing_changes_nothing_in_the_report() {
     assert_same_tables(&clean, &hurt, &format!("under faults ({injected:?})"));
 }
 
+/// S3 throttles per prefix (each account/region/day folder): here a proxy answers `SlowDown` to
+/// any GetObject whose folder already has 2 in flight. keytrail backs the folder off and halves
+/// its in-flight window: every object is read (the report is the unthrottled one) and the
+/// SlowDowns stay fewer than half the objects (about a quarter when measured; 0.9 per object
+/// without the window's halving). A scan that kept its window (16 and growing, all in one
+/// folder at a time) or retried without waiting would draw many SlowDowns per object, and give
+/// objects up as unreadable.
+#[test]
+fn a_folder_that_says_slow_down_is_backed_off_and_every_object_is_read() {
+    let (moto, tmp, data, _) = synth_in_moto(&["--seed", "517"], "trail-logs", |_| None);
+    let usage = data.join("usage.jsonl");
+    let clean = tmp.path().join("clean");
+    let (code, text) = run_with(&moto.env(), &usage, "s3://trail-logs", &clean, &[]);
+    assert_eq!(code, 1, "{text}");
+
+    let crowded = crate::proxy::Crowded::start(&moto.endpoint, 2);
+    let mut env = moto.env();
+    env.retain(|(k, _)| *k != "AWS_ENDPOINT_URL_S3");
+    env.push(("AWS_ENDPOINT_URL_S3", crowded.endpoint.clone()));
+    let slowed = tmp.path().join("slowed");
+    let t = Instant::now();
+    let (code, text) = run_with(&env, &usage, "s3://trail-logs", &slowed, &[]);
+    let (slowdowns, gets) = crowded.counts();
+    eprintln!(
+        "throttled run: {:.1} s, {slowdowns} SlowDowns in {gets} GetObjects",
+        t.elapsed().as_secs_f64()
+    );
+    assert_eq!(code, 1, "{text}");
+    assert_same_tables(&clean, &slowed, "throttled per folder");
+    let read = gets - slowdowns;
+    assert!(
+        slowdowns > 0,
+        "the proxy never throttled: the test shows nothing"
+    );
+    assert!(
+        2 * slowdowns < read,
+        "{slowdowns} SlowDowns for {read} objects read: the folders were not backed off"
+    );
+}
+
 /// A slow GET holds one of the S3 scan's slots, not the whole window: with 4 objects in flight and
 /// the answer to the first GetObject held back, the scan goes on fetching others — 12 are answered
 /// before the held one is let go. A scan that waited for its objects in order would stop at 3 and
