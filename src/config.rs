@@ -253,6 +253,9 @@ pub struct Config {
     /// `GetKeyLastUsage` requests per second per account and region.
     pub kms_rate: f64,
     pub logs: Logs,
+    /// The S3 Inventory report the archive's folders are listed from (`--s3-inventory`), instead
+    /// of `ListObjectsV2`.
+    pub s3_inventory: Option<String>,
     pub out: PathBuf,
     pub backfill: BackfillScope,
     /// Lower bound of every backfill window (`--since`).

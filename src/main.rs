@@ -122,6 +122,11 @@ struct RunArgs {
     /// `aws s3 sync` of it), or `auto` (live: the S3 location the account's trails deliver to).
     #[arg(long)]
     logs: String,
+    /// List the s3:// archive's folders from its bucket's S3 Inventory report (CSV or Parquet)
+    /// instead of ListObjectsV2: s3://bucket/.../manifest.json. Days from the one before the
+    /// report's creation on are still listed live.
+    #[arg(long)]
+    s3_inventory: Option<String>,
     /// Report directory (created; must not exist or be empty unless --overwrite).
     #[arg(long)]
     out: PathBuf,
@@ -200,6 +205,7 @@ impl ShardArgs {
             regions: Regions::Configured,
             kms_rate: 5.0,
             logs: Logs::Auto,
+            s3_inventory: None,
             out,
             backfill: BackfillScope::Unknown,
             since: None,
@@ -491,6 +497,7 @@ impl RunArgs {
             regions,
             kms_rate: self.live.kms_rate,
             logs: Logs::parse(&self.logs)?,
+            s3_inventory: self.s3_inventory,
             out: self.out,
             backfill: match self.backfill {
                 Backfill::Unknown => BackfillScope::Unknown,

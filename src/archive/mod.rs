@@ -5,6 +5,7 @@
 //! names mean is [`layout`]; which folders to list is the plan's business, what the bytes say the
 //! scan's.
 
+pub mod inventory;
 pub mod layout;
 pub mod local;
 pub mod s3;
@@ -70,6 +71,8 @@ pub enum AnyArchive {
     S3 {
         bucket: s3::S3Archive,
         prefix: String,
+        /// The bucket's S3 Inventory report, when folders are listed from it (`--s3-inventory`).
+        listed: Option<std::sync::Arc<inventory::Inventory>>,
     },
 }
 
@@ -83,6 +86,9 @@ impl Archive for AnyArchive {
     async fn list(&self, prefix: &str) -> Result<Listing, ArchiveError> {
         match self {
             AnyArchive::Local(a) => a.list(prefix).await,
+            AnyArchive::S3 {
+                listed: Some(inv), ..
+            } if !inv.too_recent(prefix) => Ok(inv.list(prefix)),
             AnyArchive::S3 { bucket, .. } => bucket.list(prefix).await,
         }
     }
@@ -114,17 +120,60 @@ impl Archive for AnyArchive {
 
 /// Opens the archive `--logs` names (resolved: never `auto`). An S3 archive needs the AWS
 /// configuration, and its bucket is found in its own region.
-pub async fn open(logs: &Logs, aws: Option<&Aws>) -> anyhow::Result<AnyArchive> {
+/// With `listing` (`--s3-inventory s3://...manifest.json`), an S3 archive's folders are listed
+/// from that S3 Inventory report.
+pub async fn open(
+    logs: &Logs,
+    aws: Option<&Aws>,
+    listing: Option<&str>,
+) -> anyhow::Result<AnyArchive> {
     match (logs, aws) {
+        (Logs::Local(_), _) if listing.is_some() => {
+            anyhow::bail!("--s3-inventory lists an s3:// archive; --logs {logs} is a directory")
+        }
         (Logs::Local(dir), _) => {
             logs.check()?;
             Ok(AnyArchive::Local(local::LocalArchive { root: dir.clone() }))
         }
-        (Logs::S3 { bucket, prefix }, Some(aws)) => Ok(AnyArchive::S3 {
-            bucket: s3::S3Archive::connect(aws, bucket).await?,
-            prefix: prefix.clone(),
-        }),
+        (Logs::S3 { bucket, prefix }, Some(aws)) => {
+            let archive = s3::S3Archive::connect(aws, bucket).await?;
+            let listed = match listing {
+                None => None,
+                Some(url) => Some(std::sync::Arc::new(
+                    read_inventory(aws, url, bucket)
+                        .await
+                        .map_err(|e| anyhow::anyhow!("--s3-inventory {url}: {e}"))?,
+                )),
+            };
+            Ok(AnyArchive::S3 {
+                bucket: archive,
+                prefix: prefix.clone(),
+                listed,
+            })
+        }
         (Logs::S3 { .. }, None) => anyhow::bail!("--logs {logs} needs the AWS configuration"),
         (Logs::Auto, _) => anyhow::bail!("--logs auto is resolved from the trails first"),
     }
+}
+
+/// The S3 Inventory report of `bucket` whose manifest is at `url` (`s3://dest/.../manifest.json`).
+async fn read_inventory(
+    aws: &Aws,
+    url: &str,
+    bucket: &str,
+) -> Result<inventory::Inventory, String> {
+    let (dest, key) = url
+        .strip_prefix("s3://")
+        .and_then(|r| r.split_once('/'))
+        .filter(|(b, k)| !b.is_empty() && k.ends_with("manifest.json"))
+        .ok_or("expected s3://bucket/.../manifest.json")?;
+    let store = s3::S3Archive::connect(aws, dest)
+        .await
+        .map_err(|e| e.to_string())?;
+    let (manifest, _) = store.get_with_signature(key).await?;
+    let store = &store;
+    inventory::read(&manifest, bucket, |k| async move {
+        store.get_with_signature(&k).await.map(|(b, _)| b)
+    })
+    .await
 }

@@ -146,9 +146,11 @@ pub(crate) fn open_archive(
         ),
         _ => None,
     };
-    engines
-        .rt
-        .block_on(archive::open(logs, logs_session.as_ref().or(aws)))
+    engines.rt.block_on(archive::open(
+        logs,
+        logs_session.as_ref().or(aws),
+        cfg.s3_inventory.as_deref(),
+    ))
 }
 
 /// Everything after the plan's objects were scanned: the callers' folders, the digest check,

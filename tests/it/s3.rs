@@ -421,3 +421,192 @@ fn a_slow_get_does_not_hold_up_the_others() {
     assert_eq!(code, 1, "{text}");
     assert_eq!(stalling.released(), Some("count"), "{text}");
 }
+
+/// The S3 Inventory report of `bucket`'s objects under `dir` (keys relative to it; those starting
+/// with `frozen` in GLACIER), written the way AWS writes one into `dest` of moto: the data in
+/// two files — gzip CSV without a header, every field quoted, keys URL-encoded (a space as `+`)
+/// — or Parquet, and `manifest.json` naming them with their MD5. Made here from the files on
+/// disk, not by keytrail. Returns the manifest's URL.
+fn write_inventory(
+    moto: &Moto,
+    dest: &str,
+    bucket: &str,
+    dir: &Path,
+    frozen: &str,
+    csv: bool,
+) -> String {
+    use md5::Digest;
+    let rows: Vec<(String, u64, &str)> = files(dir)
+        .into_iter()
+        .map(|p| {
+            let key = p
+                .strip_prefix(dir)
+                .unwrap()
+                .to_string_lossy()
+                .replace('\\', "/");
+            let class = if key.starts_with(frozen) {
+                "GLACIER"
+            } else {
+                "STANDARD"
+            };
+            (key, std::fs::metadata(&p).unwrap().len(), class)
+        })
+        .collect();
+    let half = rows.len() / 2;
+    let data: Vec<(String, Vec<u8>)> = [&rows[..half], &rows[half..]]
+        .iter()
+        .enumerate()
+        .map(|(n, part)| {
+            if csv {
+                let mut text = String::new();
+                for (key, size, class) in part.iter() {
+                    let enc: String = key
+                        .bytes()
+                        .map(|b| match b {
+                            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' => {
+                                (b as char).to_string()
+                            }
+                            b' ' => "+".to_string(),
+                            _ => format!("%{b:02X}"),
+                        })
+                        .collect();
+                    text.push_str(&format!("\"{bucket}\",\"{enc}\",\"{size}\",\"{class}\"\n"));
+                }
+                let mut gz =
+                    flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+                std::io::Write::write_all(&mut gz, text.as_bytes()).unwrap();
+                (
+                    format!("{bucket}/cfg/data/part-{n}.csv.gz"),
+                    gz.finish().unwrap(),
+                )
+            } else {
+                use polars::prelude::*;
+                let mut df = df!(
+                    "bucket" => part.iter().map(|_| bucket).collect::<Vec<_>>(),
+                    "key" => part.iter().map(|r| r.0.as_str()).collect::<Vec<_>>(),
+                    "size" => part.iter().map(|r| r.1 as i64).collect::<Vec<_>>(),
+                    "storage_class" => part.iter().map(|r| r.2).collect::<Vec<_>>(),
+                )
+                .unwrap();
+                let mut bytes = Vec::new();
+                ParquetWriter::new(&mut bytes).finish(&mut df).unwrap();
+                (format!("{bucket}/cfg/data/part-{n}.parquet"), bytes)
+            }
+        })
+        .collect();
+    let manifest = serde_json::json!({
+        "sourceBucket": bucket,
+        "destinationBucket": format!("arn:aws:s3:::{dest}"),
+        "version": "2016-11-30",
+        "creationTimestamp": "1796086800000",
+        "fileFormat": if csv { "CSV" } else { "Parquet" },
+        "fileSchema": if csv {
+            "Bucket, Key, Size, StorageClass".to_string()
+        } else {
+            "message s3.inventory { required binary bucket (STRING); required binary key (STRING); optional int64 size; optional binary storage_class (STRING); }".to_string()
+        },
+        "files": data.iter().map(|(k, b)| serde_json::json!({
+            "key": k, "size": b.len(), "MD5checksum": md5::Md5::digest(b).iter().map(|x| format!("{x:02x}")).collect::<String>()
+        })).collect::<Vec<_>>(),
+    });
+    let manifest_key = format!("{bucket}/cfg/2026-12-01T01-00Z/manifest.json");
+    rt().block_on(async {
+        let c = moto.client();
+        let _ = c.create_bucket().bucket(dest).send().await;
+        for (k, b) in data
+            .into_iter()
+            .chain([(manifest_key.clone(), manifest.to_string().into_bytes())])
+        {
+            c.put_object()
+                .bucket(dest)
+                .key(k)
+                .body(ByteStream::from(b))
+                .send()
+                .await
+                .unwrap();
+        }
+    });
+    format!("s3://{dest}/{manifest_key}")
+}
+
+/// `--s3-inventory`: the folders are listed from the bucket's S3 Inventory report (CSV and
+/// Parquet, as AWS writes them), not with ListObjectsV2, and the report is the listed run's —
+/// archived objects included, their storage class read from the inventory. A data file whose MD5
+/// is not the manifest's stops the run with a reason.
+#[test]
+fn an_s3_inventory_report_plans_the_same_run_without_listing_the_archive() {
+    let frozen = "AWSLogs/111122223333/CloudTrail/us-east-1/2026/02/26/";
+    let (moto, tmp, data, _) = synth_in_moto(&["--seed", "518"], "trail-logs", |k| {
+        k.starts_with(frozen).then_some(StorageClass::Glacier)
+    });
+    let usage = data.join("usage.jsonl");
+    let listed = tmp.path().join("listed");
+    let (code, text) = run_with(&moto.env(), &usage, "s3://trail-logs", &listed, &[]);
+    assert_eq!(code, 1, "{text}");
+
+    for csv in [true, false] {
+        let format = if csv { "CSV" } else { "Parquet" };
+        let dest = if csv {
+            "inventory-csv"
+        } else {
+            "inventory-parquet"
+        };
+        let url = write_inventory(&moto, dest, "trail-logs", &data.join("logs"), frozen, csv);
+        let recorder = crate::proxy::Recorder::start(&moto.endpoint);
+        let mut env = moto.env();
+        env.retain(|(k, _)| *k != "AWS_ENDPOINT_URL_S3");
+        env.push(("AWS_ENDPOINT_URL_S3", recorder.endpoint.clone()));
+        let out = tmp.path().join(format);
+        let (code, text) = run_with(
+            &env,
+            &usage,
+            "s3://trail-logs",
+            &out,
+            &["--s3-inventory", &url],
+        );
+        assert_eq!(code, 1, "{format}: {text}");
+        assert_same_tables(&listed, &out, &format!("planned from a {format} inventory"));
+        let lists: Vec<_> = recorder
+            .requests()
+            .into_iter()
+            .filter(|(m, p)| {
+                m == "GET" && p.starts_with("/trail-logs") && p.contains("list-type=2")
+            })
+            .collect();
+        assert!(
+            lists.is_empty(),
+            "{format}: the archive was listed: {lists:?}"
+        );
+        assert!(
+            recorder
+                .requests()
+                .iter()
+                .any(|(_, p)| p.starts_with(&format!("/{dest}/"))),
+            "{format}: the inventory was not read"
+        );
+    }
+
+    // A data file replaced after the manifest was written.
+    let c = moto.client();
+    rt().block_on(
+        c.put_object()
+            .bucket("inventory-csv")
+            .key("trail-logs/cfg/data/part-0.csv.gz")
+            .body(ByteStream::from_static(b"not the file"))
+            .send(),
+    )
+    .unwrap();
+    let url = "s3://inventory-csv/trail-logs/cfg/2026-12-01T01-00Z/manifest.json";
+    let (code, text) = run_with(
+        &moto.env(),
+        &usage,
+        "s3://trail-logs",
+        &tmp.path().join("damaged"),
+        &["--s3-inventory", url],
+    );
+    assert_eq!(code, 2, "{text}");
+    assert!(
+        text.contains("part-0.csv.gz: MD5") && text.contains("the manifest says"),
+        "{text}"
+    );
+}
