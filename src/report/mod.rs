@@ -1,6 +1,6 @@
 //! report: the stage that writes the report (the resume journal is `checkpoint`'s). Athena-ready Parquet (`key_usage/`, `kms_events/`
-//! Hive-partitioned by `account_id=`/`region=`, `scan_manifest/`), `summary.json`, and the human
-//! summary. Output goes to a staging directory beside `--out` and is renamed into place only when
+//! Hive-partitioned by `account_id=`/`region=`, `scan_manifest/`), `summary.json`, `report.html`
+//! (the evidence report people read) and the human summary. Output goes to a staging directory beside `--out` and is renamed into place only when
 //! complete, so a failed or interrupted run never leaves a half-written report.
 //!
 //! Every timestamp is written as Parquet INT64 `TIMESTAMP(MILLIS, isAdjustedToUTC=true)`, the form
@@ -9,6 +9,7 @@
 mod accounts;
 pub mod athena;
 mod columns;
+mod html;
 mod integrity;
 mod key_usage;
 mod kms_events;
@@ -90,6 +91,9 @@ pub fn write(
             integrity::integrity_frame(&c.findings),
         )?;
     }
+    let path = dir.join("report.html");
+    std::fs::write(&path, html::render(c, manifest, summary))
+        .map_err(|source| ReportError::Io { path, source })?;
     let path = dir.join("summary.json");
     let text = serde_json::to_string_pretty(&summary.to_json()).expect("summary serialises");
     std::fs::write(&path, text + "\n").map_err(|source| ReportError::Io { path, source })

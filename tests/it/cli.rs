@@ -115,6 +115,7 @@ fn usage_errors_exit_2_with_one_clear_line_and_leave_nothing_behind() {
             "athena",
             "key_usage",
             "kms_events",
+            "report.html",
             "scan_manifest",
             "summary.json"
         ]

@@ -13,6 +13,7 @@ mod integrity;
 mod live;
 mod proxy;
 mod report_check;
+mod report_html;
 mod resume;
 mod s3;
 mod shards;
