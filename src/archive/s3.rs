@@ -261,10 +261,11 @@ const SLOWDOWN_ATTEMPTS: u32 = 16;
 
 /// Full-jitter exponential backoff: a random wait up to 100 ms x 2^attempt (capped at 5 s).
 async fn backoff(attempt: u32) {
-    use std::hash::{BuildHasher, RandomState};
     let cap_ms = (100u64 << attempt.min(6)).min(5_000);
-    let jitter = RandomState::new().hash_one(attempt) % cap_ms.max(1);
-    tokio::time::sleep(std::time::Duration::from_millis(jitter)).await;
+    tokio::time::sleep(super::throttle::jitter(std::time::Duration::from_millis(
+        cap_ms,
+    )))
+    .await;
 }
 
 impl Archive for S3Archive {
