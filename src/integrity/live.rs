@@ -14,6 +14,9 @@ use crate::trails::Trail;
 use futures::StreamExt;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
+/// Digest files fetched at once (at most `--concurrency`).
+const DIGESTS_IN_FLIGHT: usize = 64;
+
 /// What the scan found, with the digest check over it (`None` when it did not run) and, in a live
 /// run, the last uses CloudTrail's event history returned (`lookup::fill`).
 #[derive(Debug, Default)]
@@ -90,7 +93,10 @@ pub async fn check<A: Archive>(
             ..Evidence::default()
         };
     }
-    let digests = fetch(archive, &plan.digests, cfg.concurrency, &mut signatures).await;
+    // Digests are few (one per account, region and hour): a fixed number in flight, under the
+    // log scan's cap, which the adaptive window of the scan may never reach.
+    let in_flight = cfg.concurrency.min(DIGESTS_IN_FLIGHT);
+    let digests = fetch(archive, &plan.digests, in_flight, &mut signatures).await;
     if let (Some(aws), true) = (cloudtrail, cfg.integrity.public_keys.is_empty()) {
         let failed = cloudtrail_keys(aws, &digests, &mut public_keys, warnings).await;
         for (d, _) in &digests {
@@ -100,7 +106,7 @@ pub async fn check<A: Archive>(
         }
     }
     let (digests, unreadable) = super::parse_fetched(digests, &signatures);
-    let named = predecessors(archive, &digests, cfg.concurrency).await;
+    let named = predecessors(archive, &digests, in_flight).await;
     let mut checked = super::verify(
         digests,
         &named,
