@@ -189,9 +189,8 @@ fn a_resumed_s3_run_fetches_only_what_the_killed_run_had_not_recorded() {
     let fetched_before = recorded.iter().filter(|s| *s != "skipped").count();
 
     let recorder = Recorder::start(&moto.endpoint);
-    let mut env = moto.env();
-    env.retain(|(k, _)| *k != "AWS_ENDPOINT_URL_S3");
-    env.push(("AWS_ENDPOINT_URL_S3", recorder.endpoint.clone()));
+    // moto behind the proxy.
+    let env = crate::s3::offline_env("AWS_ENDPOINT_URL_S3", &recorder.endpoint);
     let resumed = run(&env, &usage, "s3://resume-logs", &out, &["--resume"]);
     assert_eq!(
         resumed.status.code(),

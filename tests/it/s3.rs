@@ -340,9 +340,8 @@ fn a_fifth_of_s3_requests_failing_changes_nothing_in_the_report() {
     assert_eq!(code, 1, "{text}");
 
     let faulty = crate::proxy::Faulty::start(&moto.endpoint, 20);
-    let mut env = moto.env();
-    env.retain(|(k, _)| *k != "AWS_ENDPOINT_URL_S3");
-    env.push(("AWS_ENDPOINT_URL_S3", faulty.endpoint.clone()));
+    // moto behind the proxy.
+    let env = offline_env("AWS_ENDPOINT_URL_S3", &faulty.endpoint);
     let hurt = tmp.path().join("hurt");
     let t = Instant::now();
     let (code, text) = run_with(&env, &usage, "s3://trail-logs", &hurt, &[]);
@@ -375,9 +374,8 @@ fn a_folder_that_says_slow_down_is_backed_off_and_every_object_is_read() {
     assert_eq!(code, 1, "{text}");
 
     let crowded = crate::proxy::Crowded::start(&moto.endpoint, 2);
-    let mut env = moto.env();
-    env.retain(|(k, _)| *k != "AWS_ENDPOINT_URL_S3");
-    env.push(("AWS_ENDPOINT_URL_S3", crowded.endpoint.clone()));
+    // moto behind the proxy.
+    let env = offline_env("AWS_ENDPOINT_URL_S3", &crowded.endpoint);
     let slowed = tmp.path().join("slowed");
     let t = Instant::now();
     let (code, text) = run_with(&env, &usage, "s3://trail-logs", &slowed, &[]);
@@ -408,9 +406,8 @@ fn a_slow_get_does_not_hold_up_the_others() {
     let (moto, tmp, data, _) = synth_in_moto(&["--seed", "516"], "trail-logs", |_| None);
     let stalling =
         crate::proxy::Stalling::start(&moto.endpoint, 12, std::time::Duration::from_secs(30));
-    let mut env = moto.env();
-    env.retain(|(k, _)| *k != "AWS_ENDPOINT_URL_S3");
-    env.push(("AWS_ENDPOINT_URL_S3", stalling.endpoint.clone()));
+    // moto behind the proxy.
+    let env = offline_env("AWS_ENDPOINT_URL_S3", &stalling.endpoint);
     let (code, text) = run_with(
         &env,
         &data.join("usage.jsonl"),
@@ -553,9 +550,8 @@ fn an_s3_inventory_report_plans_the_same_run_without_listing_the_archive() {
         };
         let url = write_inventory(&moto, dest, "trail-logs", &data.join("logs"), frozen, csv);
         let recorder = crate::proxy::Recorder::start(&moto.endpoint);
-        let mut env = moto.env();
-        env.retain(|(k, _)| *k != "AWS_ENDPOINT_URL_S3");
-        env.push(("AWS_ENDPOINT_URL_S3", recorder.endpoint.clone()));
+        // moto behind the proxy.
+        let env = offline_env("AWS_ENDPOINT_URL_S3", &recorder.endpoint);
         let out = tmp.path().join(format);
         let (code, text) = run_with(
             &env,

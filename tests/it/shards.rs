@@ -276,9 +276,8 @@ fn plan_and_shards_kept_in_s3_merge_into_the_same_report_and_nothing_else_is_wri
             .unwrap();
     });
     let s3 = Recorder::start(&moto.endpoint);
-    let mut env = moto.env();
-    env.retain(|(k, _)| *k != "AWS_ENDPOINT_URL_S3");
-    env.push(("AWS_ENDPOINT_URL_S3", s3.endpoint.clone()));
+    // moto behind the proxy.
+    let env = crate::s3::offline_env("AWS_ENDPOINT_URL_S3", &s3.endpoint);
     let k = |args: &[&str], more: &[(&'static str, String)]| {
         let mut e = env.clone();
         e.extend_from_slice(more);
