@@ -4,13 +4,22 @@
 //! of which archive and how sound its logs were; then the verdict counts, the inconclusive keys
 //! grouped by cause, every key in a table that filters and sorts, each with its timeline (an
 //! inline SVG drawn here: key creation, the backfill window, tracking start, each use found and
-//! the last use `GetKeyLastUsage` reports), and the scan manifest in brief.
+//! the last use `GetKeyLastUsage` reports, and the days that weaken it: without readable logs,
+//! with unreadable or archived objects, with integrity findings), a strip of days per account and
+//! region over the planned window, and the scan manifest in brief.
+//!
+//! Sized for 10,000 keys: rows past the first page are laid out only when asked for, timelines
+//! only when opened, and runs of like days are drawn as one shape.
 
 use super::Summary;
 use crate::correlate::{Correlated, KeyUsage, Use};
-use crate::model::{iso, Instant};
+use crate::integrity::live::Evidence;
+use crate::integrity::Finding;
+use crate::model::{days, iso, start_of, Instant};
+use crate::plan::Window;
 use crate::scan::{ManifestRow, ObjectStatus};
 use askama::Template;
+use chrono::NaiveDate;
 use std::collections::BTreeMap;
 
 #[derive(Template)]
@@ -27,9 +36,18 @@ struct Page<'a> {
     attention: Vec<Cause>,
     accounts: Vec<String>,
     regions: Vec<String>,
+    strips: Vec<Strip>,
+    /// Rows laid out at first; the rest on "show more".
+    page: usize,
     rows: Vec<Row>,
     manifest: Brief,
 }
+
+/// Principals listed in a key's row before "and N more".
+const PRINCIPALS_SHOWN: usize = 3;
+
+/// How many rows of the keys table are shown at once.
+const PAGE: usize = 200;
 
 /// Inconclusive keys that share a cause: (row index, ARN, reason).
 struct Cause {
@@ -48,9 +66,14 @@ struct Row {
     uses: i64,
     first: String,
     last: String,
+    /// The first few principals, and the rest (shown on request).
     principals: String,
-    last_use: String,
+    more_principals: Vec<String>,
+    /// The last use GetKeyLastUsage reports: operation, time.
+    last_use: Option<(String, String)>,
     integrity: &'static str,
+    /// The timeline in words (what it draws), and the drawing.
+    timeline_label: String,
     timeline: String,
 }
 
@@ -77,10 +100,16 @@ struct Timeline {
     window_text: String,
     created: Option<u32>,
     created_text: String,
-    tracking: Option<u32>,
+    /// Where tracking start is drawn, how its label is anchored, and the label's height.
+    tracking: Option<(u32, &'static str, u32)>,
     tracking_text: String,
     uses: Vec<Mark>,
+    weak: Vec<Shape>,
+    flags: Vec<Mark>,
     last: Option<(u32, String)>,
+    created_before: bool,
+    /// Where the scale changes (after the window it is compressed), if it does.
+    split: Option<u32>,
     from: String,
     to: String,
 }
@@ -117,27 +146,14 @@ fn causes_of(reason: &str) -> Vec<&'static str> {
 const WIDTH: u32 = 720;
 const PAD: u32 = 40;
 
-fn timeline(k: &KeyUsage, uses: &[&Use]) -> String {
+fn timeline(k: &KeyUsage, uses: &[&Use], weak: &Weak) -> (String, String) {
     let window = k.window;
     let last_usage = k.key.last_usage.as_ref();
-    let times: Vec<Instant> = [
-        k.key.creation,
-        k.key.tracking_start,
-        window.map(|w| w.start),
-        window.map(|w| w.end),
-        last_usage.map(|l| l.timestamp),
-    ]
-    .into_iter()
-    .flatten()
-    .chain(uses.iter().map(|u| u.event_time))
-    .collect();
-    let (Some(t0), Some(t1)) = (times.iter().min().copied(), times.iter().max().copied()) else {
-        return String::new();
+    let Some(scale) = Scale::of(k, uses) else {
+        return ("nothing to draw".to_string(), String::new());
     };
-    let span = (t1 - t0).num_seconds().max(1) as f64;
-    let x = |t: Instant| {
-        PAD + (((t - t0).num_seconds() as f64 / span) * f64::from(WIDTH - 2 * PAD)).round() as u32
-    };
+    let xf = |t: Instant| scale.x(t);
+    let x = |t: Instant| xf(t).round() as u32;
     let in_window = |u: &&&Use| window.is_some_and(|w| w.contains(u.event_time));
     let marks: Vec<Mark> = uses
         .iter()
@@ -152,18 +168,58 @@ fn timeline(k: &KeyUsage, uses: &[&Use]) -> String {
             ),
         })
         .collect();
-    let label = format!(
-        "{} pre-tracking use(s){}",
-        marks.len(),
-        if last_usage.is_some() {
-            ", and the last use"
-        } else {
-            ""
+    // The window's weak days (drawn under the axis) and integrity findings (flags above it).
+    let day_x = |d: NaiveDate| xf(start_of(d)).clamp(0.0, f64::from(WIDTH));
+    let (mut weak_days, mut gaps, mut flags, mut findings) = (Vec::new(), [0u32; 4], Vec::new(), 0);
+    if let Some(w) = &window {
+        for (d, n, class) in weak.runs(w) {
+            gaps[class as usize] += n;
+            if class == DayClass::Read {
+                continue;
+            }
+            let end = (d + chrono::Duration::days(i64::from(n)))
+                .min(w.last_day().succ_opt().unwrap_or(d));
+            let (a, b) = (day_x(d).max(xf(w.start)), day_x(end).min(xf(w.end)));
+            weak_days.push(Shape {
+                x: (a * 10.0).round() / 10.0,
+                w: ((b - a).max(1.0) * 10.0).round() / 10.0,
+                class: class.css(),
+                title: run_title(d, n, class),
+            });
         }
-    );
-    Timeline {
+        for (d, title, n) in weak.findings(w) {
+            findings += n;
+            flags.push(Mark {
+                x: day_x(d).round() as u32 + 2,
+                title,
+            });
+        }
+    }
+    let mut label = format!("{} pre-tracking use(s)", marks.len());
+    for (n, words) in [
+        (gaps[DayClass::NoLogs as usize], "day(s) without logs"),
+        (
+            gaps[DayClass::Unreadable as usize],
+            "day(s) with unreadable objects",
+        ),
+        (
+            gaps[DayClass::Archived as usize],
+            "day(s) with archived objects",
+        ),
+    ] {
+        if n > 0 {
+            label.push_str(&format!(", {n} {words}"));
+        }
+    }
+    if findings > 0 {
+        label.push_str(&format!(", {findings} integrity finding(s)"));
+    }
+    if last_usage.is_some() {
+        label.push_str(", and the last use");
+    }
+    let svg = Timeline {
         arn: k.key.arn.as_str().to_string(),
-        label,
+        label: label.clone(),
         width: WIDTH,
         pad: PAD,
         right: WIDTH - PAD,
@@ -172,10 +228,24 @@ fn timeline(k: &KeyUsage, uses: &[&Use]) -> String {
             format!("{} to {}", iso(w.start), iso(w.end))
         }),
         created: k.key.creation.map(x),
-        created_text: k.key.creation.map_or(String::new(), iso),
-        tracking: k.key.tracking_start.map(x),
+        created_text: k.key.creation.map_or(String::new(), |t| {
+            if t < scale.from {
+                format!("{} (before the window; off the scale)", iso(t))
+            } else {
+                iso(t)
+            }
+        }),
+        created_before: k.key.creation.is_some_and(|t| t < scale.from),
+        tracking: k.key.tracking_start.map(|t| {
+            let at = x(t);
+            let near_created = k.key.creation.is_some_and(|c| x(c).abs_diff(at) < 90);
+            let anchor = if at < PAD + 80 { "" } else { "end" };
+            (at, anchor, if near_created { 24 } else { 11 })
+        }),
         tracking_text: k.key.tracking_start.map_or(String::new(), iso),
         uses: marks,
+        weak: weak_days,
+        flags,
         last: last_usage.map(|l| {
             (
                 x(l.timestamp),
@@ -189,15 +259,82 @@ fn timeline(k: &KeyUsage, uses: &[&Use]) -> String {
                 ),
             )
         }),
-        from: iso(t0)[..10].to_string(),
-        to: iso(t1)[..10].to_string(),
+        split: scale.split.map(|(_, x)| x.round() as u32),
+        from: iso(scale.from)[..10].to_string(),
+        to: iso(scale.to)[..10].to_string(),
     }
     .render()
-    .expect("the timeline renders")
+    .expect("the timeline renders");
+    (label, svg)
+}
+
+/// A timeline's horizontal scale. With a backfill window, the window fills most of the width
+/// (its uses are the evidence) and the time after it — to tracking start and the last use —
+/// the rest, at its own scale; an earlier key creation sits at the left edge, off the scale.
+/// Without one, one scale from creation to the last use.
+struct Scale {
+    from: Instant,
+    to: Instant,
+    /// The window's end and where it is drawn, when the time after it has its own scale.
+    split: Option<(Instant, f64)>,
+}
+
+impl Scale {
+    /// The share of the width the window gets when the time after it is drawn too.
+    const WINDOW_SHARE: f64 = 0.8;
+
+    fn of(k: &KeyUsage, uses: &[&Use]) -> Option<Scale> {
+        let later = [
+            k.key.tracking_start,
+            k.key.last_usage.as_ref().map(|l| l.timestamp),
+        ];
+        if let Some(w) = k.window {
+            let to = later.into_iter().flatten().fold(w.end, Instant::max);
+            // Only after an hour past the window is a scale of its own worth drawing.
+            let split = (to - w.end > chrono::Duration::hours(1)).then(|| {
+                let inner = f64::from(WIDTH - 2 * PAD);
+                (w.end, f64::from(PAD) + inner * Scale::WINDOW_SHARE)
+            });
+            return Some(Scale {
+                from: w.start,
+                to,
+                split,
+            });
+        }
+        let times: Vec<Instant> = [k.key.creation]
+            .into_iter()
+            .chain(later)
+            .flatten()
+            .chain(uses.iter().map(|u| u.event_time))
+            .collect();
+        Some(Scale {
+            from: *times.iter().min()?,
+            to: *times.iter().max()?,
+            split: None,
+        })
+    }
+
+    /// Where `t` is drawn, clamped to the axis.
+    fn x(&self, t: Instant) -> f64 {
+        let (left, right) = (f64::from(PAD), f64::from(WIDTH - PAD));
+        let lerp = |a: Instant, b: Instant, xa: f64, xb: f64| {
+            let span = (b - a).num_milliseconds().max(1) as f64;
+            xa + (t - a).num_milliseconds() as f64 / span * (xb - xa)
+        };
+        let x = match self.split {
+            Some((end, xs)) if t >= end => lerp(end, self.to, xs, right),
+            Some((end, xs)) => lerp(self.from, end, left, xs),
+            None => lerp(self.from, self.to, left, right),
+        };
+        x.clamp(left, right)
+    }
 }
 
 /// `report.html` for the run's findings.
-pub fn render(c: &Correlated, manifest: &[ManifestRow], summary: &Summary) -> String {
+pub fn render(c: &Correlated, evidence: &Evidence, summary: &Summary) -> String {
+    let manifest = &evidence.scan.manifest;
+    let objects = days_by_place(manifest);
+    let findings = findings_by_place(evidence);
     let mut by_key: BTreeMap<&str, Vec<&Use>> = BTreeMap::new();
     for u in &c.events {
         by_key.entry(u.key.as_str()).or_default().push(u);
@@ -209,6 +346,15 @@ pub fn render(c: &Correlated, manifest: &[ManifestRow], summary: &Summary) -> St
             let uses = by_key
                 .get(k.key.arn.as_str())
                 .map_or(&[][..], |v| v.as_slice());
+            let place = (
+                k.key.arn.account().to_string(),
+                k.key.arn.region().to_string(),
+            );
+            let weak = Weak {
+                objects: objects.get(&place),
+                findings: findings.get(&place),
+            };
+            let (timeline_label, timeline) = timeline(k, uses, &weak);
             Row {
                 arn: k.key.arn.as_str().to_string(),
                 aliases: k.key.aliases.join(", "),
@@ -220,16 +366,27 @@ pub fn render(c: &Correlated, manifest: &[ManifestRow], summary: &Summary) -> St
                 uses: k.pre_tracking_use_count,
                 first: k.pre_tracking_first_use.map_or(String::new(), iso),
                 last: k.pre_tracking_last_use.map_or(String::new(), iso),
-                principals: k.pre_tracking_principals.join(", "),
-                last_use: k.key.last_usage.as_ref().map_or(String::new(), |l| {
-                    format!(
-                        "{} {}",
-                        l.operation.as_deref().unwrap_or(""),
-                        iso(l.timestamp)
-                    )
-                }),
+                principals: k
+                    .pre_tracking_principals
+                    .iter()
+                    .take(PRINCIPALS_SHOWN)
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                more_principals: k
+                    .pre_tracking_principals
+                    .iter()
+                    .skip(PRINCIPALS_SHOWN)
+                    .cloned()
+                    .collect(),
+                last_use: k
+                    .key
+                    .last_usage
+                    .as_ref()
+                    .map(|l| (l.operation.clone().unwrap_or_default(), iso(l.timestamp))),
                 integrity: k.integrity_status,
-                timeline: timeline(k, uses),
+                timeline_label,
+                timeline,
             }
         })
         .collect();
@@ -297,6 +454,8 @@ pub fn render(c: &Correlated, manifest: &[ManifestRow], summary: &Summary) -> St
             .collect(),
         accounts,
         regions,
+        strips: strips(c, &objects),
+        page: PAGE,
         rows,
         manifest: Brief {
             read,
@@ -307,4 +466,273 @@ pub fn render(c: &Correlated, manifest: &[ManifestRow], summary: &Summary) -> St
     }
     .render()
     .expect("the report renders")
+}
+
+/// What a delivery day of one account and region holds, from the manifest.
+#[derive(Debug, Default, Clone, Copy)]
+struct DayObjects {
+    read: u64,
+    unreadable: u64,
+    archived: u64,
+}
+
+/// A day's evidence as the strips and timelines show it; the worst thing about the day wins.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum DayClass {
+    Read,
+    NoLogs,
+    Unreadable,
+    Archived,
+}
+
+impl DayClass {
+    fn of(d: Option<&DayObjects>) -> DayClass {
+        match d {
+            Some(d) if d.unreadable > 0 => DayClass::Unreadable,
+            Some(d) if d.archived > 0 => DayClass::Archived,
+            Some(d) if d.read > 0 => DayClass::Read,
+            _ => DayClass::NoLogs,
+        }
+    }
+
+    fn css(self) -> &'static str {
+        match self {
+            DayClass::Read => "d-read",
+            DayClass::NoLogs => "d-nologs",
+            DayClass::Unreadable => "d-unreadable",
+            DayClass::Archived => "d-archived",
+        }
+    }
+
+    fn words(self) -> &'static str {
+        match self {
+            DayClass::Read => "logs read",
+            DayClass::NoLogs => "no logs",
+            DayClass::Unreadable => "unreadable objects",
+            DayClass::Archived => "archived objects (restore needed)",
+        }
+    }
+}
+
+type Place = (String, String);
+
+/// The manifest by (account, region) and delivery day.
+fn days_by_place(manifest: &[ManifestRow]) -> BTreeMap<Place, BTreeMap<NaiveDate, DayObjects>> {
+    let mut out: BTreeMap<Place, BTreeMap<NaiveDate, DayObjects>> = BTreeMap::new();
+    for m in manifest {
+        let d = out
+            .entry((m.account_id.clone(), m.region.clone()))
+            .or_default()
+            .entry(m.delivery_date)
+            .or_default();
+        match m.status {
+            ObjectStatus::Read => d.read += 1,
+            ObjectStatus::Unreadable => d.unreadable += 1,
+            ObjectStatus::Skipped if m.archived => d.archived += 1,
+            ObjectStatus::Skipped => {}
+        }
+    }
+    out
+}
+
+/// Consecutive days of one class, as one shape: (first day, day count, class).
+fn runs(
+    first: NaiveDate,
+    last: NaiveDate,
+    objects: Option<&BTreeMap<NaiveDate, DayObjects>>,
+) -> Vec<(NaiveDate, u32, DayClass)> {
+    let mut out: Vec<(NaiveDate, u32, DayClass)> = Vec::new();
+    for d in days(first, last) {
+        let class = DayClass::of(objects.and_then(|o| o.get(&d)));
+        match out.last_mut() {
+            Some((_, n, c)) if *c == class => *n += 1,
+            _ => out.push((d, 1, class)),
+        }
+    }
+    out
+}
+
+fn run_title(first: NaiveDate, n: u32, class: DayClass) -> String {
+    let last = first + chrono::Duration::days(i64::from(n) - 1);
+    if n == 1 {
+        format!("{first}: {}", class.words())
+    } else {
+        format!("{first} to {last} ({n} days): {}", class.words())
+    }
+}
+
+/// One account and region's strip of days over its planned window.
+struct Strip {
+    account: String,
+    region: String,
+    first: NaiveDate,
+    last: NaiveDate,
+    /// Days per class: read, no logs, unreadable, archived.
+    counts: [u32; 4],
+    /// The days that are not read, in words (up to a few runs).
+    gaps: String,
+    svg: String,
+}
+
+#[derive(Template)]
+#[template(path = "strip.svg", config = "src/report/askama.toml", escape = "html")]
+struct StripSvg<'a> {
+    label: &'a str,
+    width: u32,
+    pad: u32,
+    right: u32,
+    shapes: Vec<Shape>,
+    from: String,
+    to: String,
+}
+
+/// A run of like days drawn as one rectangle.
+struct Shape {
+    x: f64,
+    w: f64,
+    class: &'static str,
+    title: String,
+}
+
+/// The planned window of each account and region: from the first backfilled key's window start
+/// to the last one's end.
+fn planned(c: &Correlated) -> BTreeMap<Place, (NaiveDate, NaiveDate)> {
+    let mut out: BTreeMap<Place, (NaiveDate, NaiveDate)> = BTreeMap::new();
+    for k in &c.findings {
+        let Some(w) = k.window else { continue };
+        let place = (
+            k.key.arn.account().to_string(),
+            k.key.arn.region().to_string(),
+        );
+        let span = out.entry(place).or_insert((w.first_day(), w.last_day()));
+        span.0 = span.0.min(w.first_day());
+        span.1 = span.1.max(w.last_day());
+    }
+    out
+}
+
+fn shapes(
+    first: NaiveDate,
+    last: NaiveDate,
+    runs: &[(NaiveDate, u32, DayClass)],
+    keep: impl Fn(DayClass) -> bool,
+) -> Vec<Shape> {
+    let n = ((last - first).num_days() + 1).max(1) as f64;
+    let per_day = f64::from(WIDTH - 2 * PAD) / n;
+    runs.iter()
+        .filter(|r| keep(r.2))
+        .map(|&(d, len, class)| Shape {
+            x: f64::from(PAD) + ((d - first).num_days() as f64 * per_day * 10.0).round() / 10.0,
+            w: (f64::from(len) * per_day * 10.0).round().max(1.0) / 10.0,
+            class: class.css(),
+            title: run_title(d, len, class),
+        })
+        .collect()
+}
+
+fn strips(
+    c: &Correlated,
+    objects: &BTreeMap<Place, BTreeMap<NaiveDate, DayObjects>>,
+) -> Vec<Strip> {
+    planned(c)
+        .into_iter()
+        .map(|((account, region), (first, last))| {
+            let place = objects.get(&(account.clone(), region.clone()));
+            let runs = runs(first, last, place);
+            let mut counts = [0u32; 4];
+            for &(_, n, class) in &runs {
+                counts[class as usize] += n;
+            }
+            let not_read: Vec<String> = runs
+                .iter()
+                .filter(|r| r.2 != DayClass::Read)
+                .map(|&(d, n, class)| run_title(d, n, class))
+                .collect();
+            let gaps = match not_read.len() {
+                0 => "every day has logs read".to_string(),
+                n if n > 6 => format!("{}; and {} more", not_read[..6].join("; "), n - 6),
+                _ => not_read.join("; "),
+            };
+            let label = format!("Days of {account} {region}, {first} to {last}: {gaps}");
+            let svg = StripSvg {
+                label: &label,
+                width: WIDTH,
+                pad: PAD,
+                right: WIDTH - PAD,
+                shapes: shapes(first, last, &runs, |_| true),
+                from: first.to_string(),
+                to: last.to_string(),
+            }
+            .render()
+            .expect("the strip renders");
+            Strip {
+                account,
+                region,
+                first,
+                last,
+                counts,
+                gaps,
+                svg,
+            }
+        })
+        .collect()
+}
+
+/// Integrity findings by (account, region) and the day they weaken.
+fn findings_by_place(evidence: &Evidence) -> BTreeMap<Place, BTreeMap<NaiveDate, Vec<&Finding>>> {
+    let mut out: BTreeMap<Place, BTreeMap<NaiveDate, Vec<&Finding>>> = BTreeMap::new();
+    for f in evidence.integrity.iter().flat_map(|c| &c.findings) {
+        if !f.kind.fails() {
+            continue;
+        }
+        let place = out
+            .entry((f.account_id.clone(), f.region.clone()))
+            .or_default();
+        for d in &f.days {
+            place.entry(*d).or_default().push(f);
+        }
+    }
+    out
+}
+
+/// The days of a key's window that weaken its evidence, for its timeline.
+struct Weak<'a> {
+    objects: Option<&'a BTreeMap<NaiveDate, DayObjects>>,
+    findings: Option<&'a BTreeMap<NaiveDate, Vec<&'a Finding>>>,
+}
+
+impl Weak<'_> {
+    fn runs(&self, w: &Window) -> Vec<(NaiveDate, u32, DayClass)> {
+        runs(w.first_day(), w.last_day(), self.objects)
+    }
+
+    /// Findings on the window's days and the slack day after it, one mark per day.
+    fn findings(&self, w: &Window) -> Vec<(NaiveDate, String, usize)> {
+        let Some(f) = self.findings else {
+            return Vec::new();
+        };
+        f.range(w.first_day()..=w.slack_day())
+            .map(|(d, fs)| {
+                let listed: Vec<String> = fs
+                    .iter()
+                    .take(5)
+                    .map(|f| format!("{} ({})", f.kind.as_str(), f.object))
+                    .collect();
+                let more = if fs.len() > 5 {
+                    format!(" and {} more", fs.len() - 5)
+                } else {
+                    String::new()
+                };
+                (
+                    *d,
+                    format!(
+                        "{d}: {} integrity finding(s): {}{more}",
+                        fs.len(),
+                        listed.join(", ")
+                    ),
+                    fs.len(),
+                )
+            })
+            .collect()
+    }
 }

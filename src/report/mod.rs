@@ -92,7 +92,7 @@ pub fn write(
         )?;
     }
     let path = dir.join("report.html");
-    std::fs::write(&path, html::render(c, manifest, summary))
+    std::fs::write(&path, html::render(c, evidence, summary))
         .map_err(|source| ReportError::Io { path, source })?;
     let path = dir.join("summary.json");
     let text = serde_json::to_string_pretty(&summary.to_json()).expect("summary serialises");
