@@ -106,6 +106,10 @@ enum Command {
         /// Break the signed archive: comma-separated kinds, one object each.
         #[arg(long, value_enum, value_delimiter = ',')]
         tamper: Vec<synth::digests::Tamper>,
+        /// Each key scenario this many times per account and region (36 keys at 1; 312 makes
+        /// 9,988): an inventory of an organization's size, for report.html at scale.
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+        copies: u32,
     },
 }
 
@@ -391,10 +395,12 @@ fn main() -> ExitCode {
             prefix,
             sign,
             tamper,
+            copies,
         } => {
             let opts = SynthOptions {
                 sign,
                 tamper,
+                copies,
                 seed,
                 preset: match preset {
                     PresetArg::Small => Preset::Small,

@@ -37,8 +37,13 @@ struct Page<'a> {
     accounts: Vec<String>,
     regions: Vec<String>,
     strips: Vec<Strip>,
+    /// Every key's timeline, in row order, as JSON fit to sit inside a `<script>` element.
+    timelines: String,
     /// Rows laid out at first; the rest on "show more".
     page: usize,
+    /// The timelines' drawing area.
+    width: u32,
+    pad: u32,
     rows: Vec<Row>,
     manifest: Brief,
 }
@@ -46,14 +51,28 @@ struct Page<'a> {
 /// Principals listed in a key's row before "and N more".
 const PRINCIPALS_SHOWN: usize = 3;
 
+/// Principals listed in all for a key (a busy key can have thousands of role sessions; every
+/// one is in `key_usage/` and `kms_events/`).
+const PRINCIPALS_LISTED: usize = 50;
+
 /// How many rows of the keys table are shown at once.
 const PAGE: usize = 200;
 
 /// Inconclusive keys that share a cause: (row index, ARN, reason).
 struct Cause {
     cause: &'static str,
-    keys: Vec<(usize, String, String)>,
+    /// The words of the reason that name the cause (what the table's text filter looks for).
+    needle: &'static str,
+    total: usize,
+    /// The first [`CAUSE_KEYS_LISTED`] keys.
+    keys: Vec<Listed>,
 }
+
+/// A key listed under a cause: its row, ARN and reason.
+type Listed = (usize, String, String);
+
+/// Keys listed under each cause; the table shows all of them on request.
+const CAUSE_KEYS_LISTED: usize = 50;
 
 struct Row {
     arn: String,
@@ -69,12 +88,16 @@ struct Row {
     /// The first few principals, and the rest (shown on request).
     principals: String,
     more_principals: Vec<String>,
+    /// Principals past the first few, and past those listed at all.
+    principals_more: usize,
+    principals_unlisted: usize,
     /// The last use GetKeyLastUsage reports: operation, time.
     last_use: Option<(String, String)>,
     integrity: &'static str,
-    /// The timeline in words (what it draws), and the drawing.
+    /// The timeline in words (what it draws); the drawing is in [`Page::timelines`].
     timeline_label: String,
-    timeline: String,
+    /// Whether there is a timeline (a key with no known date has none).
+    drawn: bool,
 }
 
 struct Brief {
@@ -84,39 +107,31 @@ struct Brief {
     reasons: Vec<(String, usize)>,
 }
 
-#[derive(Template)]
-#[template(
-    path = "timeline.svg",
-    config = "src/report/askama.toml",
-    escape = "html"
-)]
+/// One key's timeline as the page's script draws it (in SVG, when the reader opens it — 10,000
+/// drawn timelines would be most of the page): positions on a [`WIDTH`]-wide axis and the text
+/// of every mark. Serialized compactly; the tuples are arrays.
+#[derive(serde::Serialize)]
 struct Timeline {
-    arn: String,
+    /// What it shows, in words (the drawing's accessible name).
     label: String,
-    width: u32,
-    pad: u32,
-    right: u32,
-    window: Option<(u32, u32)>,
-    window_text: String,
-    created: Option<u32>,
-    created_text: String,
-    /// Where tracking start is drawn, how its label is anchored, and the label's height.
-    tracking: Option<(u32, &'static str, u32)>,
-    tracking_text: String,
-    uses: Vec<Mark>,
-    weak: Vec<Shape>,
-    flags: Vec<Mark>,
-    last: Option<(u32, String)>,
-    created_before: bool,
+    /// The backfill window: x, width, its dates.
+    win: Option<(u32, u32, String)>,
     /// Where the scale changes (after the window it is compressed), if it does.
     split: Option<u32>,
+    /// Key creation: x, text, whether it is before the window (drawn at the edge, off scale).
+    created: Option<(u32, String, bool)>,
+    /// Tracking start: x, label anchor, label height, text.
+    tracking: Option<(u32, &'static str, u32, String)>,
+    /// Pre-tracking uses: x, what (operation, principal, time).
+    uses: Vec<(u32, String)>,
+    /// Runs of the window's days without readable logs: x, width, class, what.
+    weak: Vec<(f64, f64, &'static str, String)>,
+    /// Integrity findings: x, what.
+    flags: Vec<(u32, String)>,
+    /// The last use GetKeyLastUsage reports: x, what.
+    last: Option<(u32, String)>,
     from: String,
     to: String,
-}
-
-struct Mark {
-    x: u32,
-    title: String,
 }
 
 /// The causes an inconclusive verdict's reason names, in the words of `verdict_reason`.
@@ -130,14 +145,15 @@ const CAUSES: [(&str, &str); 7] = [
     ("integrity", "integrity findings"),
 ];
 
-fn causes_of(reason: &str) -> Vec<&'static str> {
-    let found: Vec<&'static str> = CAUSES
+/// (cause, needle) of each cause `reason` names.
+fn causes_of(reason: &str) -> Vec<(&'static str, &'static str)> {
+    let found: Vec<(&'static str, &'static str)> = CAUSES
         .iter()
         .filter(|(needle, _)| reason.contains(needle))
-        .map(|(_, cause)| *cause)
+        .map(|(needle, cause)| (*cause, *needle))
         .collect();
     if found.is_empty() {
-        vec!["other"]
+        vec![("other", "")]
     } else {
         found
     }
@@ -146,26 +162,26 @@ fn causes_of(reason: &str) -> Vec<&'static str> {
 const WIDTH: u32 = 720;
 const PAD: u32 = 40;
 
-fn timeline(k: &KeyUsage, uses: &[&Use], weak: &Weak) -> (String, String) {
+fn timeline(k: &KeyUsage, uses: &[&Use], weak: &Weak) -> (String, Option<Timeline>) {
     let window = k.window;
     let last_usage = k.key.last_usage.as_ref();
     let Some(scale) = Scale::of(k, uses) else {
-        return ("nothing to draw".to_string(), String::new());
+        return ("nothing to draw".to_string(), None);
     };
     let xf = |t: Instant| scale.x(t);
     let x = |t: Instant| xf(t).round() as u32;
     let in_window = |u: &&&Use| window.is_some_and(|w| w.contains(u.event_time));
-    let marks: Vec<Mark> = uses
+    let marks: Vec<(u32, String)> = uses
         .iter()
         .filter(in_window)
-        .map(|u| Mark {
-            x: x(u.event_time),
-            title: format!(
+        .map(|u| {
+            let what = format!(
                 "{} by {} at {}",
                 u.operation,
                 u.principal().unwrap_or("an unknown principal"),
                 iso(u.event_time)
-            ),
+            );
+            (x(u.event_time), what)
         })
         .collect();
     // The window's weak days (drawn under the axis) and integrity findings (flags above it).
@@ -180,19 +196,16 @@ fn timeline(k: &KeyUsage, uses: &[&Use], weak: &Weak) -> (String, String) {
             let end = (d + chrono::Duration::days(i64::from(n)))
                 .min(w.last_day().succ_opt().unwrap_or(d));
             let (a, b) = (day_x(d).max(xf(w.start)), day_x(end).min(xf(w.end)));
-            weak_days.push(Shape {
-                x: (a * 10.0).round() / 10.0,
-                w: ((b - a).max(1.0) * 10.0).round() / 10.0,
-                class: class.css(),
-                title: run_title(d, n, class),
-            });
+            weak_days.push((
+                (a * 10.0).round() / 10.0,
+                ((b - a).max(1.0) * 10.0).round() / 10.0,
+                class.css(),
+                run_title(d, n, class),
+            ));
         }
         for (d, title, n) in weak.findings(w) {
             findings += n;
-            flags.push(Mark {
-                x: day_x(d).round() as u32 + 2,
-                title,
-            });
+            flags.push((day_x(d).round() as u32 + 2, title));
         }
     }
     let mut label = format!("{} pre-tracking use(s)", marks.len());
@@ -217,32 +230,29 @@ fn timeline(k: &KeyUsage, uses: &[&Use], weak: &Weak) -> (String, String) {
     if last_usage.is_some() {
         label.push_str(", and the last use");
     }
-    let svg = Timeline {
-        arn: k.key.arn.as_str().to_string(),
+    let drawn = Timeline {
         label: label.clone(),
-        width: WIDTH,
-        pad: PAD,
-        right: WIDTH - PAD,
-        window: window.map(|w| (x(w.start), (x(w.end) - x(w.start)).max(1))),
-        window_text: window.map_or(String::new(), |w| {
-            format!("{} to {}", iso(w.start), iso(w.end))
+        win: window.map(|w| {
+            let at = x(w.start);
+            let dates = format!("backfill window {} to {}", iso(w.start), iso(w.end));
+            (at, (x(w.end) - at).max(1), dates)
         }),
-        created: k.key.creation.map(x),
-        created_text: k.key.creation.map_or(String::new(), |t| {
-            if t < scale.from {
+        split: scale.split.map(|(_, x)| x.round() as u32),
+        created: k.key.creation.map(|t| {
+            let before = t < scale.from;
+            let text = if before {
                 format!("{} (before the window; off the scale)", iso(t))
             } else {
                 iso(t)
-            }
+            };
+            (x(t), text, before)
         }),
-        created_before: k.key.creation.is_some_and(|t| t < scale.from),
         tracking: k.key.tracking_start.map(|t| {
             let at = x(t);
             let near_created = k.key.creation.is_some_and(|c| x(c).abs_diff(at) < 90);
-            let anchor = if at < PAD + 80 { "" } else { "end" };
-            (at, anchor, if near_created { 24 } else { 11 })
+            let anchor = if at < PAD + 80 { "start" } else { "end" };
+            (at, anchor, if near_created { 24 } else { 11 }, iso(t))
         }),
-        tracking_text: k.key.tracking_start.map_or(String::new(), iso),
         uses: marks,
         weak: weak_days,
         flags,
@@ -259,13 +269,26 @@ fn timeline(k: &KeyUsage, uses: &[&Use], weak: &Weak) -> (String, String) {
                 ),
             )
         }),
-        split: scale.split.map(|(_, x)| x.round() as u32),
         from: iso(scale.from)[..10].to_string(),
         to: iso(scale.to)[..10].to_string(),
+    };
+    (label, Some(drawn))
+}
+
+/// `value` as JSON that cannot end the `<script>` element it is put in, nor open a comment or
+/// markup there: `<`, `>` and `&` are written as `\u` escapes (JSON.parse reads them back).
+fn script_json<T: serde::Serialize>(value: &T) -> String {
+    let json = serde_json::to_string(value).expect("the timelines serialise");
+    let mut out = String::with_capacity(json.len());
+    for c in json.chars() {
+        match c {
+            '<' => out.push_str("\\u003c"),
+            '>' => out.push_str("\\u003e"),
+            '&' => out.push_str("\\u0026"),
+            c => out.push(c),
+        }
     }
-    .render()
-    .expect("the timeline renders");
-    (label, svg)
+    out
 }
 
 /// A timeline's horizontal scale. With a backfill window, the window fills most of the width
@@ -339,6 +362,7 @@ pub fn render(c: &Correlated, evidence: &Evidence, summary: &Summary) -> String 
     for u in &c.events {
         by_key.entry(u.key.as_str()).or_default().push(u);
     }
+    let mut drawings: Vec<Option<Timeline>> = Vec::with_capacity(c.findings.len());
     let rows: Vec<Row> = c
         .findings
         .iter()
@@ -354,7 +378,9 @@ pub fn render(c: &Correlated, evidence: &Evidence, summary: &Summary) -> String 
                 objects: objects.get(&place),
                 findings: findings.get(&place),
             };
-            let (timeline_label, timeline) = timeline(k, uses, &weak);
+            let (timeline_label, drawing) = timeline(k, uses, &weak);
+            let drawn = drawing.is_some();
+            drawings.push(drawing);
             Row {
                 arn: k.key.arn.as_str().to_string(),
                 aliases: k.key.aliases.join(", "),
@@ -377,8 +403,17 @@ pub fn render(c: &Correlated, evidence: &Evidence, summary: &Summary) -> String 
                     .pre_tracking_principals
                     .iter()
                     .skip(PRINCIPALS_SHOWN)
+                    .take(PRINCIPALS_LISTED - PRINCIPALS_SHOWN)
                     .cloned()
                     .collect(),
+                principals_more: k
+                    .pre_tracking_principals
+                    .len()
+                    .saturating_sub(PRINCIPALS_SHOWN),
+                principals_unlisted: k
+                    .pre_tracking_principals
+                    .len()
+                    .saturating_sub(PRINCIPALS_LISTED),
                 last_use: k
                     .key
                     .last_usage
@@ -386,11 +421,11 @@ pub fn render(c: &Correlated, evidence: &Evidence, summary: &Summary) -> String 
                     .map(|l| (l.operation.clone().unwrap_or_default(), iso(l.timestamp))),
                 integrity: k.integrity_status,
                 timeline_label,
-                timeline,
+                drawn,
             }
         })
         .collect();
-    let mut causes: BTreeMap<&'static str, Vec<(usize, String, String)>> = BTreeMap::new();
+    let mut causes: BTreeMap<(&'static str, &'static str), Vec<Listed>> = BTreeMap::new();
     let mut attention_total = 0;
     for (i, r) in rows.iter().enumerate() {
         if r.verdict == "inconclusive" {
@@ -450,12 +485,24 @@ pub fn render(c: &Correlated, evidence: &Evidence, summary: &Summary) -> String 
         attention_total,
         attention: causes
             .into_iter()
-            .map(|(cause, keys)| Cause { cause, keys })
+            .map(|((cause, needle), mut keys)| {
+                let total = keys.len();
+                keys.truncate(CAUSE_KEYS_LISTED);
+                Cause {
+                    cause,
+                    needle: needle.trim(),
+                    total,
+                    keys,
+                }
+            })
             .collect(),
         accounts,
         regions,
         strips: strips(c, &objects),
+        timelines: script_json(&drawings),
         page: PAGE,
+        width: WIDTH,
+        pad: PAD,
         rows,
         manifest: Brief {
             read,

@@ -52,6 +52,8 @@ pub struct SynthOptions {
     pub sign: bool,
     /// Break the signed archive in these ways (`--tamper`).
     pub tamper: Vec<digests::Tamper>,
+    /// Each key scenario this many times per account and region (`--copies`; 1 as the samples).
+    pub copies: u32,
 }
 
 /// The calendar of the synthetic world.
@@ -285,7 +287,7 @@ fn shape(p: Preset) -> Shape {
 pub fn generate(out: &Path, opts: &SynthOptions) -> anyhow::Result<String> {
     let cal = calendar();
     let mut rng = Rng::new(opts.seed);
-    let keys = make_keys(&mut rng);
+    let keys = make_keys(&mut rng, opts.copies);
     let calls = make_calls(&mut rng, &keys, &cal);
     let shape = shape(opts.preset);
     let logs = out.join("logs");
@@ -385,7 +387,7 @@ pub fn generate(out: &Path, opts: &SynthOptions) -> anyhow::Result<String> {
     ))
 }
 
-fn make_keys(rng: &mut Rng) -> Vec<SynthKey> {
+fn make_keys(rng: &mut Rng, copies: u32) -> Vec<SynthKey> {
     let mut keys = Vec::new();
     // (scenario, earliest creation, creation jitter in hours, aliases)
     let plan: [(Scenario, Instant, i64, &[&str]); 8] = [
@@ -415,7 +417,17 @@ fn make_keys(rng: &mut Rng) -> Vec<SynthKey> {
     ];
     for account in ARCHIVED {
         for region in REGIONS {
-            for (scenario, base, jitter_hours, aliases) in plan {
+            for ((scenario, base, jitter_hours, aliases), copy) in plan
+                .into_iter()
+                .flat_map(|p| (0..copies).map(move |c| (p, c)))
+            {
+                let aliases: Vec<String> = aliases
+                    .iter()
+                    .map(|a| match copy {
+                        0 => a.to_string(),
+                        c => format!("{a}-{c}"),
+                    })
+                    .collect();
                 let jitter = Duration::seconds(rng.range(0, jitter_hours * 3600 + 1))
                     + Duration::milliseconds(rng.range(1, 999));
                 let id = rng.uuid();
@@ -426,7 +438,7 @@ fn make_keys(rng: &mut Rng) -> Vec<SynthKey> {
                     region: region.into(),
                     created: base + jitter,
                     scenario,
-                    aliases: aliases.iter().map(|s| s.to_string()).collect(),
+                    aliases,
                     manager: "CUSTOMER",
                     multi_region: false,
                     error: None,

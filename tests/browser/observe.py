@@ -22,7 +22,7 @@ from selenium.common.exceptions import NoAlertPresentException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
-from selenium.webdriver.support.ui import Select
+from selenium.webdriver.support.ui import Select, WebDriverWait
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
@@ -72,7 +72,7 @@ def observe(driver, url):
     out["rows"] = rows
     out["counts"] = {li.get_attribute("data-verdict"): li.find_element(By.CSS_SELECTOR, ".n").text
                      for li in driver.find_elements(By.CSS_SELECTOR, "#verdict-counts li")}
-    out["scripts"] = len(driver.find_elements(By.TAG_NAME, "script"))
+    out["scripts"] = len(driver.find_elements(By.CSS_SELECTOR, "script:not([type=\"application/json\"])"))
 
     # Each verdict filter, chosen with the keyboard (focus the select, type the option).
     verdict = driver.find_element(By.ID, "f-verdict")
@@ -98,6 +98,9 @@ def observe(driver, url):
             continue
         driver.execute_script("arguments[0].scrollIntoView({block:'center'})", summary[0])
         summary[0].click()
+        # The page draws a timeline on the details' toggle event, which follows the click.
+        WebDriverWait(driver, 5).until(
+            lambda _: tr.find_elements(By.CSS_SELECTOR, "tr.tl details[open] svg.timeline"))
         marks = [m for m in tr.find_elements(By.CSS_SELECTOR, "svg.timeline circle.use") if m.is_displayed()]
         titles = [m.find_element(By.TAG_NAME, "title").get_attribute("textContent") for m in marks]
         out["timelines"][arn] = {
@@ -106,6 +109,21 @@ def observe(driver, url):
             "label": tr.find_element(By.CSS_SELECTOR, "svg.timeline").get_attribute("aria-label"),
         }
         summary[0].click()
+
+    # A key linked from "need attention" is shown, timeline open, even when a filter hid it.
+    links = driver.find_elements(By.CSS_SELECTOR, "a.to-key")
+    if links:
+        Select(verdict).select_by_value("never_used")
+        target = links[0].get_attribute("href").split("#")[1]
+        driver.execute_script("arguments[0].scrollIntoView()", links[0])
+        links[0].click()
+        tb = driver.find_element(By.ID, target)
+        out["attention_link"] = {
+            "arn": tb.find_element(By.CSS_SELECTOR, ".key-arn").text,
+            "linked": links[0].text,
+            "displayed": tb.is_displayed(),
+            "timeline_drawn": bool(tb.find_elements(By.CSS_SELECTOR, "details[open] svg.timeline")),
+        }
 
     out["coverage"] = [
         {"account": tr.get_attribute("data-account"), "region": tr.get_attribute("data-region"),
@@ -118,6 +136,7 @@ def observe(driver, url):
     except NoAlertPresentException:
         out["alert"] = False
     out["requests"] = requests(driver)
+    out["console_errors"] = [e["message"] for e in driver.get_log("browser") if e["level"] == "SEVERE"]
     return out
 
 
