@@ -135,6 +135,12 @@ def observe(driver, url):
         out["alert"] = True
     except NoAlertPresentException:
         out["alert"] = False
+    # As printed: the controls are gone, the keys are there.
+    driver.execute_cdp_cmd("Emulation.setEmulatedMedia", {"media": "print"})
+    out["print"] = {"controls_shown": driver.find_element(By.CSS_SELECTOR, "form.filters").is_displayed(),
+                    "keys_shown": len(shown_keys(driver))}
+    driver.execute_cdp_cmd("Emulation.setEmulatedMedia", {"media": ""})
+    out["pdf_bytes"] = len(driver.print_page())
     out["requests"] = requests(driver)
     out["console_errors"] = [e["message"] for e in driver.get_log("browser") if e["level"] == "SEVERE"]
     return out

@@ -462,6 +462,15 @@ fn in_a_real_browser_the_report_shows_filters_and_draws_what_the_tables_hold() {
     assert_eq!(seen["scripts"], json!(1));
     assert_eq!(seen["alert"], json!(false));
     assert_eq!(seen["console_errors"], json!([]));
+
+    // It prints: without the controls, with every key (there are fewer than a page of them).
+    assert_eq!(seen["print"]["controls_shown"], json!(false));
+    assert_eq!(seen["print"]["keys_shown"], json!(key_usage.len()));
+    assert!(
+        seen["pdf_bytes"].as_u64().unwrap() > 10_000,
+        "{}",
+        seen["pdf_bytes"]
+    );
     let url = format!("file://{}", out.join("report.html").display());
     assert_eq!(seen["requests"], json!([url]));
     assert!(seen["rows"]
