@@ -188,19 +188,18 @@ fn timeline(k: &KeyUsage, uses: &[&Use], weak: &Weak) -> (String, Option<Timelin
     let day_x = |d: NaiveDate| xf(start_of(d)).clamp(0.0, f64::from(WIDTH));
     let (mut weak_days, mut gaps, mut flags, mut findings) = (Vec::new(), [0u32; 4], Vec::new(), 0);
     if let Some(w) = &window {
-        for (d, n, class) in weak.runs(w) {
-            gaps[class as usize] += n;
-            if class == DayClass::Read {
+        for r in weak.runs(w) {
+            gaps[r.class as usize] += r.days;
+            if r.class == DayClass::Read {
                 continue;
             }
-            let end = (d + chrono::Duration::days(i64::from(n)))
-                .min(w.last_day().succ_opt().unwrap_or(d));
-            let (a, b) = (day_x(d).max(xf(w.start)), day_x(end).min(xf(w.end)));
+            let end = r.first + chrono::Duration::days(i64::from(r.days));
+            let (a, b) = (day_x(r.first).max(xf(w.start)), day_x(end).min(xf(w.end)));
             weak_days.push((
                 (a * 10.0).round() / 10.0,
                 ((b - a).max(1.0) * 10.0).round() / 10.0,
-                class.css(),
-                run_title(d, n, class),
+                r.class.css(),
+                r.title(),
             ));
         }
         for (d, title, n) in weak.findings(w) {
@@ -582,30 +581,62 @@ fn days_by_place(manifest: &[ManifestRow]) -> BTreeMap<Place, BTreeMap<NaiveDate
     out
 }
 
-/// Consecutive days of one class, as one shape: (first day, day count, class).
+/// Consecutive days of one class, drawn as one shape.
+#[derive(Debug, Clone, Copy)]
+struct Run {
+    first: NaiveDate,
+    days: u32,
+    class: DayClass,
+    /// Objects of the run's kind in it (unreadable or archived ones; 0 for the others).
+    objects: u64,
+}
+
+impl Run {
+    fn title(&self) -> String {
+        let (first, n) = (self.first, self.days);
+        let last = first + chrono::Duration::days(i64::from(n) - 1);
+        let what = match self.class {
+            DayClass::Unreadable | DayClass::Archived => {
+                format!("{} {}", self.objects, self.class.words())
+            }
+            _ => self.class.words().to_string(),
+        };
+        if n == 1 {
+            format!("{first}: {what}")
+        } else {
+            format!("{first} to {last} ({n} days): {what}")
+        }
+    }
+}
+
 fn runs(
     first: NaiveDate,
     last: NaiveDate,
     objects: Option<&BTreeMap<NaiveDate, DayObjects>>,
-) -> Vec<(NaiveDate, u32, DayClass)> {
-    let mut out: Vec<(NaiveDate, u32, DayClass)> = Vec::new();
+) -> Vec<Run> {
+    let mut out: Vec<Run> = Vec::new();
     for d in days(first, last) {
-        let class = DayClass::of(objects.and_then(|o| o.get(&d)));
+        let day = objects.and_then(|o| o.get(&d));
+        let class = DayClass::of(day);
+        let n = day.map_or(0, |o| match class {
+            DayClass::Unreadable => o.unreadable,
+            DayClass::Archived => o.archived,
+            _ => 0,
+        });
         match out.last_mut() {
-            Some((_, n, c)) if *c == class => *n += 1,
-            _ => out.push((d, 1, class)),
+            Some(r) if r.class == class => {
+                r.days += 1;
+                r.objects += n;
+            }
+            _ => out.push(Run {
+                first: d,
+                days: 1,
+                class,
+                objects: n,
+            }),
         }
     }
     out
-}
-
-fn run_title(first: NaiveDate, n: u32, class: DayClass) -> String {
-    let last = first + chrono::Duration::days(i64::from(n) - 1);
-    if n == 1 {
-        format!("{first}: {}", class.words())
-    } else {
-        format!("{first} to {last} ({n} days): {}", class.words())
-    }
 }
 
 /// One account and region's strip of days over its planned window.
@@ -658,21 +689,16 @@ fn planned(c: &Correlated) -> BTreeMap<Place, (NaiveDate, NaiveDate)> {
     out
 }
 
-fn shapes(
-    first: NaiveDate,
-    last: NaiveDate,
-    runs: &[(NaiveDate, u32, DayClass)],
-    keep: impl Fn(DayClass) -> bool,
-) -> Vec<Shape> {
+fn shapes(first: NaiveDate, last: NaiveDate, runs: &[Run]) -> Vec<Shape> {
     let n = ((last - first).num_days() + 1).max(1) as f64;
     let per_day = f64::from(WIDTH - 2 * PAD) / n;
     runs.iter()
-        .filter(|r| keep(r.2))
-        .map(|&(d, len, class)| Shape {
-            x: f64::from(PAD) + ((d - first).num_days() as f64 * per_day * 10.0).round() / 10.0,
-            w: (f64::from(len) * per_day * 10.0).round().max(1.0) / 10.0,
-            class: class.css(),
-            title: run_title(d, len, class),
+        .map(|r| Shape {
+            x: f64::from(PAD)
+                + ((r.first - first).num_days() as f64 * per_day * 10.0).round() / 10.0,
+            w: (f64::from(r.days) * per_day * 10.0).round().max(1.0) / 10.0,
+            class: r.class.css(),
+            title: r.title(),
         })
         .collect()
 }
@@ -687,13 +713,13 @@ fn strips(
             let place = objects.get(&(account.clone(), region.clone()));
             let runs = runs(first, last, place);
             let mut counts = [0u32; 4];
-            for &(_, n, class) in &runs {
-                counts[class as usize] += n;
+            for r in &runs {
+                counts[r.class as usize] += r.days;
             }
             let not_read: Vec<String> = runs
                 .iter()
-                .filter(|r| r.2 != DayClass::Read)
-                .map(|&(d, n, class)| run_title(d, n, class))
+                .filter(|r| r.class != DayClass::Read)
+                .map(Run::title)
                 .collect();
             let gaps = match not_read.len() {
                 0 => "every day has logs read".to_string(),
@@ -706,7 +732,7 @@ fn strips(
                 width: WIDTH,
                 pad: PAD,
                 right: WIDTH - PAD,
-                shapes: shapes(first, last, &runs, |_| true),
+                shapes: shapes(first, last, &runs),
                 from: first.to_string(),
                 to: last.to_string(),
             }
@@ -749,7 +775,7 @@ struct Weak<'a> {
 }
 
 impl Weak<'_> {
-    fn runs(&self, w: &Window) -> Vec<(NaiveDate, u32, DayClass)> {
+    fn runs(&self, w: &Window) -> Vec<Run> {
         runs(w.first_day(), w.last_day(), self.objects)
     }
 
@@ -781,5 +807,63 @@ impl Weak<'_> {
                 )
             })
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::Datelike;
+
+    #[test]
+    fn script_json_cannot_close_its_element_and_reads_back_the_same() {
+        let hostile = vec![
+            "</script><script>alert(1)</script>",
+            "<!-- a & b -->",
+            "plain",
+        ];
+        let text = script_json(&hostile);
+        assert!(!text.contains('<') && !text.contains('>') && !text.contains('&'));
+        let back: Vec<String> = serde_json::from_str(&text).unwrap();
+        assert_eq!(back, hostile);
+    }
+
+    #[test]
+    fn like_days_are_one_run_and_the_worst_of_a_day_wins() {
+        let d = |n: u32| NaiveDate::from_ymd_opt(2026, 2, n).unwrap();
+        let day = |read, unreadable, archived| DayObjects {
+            read,
+            unreadable,
+            archived,
+        };
+        // 1-2 read, 3 none, 4 read + 2 unreadable, 5 one unreadable, 6 archived, 7 skipped only.
+        let objects: BTreeMap<NaiveDate, DayObjects> = [
+            (d(1), day(5, 0, 0)),
+            (d(2), day(1, 0, 0)),
+            (d(4), day(3, 2, 0)),
+            (d(5), day(0, 1, 0)),
+            (d(6), day(2, 0, 1)),
+            (d(7), day(0, 0, 0)),
+        ]
+        .into_iter()
+        .collect();
+        let got: Vec<(u32, u32, DayClass, u64)> = runs(d(1), d(8), Some(&objects))
+            .iter()
+            .map(|r| (r.first.day0() + 1, r.days, r.class, r.objects))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                (1, 2, DayClass::Read, 0),
+                (3, 1, DayClass::NoLogs, 0),
+                (4, 2, DayClass::Unreadable, 3),
+                (6, 1, DayClass::Archived, 1),
+                (7, 2, DayClass::NoLogs, 0),
+            ]
+        );
+        assert_eq!(
+            runs(d(1), d(8), Some(&objects))[2].title(),
+            "2026-02-04 to 2026-02-05 (2 days): 3 unreadable objects"
+        );
     }
 }
