@@ -4,6 +4,7 @@
 //! complete the evidence of each backfill window is, and decides the verdict. A negative finding
 //! is never stronger than its evidence.
 
+use crate::dependents::{self, Dependent, Sighting};
 use crate::integrity::live::Evidence;
 use crate::integrity::Checked;
 use crate::inventory::{Key, LastUsage};
@@ -98,6 +99,9 @@ pub struct KeyUsage {
     pub integrity_status: &'static str,
     /// Integrity findings (see `integrity/`) in the key's days.
     pub integrity_failures: i64,
+    /// What its uses found in the logs (pre-tracking uses and the joined last use) name as
+    /// depending on it (`key_dependents/`).
+    pub dependents: Vec<Dependent>,
     pub verdict: Verdict,
     pub verdict_reason: String,
 }
@@ -610,10 +614,28 @@ impl KeyUsage {
             unreadable_objects: backfill.as_ref().map_or(0, |b| b.unreadable as i64),
             integrity_status: integrity.as_ref().map_or("not_checked", |i| i.status),
             integrity_failures: integrity.as_ref().map_or(0, |i| i.findings as i64),
+            dependents: dependents_of(backfill.as_ref(), last_use),
             verdict,
             verdict_reason,
         }
     }
+}
+
+/// The dependents named by a key's uses found in the logs: its pre-tracking uses and the joined
+/// last use (once, when it is one of them).
+fn dependents_of(backfill: Option<&Backfill>, last_use: Option<&Use>) -> Vec<Dependent> {
+    let mut uses: Vec<&Use> = backfill.map_or(Vec::new(), |b| b.uses.clone());
+    if let Some(l) = last_use {
+        if !uses.iter().any(|u| u.event_id == l.event_id) {
+            uses.push(l);
+        }
+    }
+    dependents::gather(uses.into_iter().map(|u| Sighting {
+        context: u.encryption_context.as_deref(),
+        invoked_by: u.invoked_by.as_deref(),
+        principal: u.principal(),
+        time: u.event_time,
+    }))
 }
 
 /// `2026-03-01..2026-03-03, 2026-03-09`.

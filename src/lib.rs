@@ -3,7 +3,8 @@
 //! The pipeline is the architecture; data flows one way (`pipeline::run` calls each stage once):
 //! `inventory → tracking → trails → plan → scan → integrity → lookup → correlate → report`.
 //! Below the stages: `model` (ARNs, days, hex, warnings), `config` (the settings of a run),
-//! `archive` (where the logs live: list and get), `aws` (one client factory). `checkpoint` makes
+//! `archive` (where the logs live: list and get), `aws` (one client factory); `dependents` (what
+//! a key's uses name as depending on it) serves `correlate`. `checkpoint` makes
 //! the scan resumable. `synth` and `bench` are tools over the same stages. The README's
 //! Architecture section is the codemap; `tests/it/architecture.rs` checks the graph's direction.
 
@@ -13,6 +14,7 @@ pub mod bench;
 pub mod checkpoint;
 pub mod config;
 pub mod correlate;
+pub mod dependents;
 pub mod integrity;
 pub mod interrupt;
 pub mod inventory;

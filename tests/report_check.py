@@ -54,7 +54,7 @@ def arrow_matches(ddl_type, t):
     return False
 
 
-tables = ["key_usage", "kms_events", "scan_manifest", "accounts"]
+tables = ["key_usage", "kms_events", "key_dependents", "scan_manifest", "accounts"]
 if os.path.isdir(f"{report}/integrity"):
     tables.append("integrity")
 for table in tables:
@@ -86,16 +86,21 @@ for table in tables:
     check(f"athena/{table}.sql exists", os.path.exists(own))
     if os.path.exists(own):
         check(f"athena/{table}.sql has the template's columns", ddl_columns(own) == ddl_columns(os.path.join(queries, "ddl", f"{table}.sql")))
-own = open(os.path.join(report, "athena", "kms_events.sql")).read()
-listed = lambda prop: set(re.search(r"'projection\.%s\.values'\s*=\s*'([^']*)'" % prop, own).group(1).split(","))
-for prop, folder in (("account_id", "account_id"), ("region", "region")):
-    present = {m for f in glob.glob(f"{report}/kms_events/**/*.parquet", recursive=True) for m in re.findall(folder + r"=([^/]+)", f)}
-    check(f"athena/kms_events.sql projects every {prop} present", present and present <= listed(prop), f"{present} vs {listed(prop)}")
+for partitioned in ("kms_events", "key_dependents"):
+    own = open(os.path.join(report, "athena", f"{partitioned}.sql")).read()
+    listed = lambda prop: set(re.search(r"'projection\.%s\.values'\s*=\s*'([^']*)'" % prop, own).group(1).split(","))
+    for prop, folder in (("account_id", "account_id"), ("region", "region")):
+        present = {m for f in glob.glob(f"{report}/{partitioned}/**/*.parquet", recursive=True) for m in re.findall(folder + r"=([^/]+)", f)}
+        check(f"athena/{partitioned}.sql projects every {prop} present", present and present <= listed(prop), f"{present} vs {listed(prop)}")
 
 con = duckdb.connect()
 con.execute(f"CREATE VIEW key_usage AS SELECT * FROM read_parquet('{report}/key_usage/*.parquet')")
 con.execute(
     f"CREATE VIEW kms_events AS SELECT * FROM read_parquet('{report}/kms_events/*/*/*.parquet', "
+    "hive_partitioning = true, hive_types_autocast = false)"
+)
+con.execute(
+    f"CREATE VIEW key_dependents AS SELECT * FROM read_parquet('{report}/key_dependents/*/*/*.parquet', "
     "hive_partitioning = true, hive_types_autocast = false)"
 )
 con.execute(f"CREATE VIEW scan_manifest AS SELECT * FROM read_parquet('{report}/scan_manifest/*.parquet')")
@@ -144,6 +149,15 @@ for k in used:
 got = sorted((r["key_arn"], r["caller_account"]) for r in run("keys_used_from_other_accounts.sql"))
 want = sorted((k["key_arn"], a) for k in keys for a in k["other_account_callers"])
 check("keys_used_from_other_accounts.sql", got == want and bool(want), f"{got} vs {want}")
+
+# What breaks if a key is deleted: every dependent the truth says its uses name, and no other.
+with_dependents = [k for k in keys if k["dependents"]]
+check("what_breaks_if_key_deleted.sql: the truth has keys with dependents", len(with_dependents) > 3)
+services = {s for k in keys for s in k["dependent_services"]}
+check("the truth's dependents span the documented services", {"s3", "ebs", "rds", "dynamodb", "secretsmanager", "lambda", "context"} <= services, str(services))
+for k in keys:
+    got = sorted([r["service"], r["resource"]] for r in run("what_breaks_if_key_deleted.sql", [k["key_arn"]]))
+    check(f"what_breaks_if_key_deleted.sql {k['key_arn']}", got == sorted(k["dependent_resources"]), f"{got} vs {k['dependent_resources']}")
 
 got = sorted(r["object"] for r in run("unreadable_log_objects.sql"))
 want = sorted(o["object"] for o in truth["objects"] if o["status"] == "unreadable")

@@ -35,7 +35,9 @@ CREATE EXTERNAL TABLE IF NOT EXISTS key_usage (
   verdict                      string,
   verdict_reason               string,
   integrity_status             string,
-  integrity_failures           bigint
+  integrity_failures           bigint,
+  dependents                   bigint,
+  dependent_services           array<string>
 )
 STORED AS PARQUET
 LOCATION 's3://REPORT-BUCKET/keytrail/key_usage/';

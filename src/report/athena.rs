@@ -8,11 +8,15 @@ use super::ReportError;
 use std::collections::BTreeSet;
 use std::path::Path;
 
-const TEMPLATES: [(&str, &str); 5] = [
+const TEMPLATES: [(&str, &str); 6] = [
     ("key_usage", include_str!("../../queries/ddl/key_usage.sql")),
     (
         "kms_events",
         include_str!("../../queries/ddl/kms_events.sql"),
+    ),
+    (
+        "key_dependents",
+        include_str!("../../queries/ddl/key_dependents.sql"),
     ),
     (
         "scan_manifest",

@@ -48,6 +48,31 @@ struct Page<'a> {
     manifest: Brief,
 }
 
+/// "3 resources: s3 arn:aws:s3:::b, lambda …" — what a key's uses name as depending on it, the
+/// first few named.
+fn dependents_brief(k: &KeyUsage) -> String {
+    let d = &k.dependents;
+    if d.is_empty() {
+        return String::new();
+    }
+    let named: Vec<String> = d
+        .iter()
+        .take(5)
+        .map(|d| format!("{} {}", d.named.service, d.named.resource))
+        .collect();
+    let more = d.len().saturating_sub(5);
+    format!(
+        "{} seen in its uses: {}{}",
+        d.len(),
+        named.join("; "),
+        if more > 0 {
+            format!("; and {more} more (key_dependents/)")
+        } else {
+            String::new()
+        }
+    )
+}
+
 /// Principals listed in a key's row before "and N more".
 const PRINCIPALS_SHOWN: usize = 3;
 
@@ -94,6 +119,8 @@ struct Row {
     /// The last use GetKeyLastUsage reports: operation, time.
     last_use: Option<(String, String)>,
     integrity: &'static str,
+    /// What its uses name as depending on it, in brief ("" when nothing).
+    dependents: String,
     /// The timeline in words (what it draws); the drawing is in [`Page::timelines`].
     timeline_label: String,
     /// Whether there is a timeline (a key with no known date has none).
@@ -421,6 +448,7 @@ pub fn render(c: &Correlated, evidence: &Evidence, summary: &Summary) -> String 
                 integrity: k.integrity_status,
                 timeline_label,
                 drawn,
+                dependents: dependents_brief(k),
             }
         })
         .collect();

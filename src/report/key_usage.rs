@@ -11,6 +11,18 @@ pub(super) fn key_usage_frame(f: &[KeyUsage]) -> PolarsResult<DataFrame> {
             .map(|x| x.key.last_usage.as_ref().and_then(g))
             .collect()
     };
+    // Each key's dependent services, distinct and sorted.
+    let services: Vec<Vec<String>> = f
+        .iter()
+        .map(|x| {
+            let set: std::collections::BTreeSet<&str> = x
+                .dependents
+                .iter()
+                .map(|d| d.named.service.as_str())
+                .collect();
+            set.into_iter().map(str::to_string).collect()
+        })
+        .collect();
     DataFrame::new(
         f.len(),
         vec![
@@ -165,6 +177,16 @@ pub(super) fn key_usage_frame(f: &[KeyUsage]) -> PolarsResult<DataFrame> {
             Column::new(
                 "integrity_failures".into(),
                 f.iter().map(|x| x.integrity_failures).collect::<Vec<i64>>(),
+            ),
+            Column::new(
+                "dependents".into(),
+                f.iter()
+                    .map(|x| x.dependents.len() as i64)
+                    .collect::<Vec<i64>>(),
+            ),
+            list(
+                "dependent_services",
+                services.iter().map(Vec::as_slice).collect(),
             ),
         ],
     )

@@ -11,6 +11,7 @@ pub mod athena;
 mod columns;
 mod html;
 mod integrity;
+mod key_dependents;
 mod key_usage;
 mod kms_events;
 mod scan_manifest;
@@ -20,7 +21,8 @@ mod summary;
 pub use staging::Staging;
 pub use summary::{IntegritySummary, RunFacts, Summary};
 
-use crate::correlate::{Correlated, Use};
+use crate::correlate::{Correlated, KeyUsage, Use};
+use crate::dependents::Dependent;
 use crate::integrity::live::Evidence;
 use crate::inventory::Source;
 use crate::tracking::Tracked;
@@ -72,6 +74,26 @@ pub fn write(
             &part,
             "part-00000.parquet",
             kms_events::kms_events_frame(&uses),
+        )?;
+    }
+    let mut dependents: BTreeMap<(&str, &str), Vec<(&KeyUsage, &Dependent)>> = BTreeMap::new();
+    for k in &c.findings {
+        for d in &k.dependents {
+            dependents
+                .entry((k.key.arn.account(), k.key.arn.region()))
+                .or_default()
+                .push((k, d));
+        }
+    }
+    for ((account, region), rows) in dependents {
+        let part = dir
+            .join("key_dependents")
+            .join(format!("account_id={account}"))
+            .join(format!("region={region}"));
+        write_parquet(
+            &part,
+            "part-00000.parquet",
+            key_dependents::key_dependents_frame(&rows),
         )?;
     }
     write_parquet(

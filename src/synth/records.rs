@@ -40,6 +40,102 @@ fn identity_json(id: &Identity) -> Value {
     }
 }
 
+/// The encryption context `call` carries (for the key on `side`: `""`, or ReEncrypt's
+/// `"source-"` / `"destination-"`), shaped as the service that made it documents it, and the
+/// dependents it names — the generator's truth, as (service, resource). An EC2 service call is
+/// EBS's; other callers' calls take turns: an S3 object, a Secrets Manager secret, a DynamoDB
+/// table, a Lambda function's environment, an RDS instance on its EBS volume, and an
+/// application's own context that names no AWS resource.
+pub(crate) fn context_of(call: &Call, side: &str) -> (Value, Vec<(&'static str, String)>) {
+    let (owner, region, id) = (&call.owner_account, &call.region, call.id);
+    if let Identity::Service { invoked_by } = &call.caller {
+        if invoked_by == "ec2.amazonaws.com" {
+            let volume = format!("vol-{:017x}", 0x5eed_0000 + id % 7);
+            return (json!({"aws:ebs:id": volume}), vec![("ebs", volume)]);
+        }
+    }
+    match id % 6 {
+        0 => {
+            let bucket = format!("arn:aws:s3:::data-{owner}");
+            (
+                json!({"aws:s3:arn": format!("{bucket}/{side}obj-{id}")}),
+                vec![("s3", bucket)],
+            )
+        }
+        1 => {
+            let secret = format!(
+                "arn:aws:secretsmanager:{region}:{owner}:secret:app-{}-a1B2c3",
+                id % 5
+            );
+            (
+                json!({"SecretARN": secret, "SecretVersionId": format!("EXAMPLE1-90ab-cdef-fedc-{id:012}")}),
+                vec![("secretsmanager", secret)],
+            )
+        }
+        2 => {
+            let table = format!("orders-{}", id % 3);
+            (
+                json!({"aws:dynamodb:tableName": table, "aws:dynamodb:subscriberId": owner}),
+                vec![("dynamodb", table)],
+            )
+        }
+        3 => {
+            let function = format!("arn:aws:lambda:{region}:{owner}:function:svc-{}", id % 4);
+            (
+                json!({"aws:lambda:FunctionArn": function}),
+                vec![("lambda", function)],
+            )
+        }
+        4 => {
+            let db = format!("db-SYNTH{}", id % 3);
+            let volume = format!("vol-{:017x}", 0xdb00_0000 + id % 3);
+            (
+                json!({"aws:rds:db-id": db, "aws:ebs:id": volume}),
+                vec![("ebs", volume), ("rds", db)],
+            )
+        }
+        _ => (
+            json!({"department": "finance", "purpose": format!("{side}batch-{}", id % 2)}),
+            vec![
+                ("context", "department=finance".to_string()),
+                ("context", format!("purpose={side}batch-{}", id % 2)),
+            ],
+        ),
+    }
+}
+
+/// The dependents keytrail must find for `call`'s use of a key in `role` ("key", "source",
+/// "destination"): what its context names, or the calling service where that names no resource.
+pub(crate) fn dependents_of(call: &Call, role: &str) -> Vec<(String, String)> {
+    let side = match role {
+        "source" => "source-",
+        "destination" => "destination-",
+        _ => "",
+    };
+    let takes_context = matches!(
+        call.op,
+        "Encrypt" | "Decrypt" | "GenerateDataKey" | "GenerateDataKeyWithoutPlaintext" | "ReEncrypt"
+    );
+    let mut out: Vec<(String, String)> = if takes_context {
+        context_of(call, side)
+            .1
+            .into_iter()
+            .map(|(s, r)| (s.to_string(), r))
+            .collect()
+    } else {
+        Vec::new()
+    };
+    if out.iter().all(|(s, _)| s == "context") {
+        if let Identity::Service { invoked_by } = &call.caller {
+            out.push((
+                invoked_by.trim_end_matches(".amazonaws.com").to_string(),
+                invoked_by.clone(),
+            ));
+        }
+    }
+    out
+}
+
 /// The record of one delivered copy of `call`.
 pub(crate) fn call_record(call: &Call, kind: CopyKind) -> String {
     let cross = call.cross_account();
@@ -74,7 +170,7 @@ pub(crate) fn call_record(call: &Call, kind: CopyKind) -> String {
         "Encrypt" | "Decrypt" | "GenerateDataKey" | "GenerateDataKeyWithoutPlaintext" | "ReEncrypt"
     ) {
         params.insert("encryptionAlgorithm".into(), json!("SYMMETRIC_DEFAULT"));
-        let context = |side: &str| json!({"aws:s3:arn": format!("arn:aws:s3:::data-{}/{side}obj-{}", call.owner_account, call.id)});
+        let context = |side: &str| context_of(call, side).0;
         // ReEncrypt names a context per key, as AWS writes it; the others one.
         if call.op == "ReEncrypt" {
             params.insert("sourceEncryptionContext".into(), context("source-"));

@@ -411,6 +411,18 @@ fn key_truth(
     if lu_seen.is_some() {
         callers.extend(lu.and_then(other_account));
     }
+    // What the uses found name as depending on the key (each role the key had in the call).
+    let mut dependents: BTreeSet<(String, String)> = BTreeSet::new();
+    let mut depend = |c: &Call| {
+        for (j, role) in &c.uses {
+            if *j == i {
+                dependents.extend(super::records::dependents_of(c, role));
+            }
+        }
+    };
+    if lu_seen.is_some() {
+        lu.into_iter().for_each(&mut depend);
+    }
     let window = windows.get(&i).copied();
     let mut logs = WindowLogs::default();
     if let Some((start, end, _)) = window {
@@ -419,6 +431,7 @@ fn key_truth(
                 if let Some(u) = seen_use(c) {
                     uses.push(u);
                     callers.extend(other_account(c));
+                    depend(c);
                 }
             }
         }
@@ -473,5 +486,15 @@ fn key_truth(
     o.insert("coverage_days_expected".into(), json!(measured(expected)));
     o.insert("coverage_days_read".into(), json!(measured(read)));
     o.insert("unreadable_objects".into(), json!(unreadable));
+    let services: BTreeSet<&str> = dependents.iter().map(|(s, _)| s.as_str()).collect();
+    o.insert("dependents".into(), json!(dependents.len()));
+    o.insert("dependent_services".into(), json!(services));
+    o.insert(
+        "dependent_resources".into(),
+        json!(dependents
+            .iter()
+            .map(|(s, r)| json!([s, r]))
+            .collect::<Vec<_>>()),
+    );
     v
 }

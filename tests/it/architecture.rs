@@ -144,6 +144,7 @@ const LAYERS: &[&[&str]] = &[
     &["checkpoint"],
     &["integrity"],
     &["lookup"],
+    &["dependents"],
     &["correlate"],
     &["report"],
     &["pipeline", "bench", "synth", ""],

@@ -35,12 +35,27 @@ pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// The report's three tables in `got` equal those in `expected`, row for row (none empty).
+/// The report's tables in `got` equal those in `expected`, row for row (the three main ones not
+/// empty).
 pub fn assert_same_tables(expected: &Path, got: &Path, what: &str) {
     for t in ["key_usage", "kms_events", "scan_manifest"] {
         let want = read_table(&expected.join(t));
         assert!(!want.is_empty(), "{what}: {t} is empty");
         assert_eq!(read_table(&got.join(t)), want, "{what}: table {t} differs");
+    }
+    // Dependents exist where uses name them: the same in both, or in neither.
+    let t = "key_dependents";
+    assert_eq!(
+        expected.join(t).exists(),
+        got.join(t).exists(),
+        "{what}: {t}"
+    );
+    if expected.join(t).exists() {
+        assert_eq!(
+            read_table(&got.join(t)),
+            read_table(&expected.join(t)),
+            "{what}: table {t} differs"
+        );
     }
 }
 

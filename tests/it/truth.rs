@@ -20,6 +20,8 @@ pub const FIELDS: &[&str] = &[
     "coverage_days_expected",
     "coverage_days_read",
     "unreadable_objects",
+    "dependents",
+    "dependent_services",
 ];
 
 /// Synthesises an archive with `seed` and `layout` flags, runs keytrail with `run_flags`, and
