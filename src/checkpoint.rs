@@ -528,6 +528,8 @@ mod tests {
             encryption_context: Some("{\"a\":\"b\"}".into()),
             recipient_account_id: Some("111122223333".into()),
             log_object: obj.key.clone(),
+            error_code: None,
+            error_message: None,
         };
         let row = ManifestRow {
             object: obj.key.clone(),

@@ -102,6 +102,12 @@ pub struct KeyUsage {
     /// What its uses found in the logs (pre-tracking uses and the joined last use) name as
     /// depending on it (`key_dependents/`).
     pub dependents: Vec<Dependent>,
+    /// Failed calls on the key found in the logs read (`DisabledException`, ...), and the last.
+    pub failed_attempts: i64,
+    pub last_failed_attempt: Option<Instant>,
+    /// Of them, refused because the key was disabled or pending deletion (`DisabledException`,
+    /// `KMSInvalidStateException`): someone still tries a key that retiring would break.
+    pub unusable_attempts: i64,
     pub verdict: Verdict,
     pub verdict_reason: String,
 }
@@ -112,6 +118,8 @@ pub struct Correlated {
     pub findings: Vec<KeyUsage>,
     /// The pre-tracking uses of backfilled keys and each key's joined last use, sorted.
     pub events: Vec<Use>,
+    /// Failed attempts to use the keys, one per call, sorted (`failed_attempts/`).
+    pub failed: Vec<UseCopy>,
 }
 
 /// Evidence per (account, region, delivery day), from the manifest.
@@ -241,7 +249,69 @@ pub fn correlate(keys: &[TrackedKey], plan: &Plan, evidence: &Evidence) -> Corre
     }
     out.findings.sort_by(|a, b| a.key.arn.cmp(&b.key.arn));
     out.events = events.into_values().cloned().collect();
+    // A key's failed attempts are counted as its uses are: in its backfill window, from the logs
+    // of its own account (a cross-account call refused before the key was reached is logged in
+    // the caller's account only, which the run reads for other reasons or not at all — counting
+    // those would make a key's row depend on the other keys of the run).
+    let windows: HashMap<&KeyArn, Window> = plan
+        .keys
+        .iter()
+        .filter(|p| p.backfill)
+        .filter_map(|p| p.window.map(|w| (&p.arn, w)))
+        .collect();
+    let counted: Vec<UseCopy> = evidence
+        .scan
+        .failed
+        .iter()
+        .filter(|f| {
+            f.is_owner_copy()
+                && windows
+                    .get(&f.key)
+                    .is_some_and(|w| w.contains(f.event_time))
+        })
+        .cloned()
+        .collect();
+    out.failed = failed_attempts(&counted);
+    for k in &mut out.findings {
+        let mine = out.failed.iter().filter(|f| f.key == k.key.arn);
+        k.failed_attempts = mine.clone().count() as i64;
+        k.unusable_attempts = mine
+            .clone()
+            .filter(|f| {
+                matches!(
+                    f.error_code.as_deref(),
+                    Some("DisabledException" | "KMSInvalidStateException")
+                )
+            })
+            .count() as i64;
+        k.last_failed_attempt = mine.map(|f| f.event_time).max();
+    }
     out
+}
+
+/// Failed attempts, one per (key, role, call): the owner's and the caller's copies of a
+/// cross-account call share its `sharedEventID`; in (account, region, key, time, event) order.
+fn failed_attempts(copies: &[UseCopy]) -> Vec<UseCopy> {
+    let mut by: BTreeMap<(&str, &str, &str, Instant, KeyRole, &str), &UseCopy> = BTreeMap::new();
+    for c in copies {
+        let call = c.shared_event_id.as_deref().unwrap_or(&c.event_id);
+        let slot = (
+            c.key.account(),
+            c.key.region(),
+            c.key.as_str(),
+            c.event_time,
+            c.role,
+            call,
+        );
+        // The owner's copy where both were read (its eventID is the one KMS keeps).
+        match by.get(&slot) {
+            Some(kept) if kept.is_owner_copy() || !c.is_owner_copy() => {}
+            _ => {
+                by.insert(slot, c);
+            }
+        }
+    }
+    by.into_values().cloned().collect()
 }
 
 fn event_order(u: &Use) -> (&str, &str, &str, Instant, &str, KeyRole) {
@@ -615,6 +685,9 @@ impl KeyUsage {
             integrity_status: integrity.as_ref().map_or("not_checked", |i| i.status),
             integrity_failures: integrity.as_ref().map_or(0, |i| i.findings as i64),
             dependents: dependents_of(backfill.as_ref(), last_use),
+            failed_attempts: 0,
+            last_failed_attempt: None,
+            unusable_attempts: 0,
             verdict,
             verdict_reason,
         }
@@ -700,6 +773,8 @@ mod tests {
             encryption_context: None,
             recipient_account_id: Some(recipient.into()),
             log_object: object.into(),
+            error_code: None,
+            error_message: None,
         }
     }
 
@@ -808,6 +883,7 @@ mod tests {
             scan: crate::scan::ScanResult {
                 manifest: manifest.to_vec(),
                 uses: copies,
+                failed: Vec::new(),
                 stats: Default::default(),
             },
             ..Evidence::default()

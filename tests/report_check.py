@@ -54,7 +54,7 @@ def arrow_matches(ddl_type, t):
     return False
 
 
-tables = ["key_usage", "kms_events", "key_dependents", "scan_manifest", "accounts"]
+tables = ["key_usage", "kms_events", "key_dependents", "failed_attempts", "scan_manifest", "accounts"]
 if os.path.isdir(f"{report}/integrity"):
     tables.append("integrity")
 for table in tables:
@@ -86,7 +86,7 @@ for table in tables:
     check(f"athena/{table}.sql exists", os.path.exists(own))
     if os.path.exists(own):
         check(f"athena/{table}.sql has the template's columns", ddl_columns(own) == ddl_columns(os.path.join(queries, "ddl", f"{table}.sql")))
-for partitioned in ("kms_events", "key_dependents"):
+for partitioned in ("kms_events", "key_dependents", "failed_attempts"):
     own = open(os.path.join(report, "athena", f"{partitioned}.sql")).read()
     listed = lambda prop: set(re.search(r"'projection\.%s\.values'\s*=\s*'([^']*)'" % prop, own).group(1).split(","))
     for prop, folder in (("account_id", "account_id"), ("region", "region")):
@@ -101,6 +101,10 @@ con.execute(
 )
 con.execute(
     f"CREATE VIEW key_dependents AS SELECT * FROM read_parquet('{report}/key_dependents/*/*/*.parquet', "
+    "hive_partitioning = true, hive_types_autocast = false)"
+)
+con.execute(
+    f"CREATE VIEW failed_attempts AS SELECT * FROM read_parquet('{report}/failed_attempts/*/*/*.parquet', "
     "hive_partitioning = true, hive_types_autocast = false)"
 )
 con.execute(f"CREATE VIEW scan_manifest AS SELECT * FROM read_parquet('{report}/scan_manifest/*.parquet')")
@@ -158,6 +162,20 @@ check("the truth's dependents span the documented services", {"s3", "ebs", "rds"
 for k in keys:
     got = sorted([r["service"], r["resource"]] for r in run("what_breaks_if_key_deleted.sql", [k["key_arn"]]))
     check(f"what_breaks_if_key_deleted.sql {k['key_arn']}", got == sorted(k["dependent_resources"]), f"{got} vs {k['dependent_resources']}")
+
+# Keys still called while disabled or pending deletion: per key, caller and error, how often and
+# when last — as the truth's failed attempts say.
+got = sorted((r["key_arn"], r["caller"], r["error_code"], r["attempts"], iso(r["last_attempt"])) for r in run("keys_called_while_disabled.sql"))
+want = {}
+for k in keys:
+    for f in k["failed"]:
+        if f["error_code"] in ("DisabledException", "KMSInvalidStateException"):
+            slot = (k["key_arn"], f["principal"], f["error_code"])
+            n, last = want.get(slot, (0, None))
+            want[slot] = (n + 1, max(last or f["time"], f["time"]))
+want = sorted((a, p, e, n, last) for (a, p, e), (n, last) in want.items())
+check("keys_called_while_disabled.sql", got == want and bool(want), f"{got} vs {want}")
+check("the truth has failed attempts of another kind too", any(f["error_code"] == "AccessDeniedException" for k in keys for f in k["failed"]))
 
 got = sorted(r["object"] for r in run("unreadable_log_objects.sql"))
 want = sorted(o["object"] for o in truth["objects"] if o["status"] == "unreadable")

@@ -37,7 +37,9 @@ CREATE EXTERNAL TABLE IF NOT EXISTS key_usage (
   integrity_status             string,
   integrity_failures           bigint,
   dependents                   bigint,
-  dependent_services           array<string>
+  dependent_services           array<string>,
+  failed_attempts              bigint,
+  last_failed_attempt          timestamp
 )
 STORED AS PARQUET
 LOCATION 's3://REPORT-BUCKET/keytrail/key_usage/';

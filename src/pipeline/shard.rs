@@ -343,7 +343,8 @@ pub fn scan(
         .block_on(scanner.scan(&archive, &objects, index, &engines.pool, &cfg));
     let body = serde_json::to_vec(&ShardBody {
         manifest: result.manifest,
-        uses: result.uses,
+        // Failed attempts travel with the uses, each with its error code; merging sets them apart.
+        uses: result.uses.into_iter().chain(result.failed).collect(),
         stats: result.stats.clone(),
     })
     .expect("a shard result serializes");
@@ -392,6 +393,7 @@ fn read_shards(file: &PlanFile, dir: &Place, store: &Store) -> anyhow::Result<Sc
                     out = out.merge(ScanResult {
                         manifest: b.manifest,
                         uses: b.uses,
+                        failed: Vec::new(),
                         stats: b.stats,
                     })
                 }
@@ -736,6 +738,7 @@ mod bench {
             merged = merged.merge(ScanResult {
                 manifest: body.manifest,
                 uses: body.uses,
+                failed: Vec::new(),
                 stats: body.stats,
             });
         }

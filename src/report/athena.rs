@@ -8,7 +8,7 @@ use super::ReportError;
 use std::collections::BTreeSet;
 use std::path::Path;
 
-const TEMPLATES: [(&str, &str); 6] = [
+const TEMPLATES: [(&str, &str); 7] = [
     ("key_usage", include_str!("../../queries/ddl/key_usage.sql")),
     (
         "kms_events",
@@ -17,6 +17,10 @@ const TEMPLATES: [(&str, &str); 6] = [
     (
         "key_dependents",
         include_str!("../../queries/ddl/key_dependents.sql"),
+    ),
+    (
+        "failed_attempts",
+        include_str!("../../queries/ddl/failed_attempts.sql"),
     ),
     (
         "scan_manifest",

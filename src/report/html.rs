@@ -34,6 +34,8 @@ struct Page<'a> {
     verdicts: Vec<(&'static str, usize)>,
     attention_total: usize,
     attention: Vec<Cause>,
+    /// Keys still called while disabled or pending deletion: (row, ARN, attempts, last).
+    still_called: Vec<(usize, String, i64, String)>,
     accounts: Vec<String>,
     regions: Vec<String>,
     strips: Vec<Strip>,
@@ -465,6 +467,20 @@ pub fn render(c: &Correlated, evidence: &Evidence, summary: &Summary) -> String 
             }
         }
     }
+    let still_called: Vec<(usize, String, i64, String)> = c
+        .findings
+        .iter()
+        .enumerate()
+        .filter(|(_, k)| k.unusable_attempts > 0)
+        .map(|(i, k)| {
+            (
+                i,
+                k.key.arn.as_str().to_string(),
+                k.unusable_attempts,
+                k.last_failed_attempt.map_or(String::new(), iso),
+            )
+        })
+        .collect();
     let mut reasons: BTreeMap<String, usize> = BTreeMap::new();
     let (mut read, mut skipped, mut unreadable) = (0, 0, 0);
     for m in manifest {
@@ -510,6 +526,7 @@ pub fn render(c: &Correlated, evidence: &Evidence, summary: &Summary) -> String 
         keys_total: summary.keys,
         verdicts: summary.verdicts.iter().map(|(v, n)| (*v, *n)).collect(),
         attention_total,
+        still_called,
         attention: causes
             .into_iter()
             .map(|((cause, needle), mut keys)| {

@@ -188,6 +188,14 @@ pub(super) fn key_usage_frame(f: &[KeyUsage]) -> PolarsResult<DataFrame> {
                 "dependent_services",
                 services.iter().map(Vec::as_slice).collect(),
             ),
+            Column::new(
+                "failed_attempts".into(),
+                f.iter().map(|x| x.failed_attempts).collect::<Vec<i64>>(),
+            ),
+            ts(
+                "last_failed_attempt",
+                f.iter().map(|x| x.last_failed_attempt).collect(),
+            )?,
         ],
     )
 }

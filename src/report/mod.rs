@@ -9,6 +9,7 @@
 mod accounts;
 pub mod athena;
 mod columns;
+mod failed_attempts;
 mod html;
 mod integrity;
 mod key_dependents;
@@ -25,6 +26,7 @@ use crate::correlate::{Correlated, KeyUsage, Use};
 use crate::dependents::Dependent;
 use crate::integrity::live::Evidence;
 use crate::inventory::Source;
+use crate::scan::record::UseCopy;
 use crate::tracking::Tracked;
 use polars::prelude::*;
 use std::collections::BTreeMap;
@@ -94,6 +96,24 @@ pub fn write(
             &part,
             "part-00000.parquet",
             key_dependents::key_dependents_frame(&rows),
+        )?;
+    }
+    let mut failed: BTreeMap<(&str, &str), Vec<&UseCopy>> = BTreeMap::new();
+    for f in &c.failed {
+        failed
+            .entry((f.key.account(), f.key.region()))
+            .or_default()
+            .push(f);
+    }
+    for ((account, region), rows) in failed {
+        let part = dir
+            .join("failed_attempts")
+            .join(format!("account_id={account}"))
+            .join(format!("region={region}"));
+        write_parquet(
+            &part,
+            "part-00000.parquet",
+            failed_attempts::failed_attempts_frame(&rows),
         )?;
     }
     write_parquet(

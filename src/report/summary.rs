@@ -59,6 +59,9 @@ pub struct Summary {
     pub warnings: Vec<String>,
     /// Keys whose verdict is `inconclusive`, with the reason.
     pub attention: Vec<(String, String)>,
+    /// Keys that callers still tried while they were disabled or pending deletion: (ARN, how
+    /// many attempts, the last one).
+    pub still_called: Vec<(String, i64, Option<Instant>)>,
     /// The accounts examined, and what became of each.
     pub accounts: Vec<AccountRow>,
     /// The regions whose keys were listed (live), or that the keys are in (snapshot).
@@ -132,7 +135,15 @@ impl Summary {
             Verdict::ALL.iter().map(|v| (v.as_str(), 0)).collect();
         let mut tracking = BTreeMap::new();
         let mut attention = Vec::new();
+        let mut still_called = Vec::new();
         for f in findings {
+            if f.unusable_attempts > 0 {
+                still_called.push((
+                    f.key.arn.to_string(),
+                    f.unusable_attempts,
+                    f.last_failed_attempt,
+                ));
+            }
             *verdicts.entry(f.verdict.as_str()).or_default() += 1;
             *tracking.entry(f.status.as_str()).or_default() += 1;
             if f.verdict == Verdict::Inconclusive {
@@ -180,6 +191,7 @@ impl Summary {
             integrity: None,
             warnings,
             attention,
+            still_called,
         }
     }
 
@@ -258,6 +270,7 @@ impl Summary {
             "throughput_mb_per_s": self.mb_per_s(),
             "warnings": self.warnings,
             "inconclusive_keys": self.attention.iter().map(|(k, r)| serde_json::json!({"key_arn": k, "reason": r})).collect::<Vec<_>>(),
+            "still_called_while_disabled": self.still_called.iter().map(|(k, n, t)| serde_json::json!({"key_arn": k, "attempts": n, "last_attempt": t.map(iso)})).collect::<Vec<_>>(),
         })
     }
 
@@ -273,6 +286,24 @@ impl Summary {
         );
         for (v, n) in &self.verdicts {
             let _ = writeln!(o, "  {v:<22} {n}");
+        }
+        if !self.still_called.is_empty() {
+            let _ = writeln!(
+                o,
+                "still called while disabled or pending deletion ({} keys; retiring them breaks a caller — see failed_attempts/):",
+                self.still_called.len()
+            );
+            for (k, n, t) in self.still_called.iter().take(20) {
+                let last = t.map(iso).unwrap_or_default();
+                let _ = writeln!(o, "  {k}: {n} attempt(s), the last at {last}");
+            }
+            if self.still_called.len() > 20 {
+                let _ = writeln!(
+                    o,
+                    "  … {} more in summary.json",
+                    self.still_called.len() - 20
+                );
+            }
         }
         let count = |st: AccountStatus| {
             self.accounts

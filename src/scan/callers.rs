@@ -59,6 +59,9 @@ pub fn keep_wanted(mut result: ScanResult, calls: &BTreeSet<String>) -> ScanResu
                 .is_some_and(|id| calls.contains(id))
     });
     result.stats.use_copies = result.uses.len() as u64;
+    // These folders are read to name the callers of known uses, not for the plan's evidence:
+    // failed attempts there are outside what the run set out to read.
+    result.failed.clear();
     result
 }
 
@@ -87,6 +90,8 @@ mod tests {
             encryption_context: None,
             recipient_account_id: Some(recipient.into()),
             log_object: format!("{recipient}/{shared}"),
+            error_code: None,
+            error_message: None,
         }
     }
 

@@ -410,10 +410,14 @@ impl<'i> Sink<'i> {
         match attribute(&record, self.index, &mut self.keys) {
             Attribution::NotAUse => {}
             Attribution::Unattributable => self.out.unattributable += 1,
-            Attribution::Uses => match use_copies(&record, &self.keys, self.log_object) {
-                Ok(copies) => self.out.uses.extend(copies),
-                Err(_) => self.out.malformed_records += 1,
-            },
+            // Failed attempts travel with the uses (each copy carries its error code) until
+            // ScanResult sets them apart.
+            Attribution::Uses | Attribution::Failed => {
+                match use_copies(&record, &self.keys, self.log_object) {
+                    Ok(copies) => self.out.uses.extend(copies),
+                    Err(_) => self.out.malformed_records += 1,
+                }
+            }
         }
     }
 }
@@ -465,9 +469,13 @@ mod tests {
         let d = decode(&gz(doc().as_bytes()), &index(), "o").unwrap();
         assert_eq!(
             (d.records, d.kms_records, d.malformed_records, d.uses.len()),
-            (4, 2, 1, 1)
+            (4, 2, 1, 2)
         );
+        // The use, and the denied call as an attempt (with its error), in the object's order.
         assert_eq!(d.uses[0].event_id, "e1");
+        assert_eq!(d.uses[0].error_code, None);
+        assert_eq!(d.uses[1].event_id, "e2");
+        assert_eq!(d.uses[1].error_code.as_deref(), Some("AccessDenied"));
         // Concatenated gzip members are one stream (gzip allows it).
         let mut two = gz(br#"{"Records":"#);
         two.extend(gz(br#"[]}"#));
@@ -496,7 +504,8 @@ mod tests {
         let escaped = doc.replacen("kms.amazonaws.com", "kms\\u002eamazonaws.com", 1);
         for d in [pretty, escaped] {
             let [fast, stream, exact] = all_ways(d.as_bytes(), DecodeLimits::default());
-            assert_eq!(exact.as_ref().unwrap().uses.len(), 1, "{d}");
+            // The use and the denied call's attempt.
+            assert_eq!(exact.as_ref().unwrap().uses.len(), 2, "{d}");
             assert_eq!(fast, exact);
             assert_eq!(stream, exact);
         }
@@ -579,7 +588,7 @@ mod tests {
         let other = doc().replacen("{\"Records\"", "{\"Extra\":1,\"Records\"", 1);
         let [fast, stream, exact] = all_ways(other.as_bytes(), DecodeLimits::default());
         assert_eq!(fast, exact);
-        assert_eq!(exact.unwrap().uses.len(), 1);
+        assert_eq!(exact.unwrap().uses.len(), 2);
         let err = stream.unwrap_err();
         assert!(
             err.starts_with("not a CloudTrail log file: `\"Extra\""),

@@ -102,6 +102,8 @@ pub struct ScanResult {
     pub manifest: Vec<ManifestRow>,
     /// Grouped by object, in object-key order.
     pub uses: Vec<UseCopy>,
+    /// Failed attempts to use the keys (copies with an `error_code`), as `uses` is ordered.
+    pub failed: Vec<UseCopy>,
     pub stats: ScanStats,
 }
 
@@ -122,15 +124,25 @@ impl ScanResult {
     pub fn merge(mut self, other: ScanResult) -> ScanResult {
         self.manifest.extend(other.manifest);
         self.uses.extend(other.uses);
+        self.failed.extend(other.failed);
         self.stats += other.stats;
         self.settle();
         self
     }
 
-    /// Object-key order. Stable, so an object's uses keep the order it held them in.
+    /// Failed attempts set apart from the uses, then object-key order. Stable, so an object's
+    /// uses keep the order it held them in.
     fn settle(&mut self) {
+        if self.uses.iter().any(|u| u.error_code.is_some()) {
+            let (failed, uses) = std::mem::take(&mut self.uses)
+                .into_iter()
+                .partition(|u| u.error_code.is_some());
+            self.uses = uses;
+            self.failed.extend::<Vec<UseCopy>>(failed);
+        }
         self.manifest.sort_by(|a, b| a.object.cmp(&b.object));
         self.uses.sort_by(|a, b| a.log_object.cmp(&b.log_object));
+        self.failed.sort_by(|a, b| a.log_object.cmp(&b.log_object));
     }
 }
 
@@ -214,7 +226,7 @@ pub fn finish(
                 kms_records: d.kms_records,
                 malformed_records: d.malformed_records,
                 unattributable_uses: d.unattributable,
-                use_copies: d.uses.len() as u64,
+                use_copies: d.uses.iter().filter(|u| u.error_code.is_none()).count() as u64,
                 ..ScanStats::default()
             };
             (r, d.uses, stats)

@@ -35,9 +35,11 @@ pub struct Record<'a> {
     pub source_ip_address: Option<Cow<'a, str>>,
     #[serde(borrow)]
     pub user_agent: Option<Cow<'a, str>>,
-    /// Any JSON: only its presence matters (present and not null means the call failed).
+    /// Any JSON: present and not null means the call failed (a string names why).
     #[serde(borrow)]
     pub error_code: Option<&'a RawValue>,
+    #[serde(borrow)]
+    pub error_message: Option<Cow<'a, str>>,
     #[serde(rename = "eventID", borrow)]
     pub event_id: Option<Cow<'a, str>>,
     #[serde(rename = "sharedEventID", borrow)]
@@ -196,11 +198,14 @@ pub enum Attribution {
     NotAUse,
     /// A successful tracked call that names no key at all (no resources, no keyId).
     Unattributable,
+    /// A tracked call that failed (`errorCode`): an attempt to use these keys, not a use.
+    Failed,
 }
 
 /// Decides whether `r` is a use, and of which in-scope keys.
 ///
-/// - only `kms.amazonaws.com`, one of the 14 tracked operations, and no `errorCode`;
+/// - only `kms.amazonaws.com` and one of the 14 tracked operations; with an `errorCode` it is a
+///   failed attempt on the keys it names (`Failed`), not a use;
 /// - the key is `resources[].ARN` (its `type` may be absent); ReEncrypt lists source then
 ///   destination;
 /// - only when `resources` names no key: `requestParameters.keyId` (and for ReEncrypt
@@ -213,9 +218,10 @@ pub fn attribute(
     out.clear();
     let tracked = r.event_source.as_deref() == Some(KMS_EVENT_SOURCE)
         && r.event_name.as_deref().is_some_and(is_tracked_operation);
-    if !tracked || r.error_code.is_some() {
+    if !tracked {
         return Attribution::NotAUse;
     }
+    let failed = r.error_code.is_some();
     let reencrypt = r.event_name.as_deref() == Some("ReEncrypt");
     let role_at = |i: usize| match (reencrypt, i) {
         (false, _) => KeyRole::Key,
@@ -230,13 +236,18 @@ pub fn attribute(
         .filter_map(|res| res.arn.as_deref())
         .filter(|arn| arn.contains(":key/"))
         .collect();
+    let found = if failed {
+        Attribution::Failed
+    } else {
+        Attribution::Uses
+    };
     if !named.is_empty() {
         for (i, arn) in named.iter().enumerate() {
             if let Some(k) = index.get(arn) {
                 out.push((k.clone(), role_at(i)));
             }
         }
-        return Attribution::Uses;
+        return found;
     }
     let account = r.recipient_account_id.as_deref().unwrap_or_default();
     let region = r.aws_region.as_deref().unwrap_or_default();
@@ -251,14 +262,19 @@ pub fn attribute(
         vec![(params.and_then(|p| p.key_id.as_deref()), KeyRole::Key)]
     };
     if passed.iter().all(|(id, _)| id.is_none()) {
-        return Attribution::Unattributable;
+        // A failed call that names no key is nobody's attempt; only a success can be a use.
+        return if failed {
+            Attribution::NotAUse
+        } else {
+            Attribution::Unattributable
+        };
     }
     for (id, role) in passed {
         if let Some(k) = id.and_then(|id| index.resolve(id, account, region)) {
             out.push((k.clone(), role));
         }
     }
-    Attribution::Uses
+    found
 }
 
 /// One delivered copy of a use, with the fields the report needs, owned.
@@ -279,6 +295,11 @@ pub struct UseCopy {
     pub encryption_context: Option<String>,
     pub recipient_account_id: Option<String>,
     pub log_object: String,
+    /// A failed call's `errorCode` and `errorMessage`: an attempt, not a use (`failed_attempts/`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error_code: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error_message: Option<String>,
 }
 
 impl UseCopy {
@@ -334,6 +355,13 @@ pub fn use_copies(
                 .map(|raw| compact_json(raw.get())),
             recipient_account_id: owned(&r.recipient_account_id),
             log_object: log_object.to_string(),
+            error_code: r
+                .error_code
+                .map(|raw| match serde_json::from_str::<String>(raw.get()) {
+                    Ok(code) => code,
+                    Err(_) => compact_json(raw.get()),
+                }),
+            error_message: owned(&r.error_message),
         })
         .collect())
 }
@@ -399,6 +427,32 @@ mod tests {
         check(
             "failed call",
             &rec("Decrypt", &format!(r#","errorCode":"AccessDenied"{res1}"#)),
+            Failed,
+            &[(K1, Key)],
+        );
+        check(
+            "a failed call through keyId is an attempt on the key it names",
+            &rec(
+                "Decrypt",
+                &format!(
+                    r#","errorCode":"DisabledException","requestParameters":{{"keyId":"{K1}"}}"#
+                ),
+            ),
+            Failed,
+            &[(K1, Key)],
+        );
+        check(
+            "a failed call that names no key is nobody's attempt",
+            &rec("Decrypt", r#","errorCode":"DisabledException""#),
+            NotAUse,
+            &[],
+        );
+        check(
+            "a failed call of an operation that is no use is no attempt either",
+            &rec(
+                "DescribeKey",
+                &format!(r#","errorCode":"DisabledException"{res1}"#),
+            ),
             NotAUse,
             &[],
         );

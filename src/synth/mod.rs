@@ -182,6 +182,8 @@ pub(crate) struct Call {
     pub shared_event_id: Option<String>,
     /// The inventory keys this call is a use of (index into the key list), with the role.
     pub uses: Vec<(usize, &'static str)>,
+    /// For a failed call: the keys it tried to use, with the role (a failed attempt, no use).
+    pub attempted: Vec<(usize, &'static str)>,
     /// A successful tracked call that names no key.
     pub unattributable: bool,
     pub duplicate: bool,
@@ -573,6 +575,7 @@ impl Calls<'_> {
             caller_event_id: cross.then(|| self.rng.uuid()),
             shared_event_id: cross.then(|| self.rng.uuid()),
             uses: if tracked { vec![(k, "key")] } else { vec![] },
+            attempted: vec![],
             unattributable: false,
             duplicate: false,
             delay: self.rng.range(60, 600),
@@ -587,10 +590,14 @@ impl Calls<'_> {
         self.call(k, time, op, caller)
     }
 
-    /// Calls on `k` that are not uses: a failed decrypt, DescribeKey, CreateGrant.
+    /// Calls on `k` that are not uses: a failed decrypt (on a long-unused key, one it refused
+    /// as disabled: someone still tried it), DescribeKey, CreateGrant.
     fn non_uses(&mut self, k: usize, lo: Instant, hi: Instant) {
-        self.use_key(k, lo, hi, "Decrypt")
-            .fail("AccessDeniedException");
+        let refusal = match self.keys[k].scenario {
+            Scenario::OldUnused => "DisabledException",
+            _ => "AccessDeniedException",
+        };
+        self.use_key(k, lo, hi, "Decrypt").fail(refusal);
         self.use_key(k, lo, hi, "DescribeKey");
         self.use_key(k, lo, hi, "CreateGrant");
         self.use_key(k, lo, hi, "GetKeyPolicy");
@@ -600,7 +607,7 @@ impl Calls<'_> {
 impl Call {
     fn fail(&mut self, code: &str) -> &mut Call {
         self.error_code = Some(code.into());
-        self.uses.clear();
+        self.attempted = std::mem::take(&mut self.uses);
         self
     }
     fn style(&mut self, resources: ResourceStyle, key_id: Option<String>) -> &mut Call {

@@ -216,10 +216,11 @@ pub(crate) fn call_record(call: &Call, kind: CopyKind) -> String {
     }
     if let Some(code) = &call.error_code {
         o.insert("errorCode".into(), json!(code));
-        o.insert(
-            "errorMessage".into(),
-            json!("User is not authorized to perform this operation"),
-        );
+        let message = match code.as_str() {
+            "DisabledException" => format!("{} is disabled.", call.resource_arns[0]),
+            _ => "User is not authorized to perform this operation".to_string(),
+        };
+        o.insert("errorMessage".into(), json!(message));
     }
     match call.resources {
         ResourceStyle::None => {}

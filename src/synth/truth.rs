@@ -486,6 +486,42 @@ fn key_truth(
     o.insert("coverage_days_expected".into(), json!(measured(expected)));
     o.insert("coverage_days_read".into(), json!(measured(read)));
     o.insert("unreadable_objects".into(), json!(unreadable));
+    // Failed attempts on the key: one per call and role, in its backfill window, from the
+    // owner's copy read (a denied cross-account call is delivered to the caller's account only:
+    // not counted).
+    let mut failed: Vec<(Instant, String, String)> = Vec::new();
+    for c in calls {
+        let (owner, caller) = (
+            seen.contains(&(c.id, CopyKind::Owner)),
+            seen.contains(&(c.id, CopyKind::Caller)),
+        );
+        let in_window = window.is_some_and(|(start, end, _)| c.time >= start && c.time < end);
+        if !owner || !in_window {
+            continue;
+        }
+        for _ in c.attempted.iter().filter(|(j, _)| *j == i) {
+            let principal = if c.cross_account() && !caller {
+                c.caller.account().unwrap_or_default().to_string()
+            } else {
+                c.caller.principal()
+            };
+            let code = c.error_code.clone().unwrap_or_default();
+            failed.push((c.time, principal, code));
+        }
+    }
+    failed.sort();
+    o.insert("failed_attempts".into(), json!(failed.len()));
+    o.insert(
+        "last_failed_attempt".into(),
+        json!(failed.last().map(|f| iso(f.0))),
+    );
+    o.insert(
+        "failed".into(),
+        json!(failed
+            .iter()
+            .map(|(t, p, e)| json!({"time": iso(*t), "principal": p, "error_code": e}))
+            .collect::<Vec<_>>()),
+    );
     let services: BTreeSet<&str> = dependents.iter().map(|(s, _)| s.as_str()).collect();
     o.insert("dependents".into(), json!(dependents.len()));
     o.insert("dependent_services".into(), json!(services));

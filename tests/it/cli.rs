@@ -113,6 +113,7 @@ fn usage_errors_exit_2_with_one_clear_line_and_leave_nothing_behind() {
         [
             "accounts",
             "athena",
+            "failed_attempts",
             "key_dependents",
             "key_usage",
             "kms_events",

@@ -43,19 +43,21 @@ pub fn assert_same_tables(expected: &Path, got: &Path, what: &str) {
         assert!(!want.is_empty(), "{what}: {t} is empty");
         assert_eq!(read_table(&got.join(t)), want, "{what}: table {t} differs");
     }
-    // Dependents exist where uses name them: the same in both, or in neither.
-    let t = "key_dependents";
-    assert_eq!(
-        expected.join(t).exists(),
-        got.join(t).exists(),
-        "{what}: {t}"
-    );
-    if expected.join(t).exists() {
+    // Dependents and failed attempts exist where the logs hold them: the same in both, or in
+    // neither.
+    for t in ["key_dependents", "failed_attempts"] {
         assert_eq!(
-            read_table(&got.join(t)),
-            read_table(&expected.join(t)),
-            "{what}: table {t} differs"
+            expected.join(t).exists(),
+            got.join(t).exists(),
+            "{what}: {t}"
         );
+        if expected.join(t).exists() {
+            assert_eq!(
+                read_table(&got.join(t)),
+                read_table(&expected.join(t)),
+                "{what}: table {t} differs"
+            );
+        }
     }
 }
 

@@ -179,9 +179,26 @@ fn records_in_the_shapes_aws_publishes_are_read_as_worked_out_by_hand() {
         let decoded = decode_json(&doc, &index, "real").unwrap_or_else(|e| panic!("{name}: {e}"));
         assert_eq!(decoded.kms_records, 1, "{name}");
         assert_eq!(decoded.malformed_records, 0, "{name}");
+        // A failed call is an attempt on the key it names, carrying its errorCode — never a use.
+        let attempts: Vec<(&str, &str)> = decoded
+            .uses
+            .iter()
+            .filter_map(|u| Some((u.key.as_str(), u.error_code.as_deref()?)))
+            .collect();
+        let want_attempts: Vec<(&str, &str)> = match case["record"]["errorCode"].as_str() {
+            Some(code) => case["record"]["resources"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|r| (r["ARN"].as_str().unwrap(), code))
+                .collect(),
+            None => Vec::new(),
+        };
+        assert_eq!(attempts, want_attempts, "{name}");
         let got: Vec<Value> = decoded
             .uses
             .iter()
+            .filter(|u| u.error_code.is_none())
             .map(|u| {
                 json!({
                     "key": u.key.as_str(),

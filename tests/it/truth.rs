@@ -22,6 +22,8 @@ pub const FIELDS: &[&str] = &[
     "unreadable_objects",
     "dependents",
     "dependent_services",
+    "failed_attempts",
+    "last_failed_attempt",
 ];
 
 /// Synthesises an archive with `seed` and `layout` flags, runs keytrail with `run_flags`, and
