@@ -1,6 +1,6 @@
 """Checks a keytrail report with engines independent of keytrail (pyarrow, DuckDB).
 
-usage: report_check.py REPORT_DIR TRUTH_JSON QUERIES_DIR
+usage: report_check.py REPORT_DIR TRUTH_JSON QUERIES_DIR LOGS_DIR
 
 1. Parquet schema: every table's column names, in order, are those of its Athena DDL, and each
    column's type matches the DDL type (timestamps as INT64 TIMESTAMP(MILLIS, UTC-adjusted)).
@@ -18,7 +18,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-report, truth_path, queries = sys.argv[1:4]
+report, truth_path, queries, logs = sys.argv[1:5]
 truth = json.load(open(truth_path))
 results = []
 
@@ -178,6 +178,31 @@ for k in keys:
 want = sorted((a, p, e, n, last) for (a, p, e), (n, last) in want.items())
 check("keys_called_while_disabled.sql", got == want and bool(want), f"{got} vs {want}")
 check("the truth has failed attempts of another kind too", any(f["error_code"] == "AccessDeniedException" for k in keys for f in k["failed"]))
+
+# The watch query over CloudTrail's own Athena table (no keytrail report): a DuckDB view shaped
+# like the table AWS documents, over the readable log objects of the archive, with every key of
+# the truth watched; its refusals are the truth's DisabledException attempts.
+readable = [os.path.join(logs, r["object"]) for r in pq.read_table(f"{report}/scan_manifest").to_pylist() if r["status"] == "read"]
+files = "[" + ",".join("'" + f.replace("'", "''") + "'" for f in readable) + "]"
+record = ("STRUCT(eventTime VARCHAR, eventSource VARCHAR, eventName VARCHAR, errorCode VARCHAR, errorMessage VARCHAR, "
+          "userIdentity STRUCT(type VARCHAR, arn VARCHAR, accountId VARCHAR, invokedBy VARCHAR), sourceIPAddress VARCHAR, "
+          "resources STRUCT(ARN VARCHAR, accountId VARCHAR, type VARCHAR)[])")
+con.execute(f"""CREATE VIEW cloudtrail_logs AS
+SELECT r.eventTime AS eventtime, r.eventSource AS eventsource, r.eventName AS eventname, r.errorCode AS errorcode,
+       r.errorMessage AS errormessage,
+       {{'type': r.userIdentity.type, 'arn': r.userIdentity.arn, 'accountid': r.userIdentity.accountId, 'invokedby': r.userIdentity.invokedBy}} AS useridentity,
+       r.sourceIPAddress AS sourceipaddress,
+       list_transform(r.resources, lambda x: {{'arn': x.ARN, 'accountid': x.accountId, 'type': x.type}}) AS resources
+FROM (SELECT unnest(Records) AS r FROM read_json({files}, columns={{'Records': '{record}[]'}}, format='unstructured'))""")
+sql = open(os.path.join(queries, "watch_disabled_keys_in_cloudtrail.sql")).read()
+watched = ", ".join("('" + k["key_arn"] + "')" for k in keys)
+sql, n = re.subn(r"VALUES \('[^']*'\)", "VALUES " + watched, sql)
+check("watch_disabled_keys_in_cloudtrail.sql has one watched-keys list", n == 1)
+cur = con.execute(sql)
+cols = [d[0] for d in cur.description]
+got = sorted((r["key_arn"], r["eventtime"], r["caller"], r["errorcode"]) for r in (dict(zip(cols, x)) for x in cur.fetchall()))
+want = sorted((k["key_arn"], f["time"].replace(".000Z", "Z"), f["principal"], f["error_code"]) for k in keys for f in k["failed"] if f["error_code"] in ("DisabledException", "KMSInvalidStateException"))
+check("watch_disabled_keys_in_cloudtrail.sql", got == want and bool(want), f"{got} vs {want}")
 
 got = sorted(r["object"] for r in run("unreadable_log_objects.sql"))
 want = sorted(o["object"] for o in truth["objects"] if o["status"] == "unreadable")

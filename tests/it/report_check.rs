@@ -26,6 +26,7 @@ fn sample_report_matches_the_ddl_and_every_query_answers_as_the_truth_says() {
         .arg(&out)
         .arg(samples.join("truth.json"))
         .arg(repo().join("queries"))
+        .arg(samples.join("logs"))
         .output()
         .expect("python3 runs (install it and `pip install -r tests/requirements.txt`)");
     let said = format!(
