@@ -17,6 +17,7 @@ use crate::integrity::live::Evidence;
 use crate::integrity::Finding;
 use crate::model::{days, iso, start_of, Instant};
 use crate::plan::Window;
+use crate::scan::record::UseCopy;
 use crate::scan::{ManifestRow, ObjectStatus};
 use askama::Template;
 use chrono::NaiveDate;
@@ -157,6 +158,8 @@ struct Timeline {
     weak: Vec<(f64, f64, &'static str, String)>,
     /// Integrity findings: x, what.
     flags: Vec<(u32, String)>,
+    /// Failed attempts (refused calls): x, what.
+    refused: Vec<(u32, String)>,
     /// The last use GetKeyLastUsage reports: x, what.
     last: Option<(u32, String)>,
     from: String,
@@ -236,7 +239,28 @@ fn timeline(k: &KeyUsage, uses: &[&Use], weak: &Weak) -> (String, Option<Timelin
             flags.push((day_x(d).round() as u32 + 2, title));
         }
     }
+    let refused: Vec<(u32, String)> = weak
+        .refused
+        .iter()
+        .map(|f| {
+            let what = format!(
+                "refused ({}): {} by {} at {}",
+                f.error_code.as_deref().unwrap_or("error"),
+                f.operation,
+                f.principal_arn
+                    .as_deref()
+                    .or(f.invoked_by.as_deref())
+                    .or(f.principal_account.as_deref())
+                    .unwrap_or("an unknown principal"),
+                iso(f.event_time)
+            );
+            (x(f.event_time), what)
+        })
+        .collect();
     let mut label = format!("{} pre-tracking use(s)", marks.len());
+    if !refused.is_empty() {
+        label.push_str(&format!(", {} failed attempt(s)", refused.len()));
+    }
     for (n, words) in [
         (gaps[DayClass::NoLogs as usize], "day(s) without logs"),
         (
@@ -284,6 +308,7 @@ fn timeline(k: &KeyUsage, uses: &[&Use], weak: &Weak) -> (String, Option<Timelin
         uses: marks,
         weak: weak_days,
         flags,
+        refused,
         last: last_usage.map(|l| {
             (
                 x(l.timestamp),
@@ -390,6 +415,10 @@ pub fn render(c: &Correlated, evidence: &Evidence, summary: &Summary) -> String 
     for u in &c.events {
         by_key.entry(u.key.as_str()).or_default().push(u);
     }
+    let mut refused_by_key: BTreeMap<&str, Vec<&UseCopy>> = BTreeMap::new();
+    for f in &c.failed {
+        refused_by_key.entry(f.key.as_str()).or_default().push(f);
+    }
     let mut drawings: Vec<Option<Timeline>> = Vec::with_capacity(c.findings.len());
     let rows: Vec<Row> = c
         .findings
@@ -403,6 +432,10 @@ pub fn render(c: &Correlated, evidence: &Evidence, summary: &Summary) -> String 
                 k.key.arn.region().to_string(),
             );
             let weak = Weak {
+                refused: refused_by_key
+                    .get(k.key.arn.as_str())
+                    .cloned()
+                    .unwrap_or_default(),
                 objects: objects.get(&place),
                 findings: findings.get(&place),
             };
@@ -813,8 +846,10 @@ fn findings_by_place(evidence: &Evidence) -> BTreeMap<Place, BTreeMap<NaiveDate,
     out
 }
 
-/// The days of a key's window that weaken its evidence, for its timeline.
+/// The days of a key's window that weaken its evidence, and the calls refused on it, for its
+/// timeline.
 struct Weak<'a> {
+    refused: Vec<&'a UseCopy>,
     objects: Option<&'a BTreeMap<NaiveDate, DayObjects>>,
     findings: Option<&'a BTreeMap<NaiveDate, Vec<&'a Finding>>>,
 }

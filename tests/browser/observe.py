@@ -103,8 +103,10 @@ def observe(driver, url):
             lambda _: tr.find_elements(By.CSS_SELECTOR, "tr.tl details[open] svg.timeline"))
         marks = [m for m in tr.find_elements(By.CSS_SELECTOR, "svg.timeline circle.use") if m.is_displayed()]
         titles = [m.find_element(By.TAG_NAME, "title").get_attribute("textContent") for m in marks]
+        refused = [m for m in tr.find_elements(By.CSS_SELECTOR, "svg.timeline path.refused") if m.is_displayed()]
         out["timelines"][arn] = {
             "uses": len(marks),
+            "refused": len(refused),
             "titles": titles,
             "label": tr.find_element(By.CSS_SELECTOR, "svg.timeline").get_attribute("aria-label"),
         }

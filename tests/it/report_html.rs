@@ -394,7 +394,7 @@ fn in_a_real_browser_the_report_shows_filters_and_draws_what_the_tables_hold() {
     // Each key's timeline, opened, marks its pre-tracking uses; a key with integrity findings in
     // its days says so; the markup principal is a title's text.
     let timelines = seen["timelines"].as_object().unwrap();
-    let mut flagged = 0;
+    let (mut flagged, mut refused) = (0, 0);
     for k in &key_usage {
         let Some(t) = timelines.get(k["key_arn"].as_str().unwrap()) else {
             // No timeline only for a key without dates (GetKeyLastUsage failed), and no uses.
@@ -408,6 +408,14 @@ fn in_a_real_browser_the_report_shows_filters_and_draws_what_the_tables_hold() {
             "{}",
             k["key_arn"]
         );
+        // Its failed attempts are marked too (refused calls, never uses).
+        assert_eq!(
+            t["refused"].as_i64().unwrap(),
+            k["failed_attempts"].as_i64().unwrap(),
+            "{}",
+            k["key_arn"]
+        );
+        refused += t["refused"].as_i64().unwrap();
         let says = t["label"].as_str().unwrap().contains("integrity finding");
         assert_eq!(
             says,
@@ -421,6 +429,7 @@ fn in_a_real_browser_the_report_shows_filters_and_draws_what_the_tables_hold() {
         flagged > 0,
         "the changed log is a finding in some key's days"
     );
+    assert!(refused > 0, "some key was tried and refused");
     let marked: Vec<&str> = timelines
         .values()
         .flat_map(|t| t["titles"].as_array().unwrap())
