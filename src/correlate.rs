@@ -63,17 +63,6 @@ impl std::ops::Deref for Use {
     }
 }
 
-impl Use {
-    /// Who used the key: the caller's ARN; for a service acting on its own, the service; for the
-    /// owner's copy of a cross-account call whose caller copy was not read, the caller's account.
-    pub fn principal(&self) -> Option<&str> {
-        self.principal_arn
-            .as_deref()
-            .or(self.invoked_by.as_deref())
-            .or(self.principal_account.as_deref())
-    }
-}
-
 /// One row of `key_usage/`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct KeyUsage {

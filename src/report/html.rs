@@ -247,11 +247,7 @@ fn timeline(k: &KeyUsage, uses: &[&Use], weak: &Weak) -> (String, Option<Timelin
                 "refused ({}): {} by {} at {}",
                 f.error_code.as_deref().unwrap_or("error"),
                 f.operation,
-                f.principal_arn
-                    .as_deref()
-                    .or(f.invoked_by.as_deref())
-                    .or(f.principal_account.as_deref())
-                    .unwrap_or("an unknown principal"),
+                f.principal().unwrap_or("an unknown principal"),
                 iso(f.event_time)
             );
             (x(f.event_time), what)

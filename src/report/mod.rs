@@ -22,11 +22,10 @@ mod summary;
 pub use staging::Staging;
 pub use summary::{IntegritySummary, RunFacts, Summary};
 
-use crate::correlate::{Correlated, KeyUsage, Use};
-use crate::dependents::Dependent;
+use crate::correlate::Correlated;
 use crate::integrity::live::Evidence;
 use crate::inventory::Source;
-use crate::scan::record::UseCopy;
+use crate::model::KeyArn;
 use crate::tracking::Tracked;
 use polars::prelude::*;
 use std::collections::BTreeMap;
@@ -59,63 +58,28 @@ pub fn write(
         key_usage::key_usage_frame(&c.findings),
     )?;
     crate::interrupt::kill_point("report", 0);
-    let events_dir = dir.join("kms_events");
-    mkdir(&events_dir)?;
-    let mut partitions: BTreeMap<(&str, &str), Vec<&Use>> = BTreeMap::new();
-    for u in &c.events {
-        partitions
-            .entry((u.key.account(), u.key.region()))
-            .or_default()
-            .push(u);
-    }
-    for ((account, region), uses) in partitions {
-        let part = events_dir
-            .join(format!("account_id={account}"))
-            .join(format!("region={region}"));
-        write_parquet(
-            &part,
-            "part-00000.parquet",
-            kms_events::kms_events_frame(&uses),
-        )?;
-    }
-    let mut dependents: BTreeMap<(&str, &str), Vec<(&KeyUsage, &Dependent)>> = BTreeMap::new();
-    for k in &c.findings {
-        for d in &k.dependents {
-            dependents
-                .entry((k.key.arn.account(), k.key.arn.region()))
-                .or_default()
-                .push((k, d));
-        }
-    }
-    for ((account, region), rows) in dependents {
-        let part = dir
-            .join("key_dependents")
-            .join(format!("account_id={account}"))
-            .join(format!("region={region}"));
-        write_parquet(
-            &part,
-            "part-00000.parquet",
-            key_dependents::key_dependents_frame(&rows),
-        )?;
-    }
-    let mut failed: BTreeMap<(&str, &str), Vec<&UseCopy>> = BTreeMap::new();
-    for f in &c.failed {
-        failed
-            .entry((f.key.account(), f.key.region()))
-            .or_default()
-            .push(f);
-    }
-    for ((account, region), rows) in failed {
-        let part = dir
-            .join("failed_attempts")
-            .join(format!("account_id={account}"))
-            .join(format!("region={region}"));
-        write_parquet(
-            &part,
-            "part-00000.parquet",
-            failed_attempts::failed_attempts_frame(&rows),
-        )?;
-    }
+    // kms_events/ exists even when no use was found (Athena's table has a location to read).
+    mkdir(&dir.join("kms_events"))?;
+    write_partitioned(
+        dir,
+        "kms_events",
+        c.events.iter().map(|u| (&u.key, u)),
+        kms_events::kms_events_frame,
+    )?;
+    write_partitioned(
+        dir,
+        "key_dependents",
+        c.findings
+            .iter()
+            .flat_map(|k| k.dependents.iter().map(move |d| (&k.key.arn, (k, d)))),
+        key_dependents::key_dependents_frame,
+    )?;
+    write_partitioned(
+        dir,
+        "failed_attempts",
+        c.failed.iter().map(|f| (&f.key, f)),
+        failed_attempts::failed_attempts_frame,
+    )?;
     write_parquet(
         &dir.join("accounts"),
         "part-00000.parquet",
@@ -156,6 +120,31 @@ pub fn write_usage(dir: &Path, tracked: &Tracked) -> Result<(), ReportError> {
             crate::inventory::write_snapshot(&tracked.accounts, tracked.keys(), &path).map_err(io)
         }
     }
+}
+
+/// `dir/table/`, one Hive partition (`account_id=…/region=…`) per account and region of the key
+/// each row is about, in that order.
+fn write_partitioned<'k, T>(
+    dir: &Path,
+    table: &str,
+    rows: impl IntoIterator<Item = (&'k KeyArn, T)>,
+    frame: impl Fn(&[T]) -> PolarsResult<DataFrame>,
+) -> Result<(), ReportError> {
+    let mut parts: BTreeMap<(&str, &str), Vec<T>> = BTreeMap::new();
+    for (key, row) in rows {
+        parts
+            .entry((key.account(), key.region()))
+            .or_default()
+            .push(row);
+    }
+    for ((account, region), rows) in parts {
+        let part = dir
+            .join(table)
+            .join(format!("account_id={account}"))
+            .join(format!("region={region}"));
+        write_parquet(&part, "part-00000.parquet", frame(&rows))?;
+    }
+    Ok(())
 }
 
 fn mkdir(p: &Path) -> Result<(), ReportError> {

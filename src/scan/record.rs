@@ -303,6 +303,15 @@ pub struct UseCopy {
 }
 
 impl UseCopy {
+    /// Who made the call: the caller's ARN; for a service acting on its own, the service; for
+    /// the owner's copy of a cross-account call, the caller's account.
+    pub fn principal(&self) -> Option<&str> {
+        self.principal_arn
+            .as_deref()
+            .or(self.invoked_by.as_deref())
+            .or(self.principal_account.as_deref())
+    }
+
     /// The copy delivered to the key owner's account (the one whose `eventID` KMS reports).
     pub fn is_owner_copy(&self) -> bool {
         self.recipient_account_id.as_deref() == Some(self.key.account())

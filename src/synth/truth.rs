@@ -310,13 +310,17 @@ fn seen_use(
     }
     let caller = seen.contains(&(c.id, CopyKind::Caller));
     let event_id = c.event_id(CopyKind::Owner);
-    let cross = c.cross_account();
-    let principal = if cross && !caller {
+    Some((c.time, event_id, c.op, principal_read(c, caller)))
+}
+
+/// Who a run sees made `c`: the caller's principal, except on the owner's copy of a cross-account
+/// call whose caller's copy was not read (`caller_read`), which names only the caller's account.
+fn principal_read(c: &Call, caller_read: bool) -> String {
+    if c.cross_account() && !caller_read {
         c.caller.account().unwrap_or_default().to_string()
     } else {
         c.caller.principal()
-    };
-    Some((c.time, event_id, c.op, principal))
+    }
 }
 
 /// The key's account when a cross-account caller made the call.
@@ -500,11 +504,7 @@ fn key_truth(
             continue;
         }
         for _ in c.attempted.iter().filter(|(j, _)| *j == i) {
-            let principal = if c.cross_account() && !caller {
-                c.caller.account().unwrap_or_default().to_string()
-            } else {
-                c.caller.principal()
-            };
+            let principal = principal_read(c, caller);
             let code = c.error_code.clone().unwrap_or_default();
             failed.push((c.time, principal, code));
         }
