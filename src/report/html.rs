@@ -51,28 +51,22 @@ struct Page<'a> {
     manifest: Brief,
 }
 
-/// "3 resources: s3 arn:aws:s3:::b, lambda …" — what a key's uses name as depending on it, the
-/// first few named.
+/// "9 resources seen in its uses — lambda 2, s3 1, …": what a key's uses name as depending on it,
+/// counted by service (each resource is in `key_dependents/`).
 fn dependents_brief(k: &KeyUsage) -> String {
     let d = &k.dependents;
     if d.is_empty() {
         return String::new();
     }
-    let named: Vec<String> = d
-        .iter()
-        .take(5)
-        .map(|d| format!("{} {}", d.named.service, d.named.resource))
-        .collect();
-    let more = d.len().saturating_sub(5);
+    let mut by_service: BTreeMap<&str, usize> = BTreeMap::new();
+    for x in d {
+        *by_service.entry(x.named.service.as_str()).or_default() += 1;
+    }
+    let services: Vec<String> = by_service.iter().map(|(s, n)| format!("{s} {n}")).collect();
     format!(
-        "{} seen in its uses: {}{}",
+        "{} resource(s) seen in its uses — {} (each in key_dependents/)",
         d.len(),
-        named.join("; "),
-        if more > 0 {
-            format!("; and {more} more (key_dependents/)")
-        } else {
-            String::new()
-        }
+        services.join(", ")
     )
 }
 
