@@ -1,7 +1,9 @@
 //! Helpers shared by the integration tests.
 
+use flate2::{read::GzDecoder, write::GzEncoder, Compression};
 use polars::prelude::*;
 use serde_json::{json, Value};
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -217,4 +219,20 @@ where
         }
     });
     (endpoint, rt)
+}
+
+/// The inflated bytes of a gzip file.
+pub fn gunzip(path: &Path) -> Vec<u8> {
+    let mut out = Vec::new();
+    GzDecoder::new(std::fs::File::open(path).unwrap())
+        .read_to_end(&mut out)
+        .unwrap();
+    out
+}
+
+/// `bytes` gzipped.
+pub fn gzip(bytes: &[u8]) -> Vec<u8> {
+    let mut gz = GzEncoder::new(Vec::new(), Compression::fast());
+    gz.write_all(bytes).unwrap();
+    gz.finish().unwrap()
 }

@@ -4,25 +4,8 @@
 //! are skipped, or unreadable, with their reason. Expected counts are worked out here by hand
 //! from a clean run's manifest plus what this test adds.
 
-use crate::common::{read_table, run, synth};
-use flate2::{read::GzDecoder, write::GzEncoder, Compression};
+use crate::common::{gunzip, gzip, read_table, run, synth};
 use serde_json::{json, Value};
-use std::io::{Read, Write};
-use std::path::Path;
-
-fn gunzip(path: &Path) -> Vec<u8> {
-    let mut out = Vec::new();
-    GzDecoder::new(std::fs::File::open(path).unwrap())
-        .read_to_end(&mut out)
-        .unwrap();
-    out
-}
-
-fn gzip(bytes: &[u8]) -> Vec<u8> {
-    let mut gz = GzEncoder::new(Vec::new(), Compression::fast());
-    gz.write_all(bytes).unwrap();
-    gz.finish().unwrap()
-}
 
 /// A record as raw JSON bytes, with `field` replaced by `raw` (which need not be valid JSON text).
 fn with_raw(record: &Value, field: &str, raw: &[u8]) -> Vec<u8> {

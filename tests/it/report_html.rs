@@ -6,12 +6,10 @@
 //! counts, the coverage strips count the days `scan_manifest/` holds, no request leaves the file,
 //! and hostile strings (an alias, a principal in a log record) arrive as text.
 
-use crate::common::{read_table, repo, run, synth};
-use flate2::{read::GzDecoder, write::GzEncoder, Compression};
+use crate::common::{gunzip, gzip, read_table, repo, run, synth};
 use scraper::{Html, Selector};
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{Read, Write};
 use std::path::Path;
 
 const HOSTILE_ALIAS: &str = "alias/<script>alert(1)</script>";
@@ -159,20 +157,6 @@ fn the_html_report_shows_every_key_as_key_usage_and_summary_json_say() {
     assert_eq!(doc.select(&sel("script")).count(), 2);
     assert!(doc.root_element().text().any(|t| t.contains(hostile)));
     assert!(!html.contains("<script>alert"));
-}
-
-fn gunzip(path: &Path) -> Vec<u8> {
-    let mut out = Vec::new();
-    GzDecoder::new(std::fs::File::open(path).unwrap())
-        .read_to_end(&mut out)
-        .unwrap();
-    out
-}
-
-fn gzip(bytes: &[u8]) -> Vec<u8> {
-    let mut gz = GzEncoder::new(Vec::new(), Compression::fast());
-    gz.write_all(bytes).unwrap();
-    gz.finish().unwrap()
 }
 
 /// What `tests/browser/observe.py` saw of `report` in headless Chromium.
