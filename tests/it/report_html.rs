@@ -128,12 +128,7 @@ fn the_html_report_shows_every_key_as_key_usage_and_summary_json_say() {
             )
         })
         .collect();
-    let expected: BTreeMap<String, u64> = summary["verdicts"]
-        .as_object()
-        .unwrap()
-        .iter()
-        .map(|(k, v)| (k.clone(), v.as_u64().unwrap()))
-        .collect();
+    let expected: BTreeMap<String, u64> = verdict_counts(&summary);
     assert_eq!(counts, expected);
 
     // Self-contained: no element loads anything, no URL of another origin anywhere.
@@ -157,6 +152,16 @@ fn the_html_report_shows_every_key_as_key_usage_and_summary_json_say() {
     assert_eq!(doc.select(&sel("script")).count(), 2);
     assert!(doc.root_element().text().any(|t| t.contains(hostile)));
     assert!(!html.contains("<script>alert"));
+}
+
+/// `summary.json`'s count of keys per verdict.
+fn verdict_counts(summary: &Value) -> BTreeMap<String, u64> {
+    summary["verdicts"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .map(|(k, v)| (k.clone(), v.as_u64().unwrap()))
+        .collect()
 }
 
 /// What `tests/browser/observe.py` saw of `report` in headless Chromium.
@@ -347,12 +352,7 @@ fn in_a_real_browser_the_report_shows_filters_and_draws_what_the_tables_hold() {
         .iter()
         .map(|(k, v)| (k.clone(), v.as_str().unwrap().parse().unwrap()))
         .collect();
-    let expected_counts: BTreeMap<String, u64> = summary["verdicts"]
-        .as_object()
-        .unwrap()
-        .iter()
-        .map(|(k, v)| (k.clone(), v.as_u64().unwrap()))
-        .collect();
+    let expected_counts: BTreeMap<String, u64> = verdict_counts(&summary);
     assert_eq!(counts, expected_counts);
 
     // Each verdict filter shows exactly that verdict's keys; "all" shows every key.
