@@ -530,6 +530,8 @@ mod tests {
             log_object: obj.key.clone(),
             error_code: None,
             error_message: None,
+            resolved_by: Default::default(),
+            via_alias: None,
         };
         let row = ManifestRow {
             object: obj.key.clone(),

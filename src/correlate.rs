@@ -764,6 +764,8 @@ mod tests {
             log_object: object.into(),
             error_code: None,
             error_message: None,
+            resolved_by: Default::default(),
+            via_alias: None,
         }
     }
 
@@ -872,8 +874,7 @@ mod tests {
             scan: crate::scan::ScanResult {
                 manifest: manifest.to_vec(),
                 uses: copies,
-                failed: Vec::new(),
-                stats: Default::default(),
+                ..Default::default()
             },
             ..Evidence::default()
         };

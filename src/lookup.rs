@@ -8,7 +8,7 @@ use crate::integrity::live::Evidence;
 use crate::inventory::Key;
 use crate::model::Warnings;
 use crate::scan::decode::decode_json;
-use crate::scan::record::{KeyIndex, UseCopy};
+use crate::scan::record::{KeyIndex, ResolvedBy, UseCopy};
 use crate::tracking::live::Pacer;
 use crate::tracking::Tracked;
 use aws_sdk_cloudtrail::types::{LookupAttribute, LookupAttributeKey};
@@ -89,7 +89,20 @@ pub async fn lookup(
                     };
                     let doc = format!("{{\"Records\":[{json}]}}");
                     match decode_json(doc.as_bytes(), index, LOOKUP_SOURCE) {
-                        Ok(d) => out.extend(d.uses),
+                        // KMS named this event as the key's last use: of an alias-only
+                        // record's candidates, the key is the one (it is the key the alias
+                        // pointed at then).
+                        Ok(d) => {
+                            out.extend(d.uses.into_iter().filter_map(|mut u| match &u.via_alias {
+                                _ if u.is_alias_move() => None,
+                                Some(_) if u.key != key.arn => None,
+                                Some(_) => {
+                                    u.resolved_by = ResolvedBy::AliasAtEventTime;
+                                    Some(u)
+                                }
+                                None => Some(u),
+                            }))
+                        }
                         Err(e) => warnings
                             .push(format!("LookupEvents {event_id}: unreadable record: {e}")),
                     }

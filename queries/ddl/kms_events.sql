@@ -1,5 +1,7 @@
 -- keytrail kms_events: one row per use found (after deduplication), partitioned by the key's
--- account and region. Partition projection needs every value listed: put your accounts and
+-- account and region. resolved_by says how the record named the key: resources, key_arn,
+-- key_id, alias_at_event_time (the alias as its CreateAlias/UpdateAlias/DeleteAlias records in
+-- the logs had it then) or alias_today. Partition projection needs every value listed: put your accounts and
 -- regions in the two `values` lists (account ids as written, leading zeros kept: they are strings),
 -- and the report's location in LOCATION and the template.
 CREATE EXTERNAL TABLE IF NOT EXISTS kms_events (
@@ -18,7 +20,8 @@ CREATE EXTERNAL TABLE IF NOT EXISTS kms_events (
   user_agent            string,
   encryption_context    string,
   recipient_account_id  string,
-  log_object            string
+  log_object            string,
+  resolved_by           string
 )
 PARTITIONED BY (account_id string, region string)
 STORED AS PARQUET

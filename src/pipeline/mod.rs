@@ -176,7 +176,7 @@ pub(crate) fn finish(
     } = prepared;
     let aws = engines.aws.as_ref();
     let rt = &engines.rt;
-    let (plan, scanned) = rt.block_on(scanner.read_callers(
+    let (plan, mut scanned) = rt.block_on(scanner.read_callers(
         &archive,
         plan,
         scanned,
@@ -184,6 +184,8 @@ pub(crate) fn finish(
         &engines.pool,
         cfg,
     ))?;
+    // Everything is read: alias-only records resolve as their aliases pointed then.
+    crate::scan::aliases::resolve(&mut scanned, &index);
     // CloudTrail's public keys are asked for where the digests come from S3.
     let cloudtrail = aws.filter(|_| archive.bucket().is_some());
     let evidence = rt.block_on(integrity::live::check(

@@ -338,14 +338,16 @@ pub fn scan(
         .map(|&i| p.plan.objects[i as usize].clone())
         .collect();
     let scanner = checkpoint::Scanner::open(&cfg, &cfg.logs, &tracked, &p.plan)?;
-    let result = engines
-        .rt
-        .block_on(scanner.scan(&archive, &objects, index, &engines.pool, &cfg));
+    let mut result =
+        engines
+            .rt
+            .block_on(scanner.scan(&archive, &objects, index, &engines.pool, &cfg));
+    let stats = result.stats.clone();
     let body = serde_json::to_vec(&ShardBody {
-        manifest: result.manifest,
-        // Failed attempts travel with the uses, each with its error code; merging sets them apart.
-        uses: result.uses.into_iter().chain(result.failed).collect(),
-        stats: result.stats.clone(),
+        manifest: std::mem::take(&mut result.manifest),
+        // Failed attempts and alias changes travel with the uses; merging sets them apart.
+        uses: result.kept(),
+        stats: stats.clone(),
     })
     .expect("a shard result serializes");
     let head = ShardHead {
@@ -360,7 +362,7 @@ pub fn scan(
     text.extend_from_slice(&body);
     store.write(&out, text).map_err(anyhow::Error::msg)?;
     scanner.finish();
-    Ok(result.stats)
+    Ok(stats)
 }
 
 /// Reads every shard's result of `file`'s plan from `dir`: all there, from this plan, intact —
@@ -393,8 +395,8 @@ fn read_shards(file: &PlanFile, dir: &Place, store: &Store) -> anyhow::Result<Sc
                     out = out.merge(ScanResult {
                         manifest: b.manifest,
                         uses: b.uses,
-                        failed: Vec::new(),
                         stats: b.stats,
+                        ..ScanResult::default()
                     })
                 }
                 Err(e) => wrong.push(format!("shard {k} damaged: {e} ({})", path)),
@@ -738,8 +740,8 @@ mod bench {
             merged = merged.merge(ScanResult {
                 manifest: body.manifest,
                 uses: body.uses,
-                failed: Vec::new(),
                 stats: body.stats,
+                ..ScanResult::default()
             });
         }
         println!(

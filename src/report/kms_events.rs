@@ -70,6 +70,10 @@ pub(super) fn kms_events_frame(u: &[&Use]) -> PolarsResult<DataFrame> {
                 "log_object",
                 u.iter().map(|x| Some(x.log_object.as_str())).collect(),
             ),
+            s(
+                "resolved_by",
+                u.iter().map(|x| Some(x.resolved_by.as_str())).collect(),
+            ),
         ],
     )
 }

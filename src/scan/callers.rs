@@ -92,6 +92,8 @@ mod tests {
             log_object: format!("{recipient}/{shared}"),
             error_code: None,
             error_message: None,
+            resolved_by: Default::default(),
+            via_alias: None,
         }
     }
 

@@ -3,11 +3,11 @@
 //! read is skipped and counted; an object that cannot be read at all is an error with its reason.
 
 use super::record::{
-    attribute, use_copies, Attribution, KeyIndex, KeyRole, Record, UseCopy, KMS_EVENT_SOURCE,
+    alias_move, attribute, use_copies, Attributed, Attribution, KeyIndex, Record, UseCopy,
+    KMS_EVENT_SOURCE,
 };
 use super::split::{self, Span, Splitter};
 use crate::config::DecodeLimits;
-use crate::model::KeyArn;
 use flate2::read::MultiGzDecoder;
 use memchr::memmem;
 use serde::Deserialize;
@@ -364,7 +364,7 @@ struct Sink<'i> {
     log_object: &'i str,
     limits: DecodeLimits,
     kms: memmem::Finder<'static>,
-    keys: Vec<(KeyArn, KeyRole)>,
+    keys: Vec<Attributed>,
     out: Decoded,
 }
 
@@ -407,6 +407,11 @@ impl<'i> Sink<'i> {
             return;
         }
         self.out.kms_records += 1;
+        if let Some(moved) = alias_move(&record, self.index, self.log_object) {
+            // Travels with the uses until ScanResult sets it apart, as failed attempts do.
+            self.out.uses.push(moved);
+            return;
+        }
         match attribute(&record, self.index, &mut self.keys) {
             Attribution::NotAUse => {}
             Attribution::Unattributable => self.out.unattributable += 1,

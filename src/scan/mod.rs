@@ -4,6 +4,7 @@
 //! turns bytes into records (with `split` finding record boundaries), `record` holds the rules of
 //! what a use is. The result is a [`ScanResult`]: results of disjoint object sets merge.
 
+pub mod aliases;
 pub mod callers;
 pub mod decode;
 pub mod fetch;
@@ -104,6 +105,9 @@ pub struct ScanResult {
     pub uses: Vec<UseCopy>,
     /// Failed attempts to use the keys (copies with an `error_code`), as `uses` is ordered.
     pub failed: Vec<UseCopy>,
+    /// The alias changes read (`CreateAlias`, `UpdateAlias`, `DeleteAlias`), as `uses` is
+    /// ordered: what alias-only records are resolved by (`aliases::resolve`).
+    pub alias_moves: Vec<UseCopy>,
     pub stats: ScanStats,
 }
 
@@ -125,24 +129,41 @@ impl ScanResult {
         self.manifest.extend(other.manifest);
         self.uses.extend(other.uses);
         self.failed.extend(other.failed);
+        self.alias_moves.extend(other.alias_moves);
         self.stats += other.stats;
         self.settle();
         self
     }
 
-    /// Failed attempts set apart from the uses, then object-key order. Stable, so an object's
-    /// uses keep the order it held them in.
+    /// Failed attempts and alias changes set apart from the uses, then object-key order.
+    /// Stable, so an object's uses keep the order it held them in.
     fn settle(&mut self) {
-        if self.uses.iter().any(|u| u.error_code.is_some()) {
-            let (failed, uses) = std::mem::take(&mut self.uses)
-                .into_iter()
-                .partition(|u| u.error_code.is_some());
-            self.uses = uses;
-            self.failed.extend::<Vec<UseCopy>>(failed);
+        if self
+            .uses
+            .iter()
+            .any(|u| u.error_code.is_some() || u.is_alias_move())
+        {
+            for u in std::mem::take(&mut self.uses) {
+                match () {
+                    _ if u.is_alias_move() => self.alias_moves.push(u),
+                    _ if u.error_code.is_some() => self.failed.push(u),
+                    _ => self.uses.push(u),
+                }
+            }
         }
         self.manifest.sort_by(|a, b| a.object.cmp(&b.object));
-        self.uses.sort_by(|a, b| a.log_object.cmp(&b.log_object));
-        self.failed.sort_by(|a, b| a.log_object.cmp(&b.log_object));
+        for list in [&mut self.uses, &mut self.failed, &mut self.alias_moves] {
+            list.sort_by(|a, b| a.log_object.cmp(&b.log_object));
+        }
+    }
+
+    /// Everything kept from the logs in one list, as it travels between processes (shard
+    /// bodies); `of`/`merge` set it apart again.
+    pub fn kept(self) -> Vec<UseCopy> {
+        let mut all = self.uses;
+        all.extend(self.failed);
+        all.extend(self.alias_moves);
+        all
     }
 }
 
@@ -226,7 +247,11 @@ pub fn finish(
                 kms_records: d.kms_records,
                 malformed_records: d.malformed_records,
                 unattributable_uses: d.unattributable,
-                use_copies: d.uses.iter().filter(|u| u.error_code.is_none()).count() as u64,
+                use_copies: d
+                    .uses
+                    .iter()
+                    .filter(|u| u.error_code.is_none() && !u.is_alias_move())
+                    .count() as u64,
                 ..ScanStats::default()
             };
             (r, d.uses, stats)

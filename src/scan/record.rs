@@ -82,6 +82,11 @@ pub struct RequestParameters<'a> {
     pub source_encryption_context: Option<&'a RawValue>,
     #[serde(borrow)]
     pub destination_encryption_context: Option<&'a RawValue>,
+    /// CreateAlias / UpdateAlias / DeleteAlias: the alias (`alias/<name>`) and its new key.
+    #[serde(borrow)]
+    pub alias_name: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    pub target_key_id: Option<Cow<'a, str>>,
 }
 
 impl RequestParameters<'_> {
@@ -139,6 +144,66 @@ pub struct KeyIndex {
     aliases: HashMap<(String, String, String), KeyArn>,
     /// (account, region, key id) -> key.
     ids: HashMap<(String, String, String), KeyArn>,
+    /// (account, region) -> its keys: the keys an alias there may have meant at some time.
+    places: HashMap<(String, String), Vec<KeyArn>>,
+}
+
+/// How a record's key was found (`kms_events.resolved_by`).
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum ResolvedBy {
+    /// `resources[].ARN` named it.
+    #[default]
+    Resources,
+    /// `requestParameters.keyId` held its ARN.
+    KeyArn,
+    /// `requestParameters.keyId` held its bare id (caller's own account and region).
+    KeyId,
+    /// An alias, as the `CreateAlias`/`UpdateAlias`/`DeleteAlias` records read had it pointing
+    /// at the event's time.
+    AliasAtEventTime,
+    /// An alias, as it points today (no alias record read says otherwise for that time).
+    AliasToday,
+}
+
+impl ResolvedBy {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ResolvedBy::Resources => "resources",
+            ResolvedBy::KeyArn => "key_arn",
+            ResolvedBy::KeyId => "key_id",
+            ResolvedBy::AliasAtEventTime => "alias_at_event_time",
+            ResolvedBy::AliasToday => "alias_today",
+        }
+    }
+}
+
+/// What a caller's `keyId` named, resolved as far as a single record allows.
+#[derive(Debug, PartialEq)]
+pub enum Named<'i> {
+    Key(&'i KeyArn, ResolvedBy),
+    /// An alias in (account, region): which key it meant depends on when (see `scan::aliases`);
+    /// these are the in-scope keys it may have meant.
+    Alias {
+        account: String,
+        region: String,
+        name: String,
+        candidates: &'i [KeyArn],
+    },
+    Nothing,
+}
+
+/// One key a record is attributed to: the key, its role in the call, how it was found, and for a
+/// record that named it only through an alias, that alias (`alias/<name>`) — such a key is a
+/// candidate until the alias's history decides.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Attributed {
+    pub key: KeyArn,
+    pub role: KeyRole,
+    pub by: ResolvedBy,
+    pub alias: Option<String>,
 }
 
 impl KeyIndex {
@@ -151,6 +216,11 @@ impl KeyIndex {
                 (acct.clone(), region.clone(), arn.key_id().to_string()),
                 arn.clone(),
             );
+            index
+                .places
+                .entry((acct.clone(), region.clone()))
+                .or_default()
+                .push(arn.clone());
             for alias in aliases {
                 index
                     .aliases
@@ -164,28 +234,51 @@ impl KeyIndex {
         self.arns.get(arn)
     }
 
+    /// The in-scope key an alias points at today (the inventory's aliases).
+    pub fn alias_today(&self, account: &str, region: &str, name: &str) -> Option<&KeyArn> {
+        self.aliases
+            .get(&(account.to_string(), region.to_string(), name.to_string()))
+    }
+
+    /// Whether any in-scope key lives in `account`/`region`.
+    pub fn has_place(&self, account: &str, region: &str) -> bool {
+        self.places
+            .contains_key(&(account.to_string(), region.to_string()))
+    }
+
     /// Resolves `requestParameters.keyId` as KMS would for a caller in `account`/`region`: a key
-    /// ARN; an alias name or alias ARN through the inventory's aliases; a bare key id (which KMS
-    /// only accepts for keys in the caller's own account and region).
-    pub fn resolve(&self, key_id: &str, account: &str, region: &str) -> Option<&KeyArn> {
+    /// ARN; a bare key id (which KMS only accepts for keys in the caller's own account and
+    /// region); an alias name or alias ARN, whose key depends on the time (`Named::Alias`).
+    pub fn resolve(&self, key_id: &str, account: &str, region: &str) -> Named<'_> {
+        let alias = |a: &str, r: &str, name: &str| match self.places.get(&(a.into(), r.into())) {
+            Some(candidates) => Named::Alias {
+                account: a.into(),
+                region: r.into(),
+                name: name.into(),
+                candidates,
+            },
+            None => Named::Nothing,
+        };
         if let Some(rest) = key_id.strip_prefix("arn:") {
             // arn:<partition>:kms:<region>:<account>:alias/<name>
             let parts: Vec<&str> = rest.splitn(5, ':').collect();
             if let [_, "kms", r, a, res] = parts[..] {
                 if res.starts_with("alias/") {
-                    return self
-                        .aliases
-                        .get(&(a.to_string(), r.to_string(), res.to_string()));
+                    return alias(a, r, res);
                 }
             }
-            return self.arns.get(key_id);
+            return self
+                .arns
+                .get(key_id)
+                .map_or(Named::Nothing, |k| Named::Key(k, ResolvedBy::KeyArn));
+        }
+        if key_id.starts_with("alias/") {
+            return alias(account, region, key_id);
         }
         let k = (account.to_string(), region.to_string(), key_id.to_string());
-        if key_id.starts_with("alias/") {
-            self.aliases.get(&k)
-        } else {
-            self.ids.get(&k)
-        }
+        self.ids
+            .get(&k)
+            .map_or(Named::Nothing, |k| Named::Key(k, ResolvedBy::KeyId))
     }
 }
 
@@ -209,12 +302,10 @@ pub enum Attribution {
 /// - the key is `resources[].ARN` (its `type` may be absent); ReEncrypt lists source then
 ///   destination;
 /// - only when `resources` names no key: `requestParameters.keyId` (and for ReEncrypt
-///   `destinationKeyId`), resolved in the recipient account and the record's region.
-pub fn attribute(
-    r: &Record<'_>,
-    index: &KeyIndex,
-    out: &mut Vec<(KeyArn, KeyRole)>,
-) -> Attribution {
+///   `destinationKeyId`), resolved in the recipient account and the record's region; an alias
+///   gives every in-scope key of its account and region as a candidate, and
+///   `scan::aliases::resolve` keeps the one it pointed at when the call was made.
+pub fn attribute(r: &Record<'_>, index: &KeyIndex, out: &mut Vec<Attributed>) -> Attribution {
     out.clear();
     let tracked = r.event_source.as_deref() == Some(KMS_EVENT_SOURCE)
         && r.event_name.as_deref().is_some_and(is_tracked_operation);
@@ -244,7 +335,12 @@ pub fn attribute(
     if !named.is_empty() {
         for (i, arn) in named.iter().enumerate() {
             if let Some(k) = index.get(arn) {
-                out.push((k.clone(), role_at(i)));
+                out.push(Attributed {
+                    key: k.clone(),
+                    role: role_at(i),
+                    by: ResolvedBy::Resources,
+                    alias: None,
+                });
             }
         }
         return found;
@@ -270,8 +366,23 @@ pub fn attribute(
         };
     }
     for (id, role) in passed {
-        if let Some(k) = id.and_then(|id| index.resolve(id, account, region)) {
-            out.push((k.clone(), role));
+        match id.map_or(Named::Nothing, |id| index.resolve(id, account, region)) {
+            Named::Key(k, by) => out.push(Attributed {
+                key: k.clone(),
+                role,
+                by,
+                alias: None,
+            }),
+            Named::Alias {
+                name, candidates, ..
+            } => out.extend(candidates.iter().map(|k| Attributed {
+                key: k.clone(),
+                role,
+                // Until the alias's history decides (scan::aliases).
+                by: ResolvedBy::AliasToday,
+                alias: Some(name.clone()),
+            })),
+            Named::Nothing => {}
         }
     }
     found
@@ -300,9 +411,22 @@ pub struct UseCopy {
     pub error_code: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error_message: Option<String>,
+    /// How the record named this key (`kms_events.resolved_by`).
+    #[serde(default)]
+    pub resolved_by: ResolvedBy,
+    /// The alias (`alias/<name>`) the record named its key by, when it named it no other way
+    /// (then this copy is a candidate until `scan::aliases::resolve`); for an alias record
+    /// (`CreateAlias`, `UpdateAlias`, `DeleteAlias`), the alias it changed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub via_alias: Option<String>,
 }
 
 impl UseCopy {
+    /// A record of an alias's change (`alias_move`), not a call on a key.
+    pub fn is_alias_move(&self) -> bool {
+        ALIAS_OPERATIONS.contains(&self.operation.as_str())
+    }
+
     /// Who made the call: the caller's ARN; for a service acting on its own, the service; for
     /// the owner's copy of a cross-account call, the caller's account.
     pub fn principal(&self) -> Option<&str> {
@@ -329,7 +453,7 @@ impl UseCopy {
 /// The owned copies of a use, one per attributed key; `Err` names why the record is malformed.
 pub fn use_copies(
     r: &Record<'_>,
-    keys: &[(KeyArn, KeyRole)],
+    keys: &[Attributed],
     log_object: &str,
 ) -> Result<Vec<UseCopy>, &'static str> {
     if keys.is_empty() {
@@ -344,9 +468,9 @@ pub fn use_copies(
     let ui = r.user_identity.as_ref();
     Ok(keys
         .iter()
-        .map(|(key, role)| UseCopy {
-            key: key.clone(),
-            role: *role,
+        .map(|a| UseCopy {
+            key: a.key.clone(),
+            role: a.role,
             event_id: event_id.clone(),
             shared_event_id: owned(&r.shared_event_id),
             event_time,
@@ -360,7 +484,7 @@ pub fn use_copies(
             encryption_context: r
                 .request_parameters
                 .as_ref()
-                .and_then(|p| p.context_for(*role))
+                .and_then(|p| p.context_for(a.role))
                 .map(|raw| compact_json(raw.get())),
             recipient_account_id: owned(&r.recipient_account_id),
             log_object: log_object.to_string(),
@@ -371,8 +495,68 @@ pub fn use_copies(
                     Err(_) => compact_json(raw.get()),
                 }),
             error_message: owned(&r.error_message),
+            resolved_by: a.by,
+            via_alias: a.alias.clone(),
         })
         .collect())
+}
+
+/// The alias operations whose records say where an alias pointed from then on.
+pub const ALIAS_OPERATIONS: [&str; 3] = ["CreateAlias", "UpdateAlias", "DeleteAlias"];
+
+/// A successful `CreateAlias`/`UpdateAlias`/`DeleteAlias` in an account and region of an
+/// in-scope key, as a copy whose `via_alias` is the alias and whose key is the one it points at
+/// from then on (for `DeleteAlias`, the one it pointed at until then). The key is
+/// `resources[].ARN` (the alias's own ARN is listed there too, typed as a key), else
+/// `requestParameters.targetKeyId`, resolved in the record's account and region. `None` for any
+/// other record, and for one that names no alias or no key.
+pub fn alias_move(r: &Record<'_>, index: &KeyIndex, log_object: &str) -> Option<UseCopy> {
+    let op = r.event_name.as_deref()?;
+    if r.event_source.as_deref() != Some(KMS_EVENT_SOURCE)
+        || !ALIAS_OPERATIONS.contains(&op)
+        || r.error_code.is_some()
+    {
+        return None;
+    }
+    let account = r.recipient_account_id.as_deref()?;
+    let region = r.aws_region.as_deref()?;
+    if !index.has_place(account, region) {
+        return None;
+    }
+    let params = r.request_parameters.as_ref()?;
+    let name = params.alias_name.as_deref()?;
+    let named = r
+        .resources
+        .iter()
+        .flatten()
+        .filter_map(|res| res.arn.as_deref())
+        .find(|arn| arn.contains(":key/"))
+        .map(str::to_string);
+    let target = named.or_else(|| {
+        let id = params.target_key_id.as_deref()?;
+        Some(match id.starts_with("arn:") {
+            true => id.to_string(),
+            false => {
+                // A bare id names a key of the alias's own account and region.
+                let partition = r
+                    .resources
+                    .iter()
+                    .flatten()
+                    .filter_map(|res| res.arn.as_deref())
+                    .find_map(|arn| arn.split(':').nth(1))
+                    .unwrap_or("aws");
+                format!("arn:{partition}:kms:{region}:{account}:key/{id}")
+            }
+        })
+    })?;
+    let key = KeyArn::parse(&target).ok()?;
+    let attributed = [Attributed {
+        key,
+        role: KeyRole::Key,
+        by: ResolvedBy::Resources,
+        alias: Some(name.to_string()),
+    }];
+    use_copies(r, &attributed, log_object).ok()?.pop()
 }
 
 /// Re-serialises a JSON fragment without insignificant whitespace.
@@ -404,7 +588,7 @@ mod tests {
         let mut out = Vec::new();
         let got = attribute(&r, &index(), &mut out);
         assert_eq!(got, want, "case {name}");
-        let got: Vec<(&str, KeyRole)> = out.iter().map(|(k, r)| (k.as_str(), *r)).collect();
+        let got: Vec<(&str, KeyRole)> = out.iter().map(|a| (a.key.as_str(), a.role)).collect();
         assert_eq!(got, keys, "case {name}");
     }
 
@@ -525,6 +709,8 @@ mod tests {
             Uses,
             &[],
         );
+        // An alias's key depends on the time: every key of its account and region is a
+        // candidate until scan::aliases decides.
         check(
             "no resources: alias name",
             &rec(
@@ -532,7 +718,7 @@ mod tests {
                 r#","requestParameters":{"keyId":"alias/app"}"#,
             ),
             Uses,
-            &[(K1, Key)],
+            &[(K1, Key), (K2, Key)],
         );
         check(
             "no resources: alias ARN",
@@ -543,7 +729,7 @@ mod tests {
                 ),
             ),
             Uses,
-            &[(K1, Key)],
+            &[(K1, Key), (K2, Key)],
         );
         check(
             "no resources: alias of another region does not resolve",
@@ -590,6 +776,87 @@ mod tests {
             &rec("Decrypt", r#","resources":[]"#),
             Unattributable,
             &[],
+        );
+    }
+
+    #[test]
+    fn each_copy_says_how_its_key_was_named() {
+        let by = |extra: &str| {
+            let json = rec("Encrypt", extra);
+            let r: Record = serde_json::from_str(&json).unwrap();
+            let mut out = Vec::new();
+            attribute(&r, &index(), &mut out);
+            out.iter()
+                .map(|a| (a.by, a.alias.clone()))
+                .collect::<Vec<_>>()
+        };
+        use ResolvedBy::*;
+        assert_eq!(
+            by(&format!(r#","resources":[{{"ARN":"{K1}"}}]"#)),
+            [(Resources, None)]
+        );
+        assert_eq!(
+            by(&format!(r#","requestParameters":{{"keyId":"{K2}"}}"#)),
+            [(KeyArn, None)]
+        );
+        assert_eq!(
+            by(r#","requestParameters":{"keyId":"k2"}"#),
+            [(KeyId, None)]
+        );
+        let alias = Some("alias/app".to_string());
+        assert_eq!(
+            by(&format!(
+                r#","requestParameters":{{"keyId":"arn:aws:kms:us-east-1:{A}:alias/app"}}"#
+            )),
+            [(AliasToday, alias.clone()), (AliasToday, alias)]
+        );
+    }
+
+    #[test]
+    fn alias_changes_are_kept_with_the_key_they_point_at() {
+        let change = |op: &str, extra: &str| {
+            let json = rec(
+                op,
+                &format!(r#","eventTime":"2026-03-01T00:00:00Z"{extra}"#),
+            );
+            let r: Record = serde_json::from_str(&json).unwrap();
+            alias_move(&r, &index(), "o").map(|c| (c.key.as_str().to_string(), c.via_alias))
+        };
+        let alias = Some("alias/app".to_string());
+        // As AWS documents UpdateAlias: the alias's ARN (typed as a key) and the key's.
+        let both = format!(
+            r#","requestParameters":{{"aliasName":"alias/app","targetKeyId":"k2"}},"resources":[{{"ARN":"arn:aws:kms:us-east-1:{A}:alias/app","type":"AWS::KMS::Key"}},{{"ARN":"{K2}","type":"AWS::KMS::Key"}}]"#
+        );
+        assert_eq!(
+            change("UpdateAlias", &both),
+            Some((K2.into(), alias.clone()))
+        );
+        // Without resources: the target's bare id, in the record's account and region.
+        let bare = r#","requestParameters":{"aliasName":"alias/app","targetKeyId":"k9"}"#;
+        assert_eq!(
+            change("CreateAlias", bare),
+            Some((format!("arn:aws:kms:us-east-1:{A}:key/k9"), alias.clone()))
+        );
+        assert_eq!(change("DeleteAlias", &both), Some((K2.into(), alias)));
+        let failed = both.replace(
+            r#","requestParameters""#,
+            r#","errorCode":"NotFoundException","requestParameters""#,
+        );
+        assert_eq!(
+            change("UpdateAlias", &failed),
+            None,
+            "a failed change changes nothing"
+        );
+        assert_eq!(change("Decrypt", &both), None);
+        let elsewhere = rec(
+            "UpdateAlias",
+            &format!(r#","eventTime":"2026-03-01T00:00:00Z"{both}"#),
+        )
+        .replace("us-east-1", "eu-west-1");
+        let r: Record = serde_json::from_str(&elsewhere).unwrap();
+        assert!(
+            alias_move(&r, &index(), "o").is_none(),
+            "no in-scope key lives there"
         );
     }
 

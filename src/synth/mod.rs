@@ -186,6 +186,9 @@ pub(crate) struct Call {
     pub attempted: Vec<(usize, &'static str)>,
     /// A successful tracked call that names no key.
     pub unattributable: bool,
+    /// For CreateAlias / UpdateAlias / DeleteAlias: the alias (`alias/<name>`) it changed; its
+    /// key is the first of `resource_arns` that is a key.
+    pub alias_name: Option<String>,
     pub duplicate: bool,
     /// Seconds from the call to its delivery.
     pub delay: i64,
@@ -398,7 +401,7 @@ fn make_keys(rng: &mut Rng, copies: u32) -> Vec<SynthKey> {
             Scenario::PreUsed,
             t(2026, 2, 5, 8, 12, 33),
             10,
-            &["alias/payments"],
+            &["alias/payments", "alias/rotating"],
         ),
         (Scenario::PreUnused, t(2026, 2, 3, 11, 0, 0), 10, &[]),
         (
@@ -577,11 +580,23 @@ impl Calls<'_> {
             uses: if tracked { vec![(k, "key")] } else { vec![] },
             attempted: vec![],
             unattributable: false,
+            alias_name: None,
             duplicate: false,
             delay: self.rng.range(60, 600),
         };
         self.calls.push(c);
         self.calls.last_mut().expect("just pushed")
+    }
+
+    /// `op` (CreateAlias, UpdateAlias, DeleteAlias) of `alias` with key `k`, by a user of its
+    /// account: the alias's ARN and the key's in `resources`, as AWS logs it.
+    fn alias_change(&mut self, k: usize, time: Instant, op: &'static str, alias: &str) {
+        let key = &self.keys[k];
+        let alias_arn = format!("arn:aws:kms:{}:{}:{alias}", key.region, key.account);
+        let caller = self.user(&key.account.clone());
+        let c = self.call(k, time, op, caller);
+        c.resource_arns.insert(0, alias_arn);
+        c.alias_name = Some(alias.into());
     }
 
     fn use_key(&mut self, k: usize, lo: Instant, hi: Instant, op: &'static str) -> &mut Call {
@@ -698,7 +713,33 @@ fn make_calls(rng: &mut Rng, keys: &[SynthKey], cal: &Calendar) -> Vec<Call> {
     c.resource_arns.clear();
     c.uses.clear();
     c.unattributable = true;
+    for (k, key) in keys.iter().enumerate() {
+        if key.scenario == Scenario::PreUsed {
+            let before = find(&key.account, &key.region, Scenario::OldUsed);
+            rotated_alias_calls(&mut b, (before, k), &key.aliases[1]);
+        }
+    }
     b.calls
+}
+
+/// An alias that moved between two keys inside their windows (`alias/rotating`, today the
+/// second key's): created for `before`, updated to `after`, with calls on both sides that name
+/// their key only through it — each the use of the key it pointed at then. (Days clear of the
+/// archive's gap and corrupt objects, so the alias records are always read.)
+fn rotated_alias_calls(b: &mut Calls, (before, after): (usize, usize), alias: &str) {
+    let d = |dd: u32, h: u32| t(2026, 2, dd, h, 0, 0);
+    let created = b.at(d(3, 9), d(3, 10));
+    b.alias_change(before, created, "CreateAlias", alias);
+    for _ in 0..2 {
+        b.use_key(before, d(4, 0), d(10, 0), "Decrypt")
+            .style(ResourceStyle::None, Some(alias.into()));
+    }
+    let moved = b.at(d(11, 12), d(11, 13));
+    b.alias_change(after, moved, "UpdateAlias", alias);
+    for _ in 0..2 {
+        b.use_key(after, d(11, 14), d(13, 12), "GenerateDataKey")
+            .style(ResourceStyle::None, Some(alias.into()));
+    }
 }
 
 /// A busy key (or an AWS managed one, used by a service): calls on most days of the archive,

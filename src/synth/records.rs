@@ -160,6 +160,15 @@ pub(crate) fn call_record(call: &Call, kind: CopyKind) -> String {
     if let Some(k) = &call.key_id_param {
         params.insert("keyId".into(), json!(k));
     }
+    if let Some(alias) = &call.alias_name {
+        // As AWS logs them: the alias's name, and (but for DeleteAlias) the key's bare id.
+        params.insert("aliasName".into(), json!(alias));
+        if call.op != "DeleteAlias" {
+            let key = call.resource_arns.iter().find(|a| a.contains(":key/"));
+            let id = key.and_then(|a| a.rsplit('/').next()).unwrap_or_default();
+            params.insert("targetKeyId".into(), json!(id));
+        }
+    }
     if call.op == "ReEncrypt" {
         if let Some(d) = &call.destination_param {
             params.insert("destinationKeyId".into(), json!(d));
@@ -198,7 +207,7 @@ pub(crate) fn call_record(call: &Call, kind: CopyKind) -> String {
         "responseElements": Value::Null,
         "requestID": call.request_id,
         "eventID": event_id,
-        "readOnly": call.op != "CreateGrant",
+        "readOnly": !matches!(call.op, "CreateGrant" | "CreateAlias" | "UpdateAlias" | "DeleteAlias"),
         "eventType": "AwsApiCall",
         "managementEvent": true,
         "recipientAccountId": recipient,

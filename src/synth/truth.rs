@@ -313,6 +313,27 @@ fn seen_use(
     Some((c.time, event_id, c.op, principal_read(c, caller)))
 }
 
+/// For a call that names its key only through an alias: whether the alias's key at the time
+/// comes from an alias record the generator wrote before it (`alias_at_event_time`; they are
+/// never in unreadable objects) or from the inventory's aliases (`alias_today`).
+fn alias_resolution(c: &Call, calls: &[Call]) -> Option<&'static str> {
+    let alias = c.key_id_param.as_deref()?;
+    let name = &alias[alias.find("alias/")?..];
+    if c.resources != super::ResourceStyle::None {
+        return None;
+    }
+    let changed_before = calls.iter().any(|m| {
+        m.alias_name.as_deref() == Some(name)
+            && m.owner_account == c.owner_account
+            && m.region == c.region
+            && m.time <= c.time
+    });
+    Some(match changed_before {
+        true => "alias_at_event_time",
+        false => "alias_today",
+    })
+}
+
 /// Who a run sees made `c`: the caller's principal, except on the owner's copy of a cross-account
 /// call whose caller's copy was not read (`caller_read`), which names only the caller's account.
 fn principal_read(c: &Call, caller_read: bool) -> String {
@@ -429,10 +450,15 @@ fn key_truth(
     }
     let window = windows.get(&i).copied();
     let mut logs = WindowLogs::default();
+    // The uses whose records name the key only through an alias: (event id, how it resolves).
+    let mut alias_uses: BTreeSet<(String, &str)> = BTreeSet::new();
     if let Some((start, end, _)) = window {
         for c in calls.iter().filter(|c| c.uses.iter().any(|(j, _)| *j == i)) {
             if c.time >= start && c.time < end {
                 if let Some(u) = seen_use(c) {
+                    if let Some(by) = alias_resolution(c, calls) {
+                        alias_uses.insert((u.1.clone(), by));
+                    }
                     uses.push(u);
                     callers.extend(other_account(c));
                     depend(c);
@@ -523,6 +549,13 @@ fn key_truth(
             .collect::<Vec<_>>()),
     );
     let services: BTreeSet<&str> = dependents.iter().map(|(s, _)| s.as_str()).collect();
+    o.insert(
+        "alias_uses".into(),
+        json!(alias_uses
+            .iter()
+            .map(|(e, by)| json!([e, by]))
+            .collect::<Vec<_>>()),
+    );
     o.insert("dependents".into(), json!(dependents.len()));
     o.insert("dependent_services".into(), json!(services));
     o.insert(

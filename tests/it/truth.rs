@@ -75,6 +75,39 @@ fn check_layout(seed: &str, layout: &[&str], run_flags: &[&str]) {
         mismatches.join("\n")
     );
 
+    // Each use whose record named its key only through an alias is the use of the key the
+    // alias pointed at then (an alias moved between two keys inside their windows), and says
+    // how that was known.
+    let mut got_alias: BTreeMap<String, BTreeSet<(String, String)>> = BTreeMap::new();
+    for e in read_table(&out.join("kms_events")) {
+        let by = e["resolved_by"].as_str().unwrap().to_string();
+        if by.starts_with("alias") {
+            got_alias
+                .entry(e["key_arn"].as_str().unwrap().to_string())
+                .or_default()
+                .insert((e["event_id"].as_str().unwrap().to_string(), by));
+        }
+    }
+    let mut kinds = BTreeSet::new();
+    for want in keys {
+        let arn = want["key_arn"].as_str().unwrap();
+        let want_alias: BTreeSet<(String, String)> = want["alias_uses"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| (p[0].as_str().unwrap().into(), p[1].as_str().unwrap().into()))
+            .collect();
+        kinds.extend(want_alias.iter().map(|(_, by)| by.clone()));
+        let got = got_alias.remove(arn).unwrap_or_default();
+        assert_eq!(
+            got, want_alias,
+            "{} {arn}: uses through an alias",
+            want["scenario"]
+        );
+    }
+    assert!(got_alias.is_empty(), "alias uses of no key: {got_alias:?}");
+    assert_eq!(kinds.len(), 2, "both alias resolutions occur: {kinds:?}");
+
     // Every verdict occurs, so the comparison above exercised each path.
     let verdicts: BTreeSet<&str> = keys
         .iter()
