@@ -240,6 +240,25 @@ impl Default for Reach {
     }
 }
 
+/// `--watch-days N` up to `--as-of` (default: when the run started): the last N days of every
+/// in-scope key's account and region are read too, for who still calls the keys (failed
+/// attempts — a disabled key's callers).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Watch {
+    pub days: u32,
+    pub until: Instant,
+}
+
+impl Watch {
+    /// `[until - days, until)`.
+    pub fn bounds(&self) -> (Instant, Instant) {
+        (
+            self.until - chrono::Duration::days(i64::from(self.days)),
+            self.until,
+        )
+    }
+}
+
 /// The member-account role `deploy/` creates.
 pub const DEFAULT_ROLE_NAME: &str = "keytrail-audit";
 
@@ -260,6 +279,8 @@ pub struct Config {
     pub backfill: BackfillScope,
     /// Lower bound of every backfill window (`--since`).
     pub since: Option<Instant>,
+    /// The recent days read for failed attempts (`--watch-days`, `--as-of`).
+    pub watch: Option<Watch>,
     pub threads: usize,
     /// S3 objects fetched or being decoded at once.
     pub concurrency: usize,

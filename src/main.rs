@@ -140,6 +140,14 @@ struct RunArgs {
     /// Start every backfill window no earlier than this (YYYY-MM-DD or ISO-8601, UTC).
     #[arg(long)]
     since: Option<String>,
+    /// Also read the last N days of every key's account and region, for who still calls the
+    /// keys: failed attempts there (a disabled key's callers) are counted for every key.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=3660))]
+    watch_days: Option<u32>,
+    /// The end of --watch-days' days (YYYY-MM-DD or ISO-8601, UTC; default: now) — for a
+    /// snapshot taken earlier, its time.
+    #[arg(long, requires = "watch_days")]
+    as_of: Option<String>,
     /// Worker threads for decompression and parsing (default: all cores).
     #[arg(long)]
     threads: Option<usize>,
@@ -213,6 +221,7 @@ impl ShardArgs {
             out,
             backfill: BackfillScope::Unknown,
             since: None,
+            watch: None,
             threads: self.threads.unwrap_or(0),
             concurrency: self.concurrency as usize,
             max_in_flight: keytrail::scan::fetch::DEFAULT_IN_FLIGHT_MIB << 20,
@@ -497,6 +506,15 @@ impl RunArgs {
         if self.threads == Some(0) {
             return Err("--threads must be at least 1".into());
         }
+        let until = match self.as_of.as_deref() {
+            None => chrono::Utc::now(),
+            Some(s) => keytrail::model::parse_since(s).ok_or_else(|| {
+                format!("--as-of {s}: expected YYYY-MM-DD or an ISO-8601 timestamp")
+            })?,
+        };
+        let watch = self
+            .watch_days
+            .map(|days| keytrail::config::Watch { days, until });
         Ok(Config {
             usage: Usage::parse(&self.usage),
             reach: self.live.reach()?,
@@ -510,6 +528,7 @@ impl RunArgs {
                 Backfill::All => BackfillScope::All,
             },
             since,
+            watch,
             threads: self.threads.unwrap_or(0),
             concurrency: self.concurrency as usize,
             max_in_flight: self.max_in_flight_mib << 20,

@@ -27,6 +27,10 @@ pub async fn make<A: Archive>(
     let folders = discover(archive, archive.start()).await?;
     let starts = archive_starts(archive, &folders).await?;
     let mut plan = super::plan(keys, &starts, cfg.backfill, cfg.since);
+    if let Some(watch) = cfg.watch {
+        let (start, end) = watch.bounds();
+        super::add_watch(&mut plan, keys, super::Window { start, end });
+    }
     if let Some(trails) = trails {
         super::add_trail_gaps(&mut plan, |account, region| {
             crate::trails::gaps_for(trails, account, region)

@@ -80,6 +80,9 @@ pub struct Plan {
     /// The digest files of the planned days and the day after each; empty when integrity is not
     /// checked.
     pub digests: Vec<ObjectRef>,
+    /// The recent days read for failed attempts (`--watch-days`; [`add_watch`]).
+    #[serde(default)]
+    pub watch: Option<Window>,
 }
 
 impl Plan {
@@ -173,6 +176,26 @@ pub fn plan(
     out
 }
 
+/// Adds the days of `watch` (and the day after, for late deliveries) in every account and region
+/// of `keys` to the plan: the failed attempts there are counted for every key (`--watch-days`),
+/// whatever its window.
+pub fn add_watch(plan: &mut Plan, keys: &[TrackedKey], watch: Window) {
+    let places: BTreeSet<(&str, &str)> = keys
+        .iter()
+        .map(|k| (k.arn.account(), k.arn.region()))
+        .collect();
+    for (account, region) in places {
+        for day in watch.days().chain([watch.slack_day()]) {
+            plan.prefixes.insert(DayPrefix {
+                account: account.to_string(),
+                region: region.to_string(),
+                day,
+            });
+        }
+    }
+    plan.watch = Some(watch);
+}
+
 /// Adds what is known to limit the evidence of an account and region before any object is read
 /// (from the trails' configuration) to every backfilled key there.
 pub fn add_trail_gaps(plan: &mut Plan, gaps: impl Fn(&str, &str) -> Vec<String>) {
@@ -256,6 +279,42 @@ mod tests {
 
     fn day_list(p: &Plan) -> Vec<String> {
         p.prefixes.iter().map(|d| d.day.to_string()).collect()
+    }
+
+    #[test]
+    fn watched_days_are_read_in_every_place_of_the_keys() {
+        let other = "arn:aws:kms:eu-west-1:444455556666:key/k2";
+        let mut k2 = key("2026-03-02T10:00:00Z", "2026-03-04T00:00:00Z", None);
+        k2.key.arn = KeyArn::parse(other).unwrap();
+        let keys = [
+            key("2026-03-02T10:00:00Z", "2026-03-04T00:00:00Z", None),
+            k2,
+        ];
+        let mut p = plan(&keys, &starts("2026-01-01"), BackfillScope::Unknown, None);
+        let before = p.prefixes.clone();
+        let watch = Window {
+            start: parse_iso("2026-11-27T00:00:00Z").unwrap(),
+            end: parse_iso("2026-11-29T00:00:00Z").unwrap(),
+        };
+        add_watch(&mut p, &keys, watch);
+        let added: Vec<String> = p
+            .prefixes
+            .difference(&before)
+            .map(|d| format!("{}/{}/{}", d.account, d.region, d.day))
+            .collect();
+        assert_eq!(
+            added,
+            [
+                "111122223333/us-east-1/2026-11-27",
+                "111122223333/us-east-1/2026-11-28",
+                "111122223333/us-east-1/2026-11-29",
+                "444455556666/eu-west-1/2026-11-27",
+                "444455556666/eu-west-1/2026-11-28",
+                "444455556666/eu-west-1/2026-11-29",
+            ]
+        );
+        assert_eq!(p.watch, Some(watch));
+        assert_eq!(Plan::from_json(&p.to_json()), Ok(p));
     }
 
     #[test]

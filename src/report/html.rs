@@ -17,7 +17,7 @@ use crate::integrity::live::Evidence;
 use crate::integrity::Finding;
 use crate::model::{days, iso, start_of, Instant};
 use crate::plan::Window;
-use crate::scan::record::UseCopy;
+use crate::scan::record::{ResolvedBy, UseCopy};
 use crate::scan::{ManifestRow, ObjectStatus};
 use askama::Template;
 use chrono::NaiveDate;
@@ -37,6 +37,8 @@ struct Page<'a> {
     attention: Vec<Cause>,
     /// Keys still called while disabled or pending deletion: (row, ARN, attempts, last).
     still_called: Vec<(usize, String, i64, String)>,
+    /// Where failed attempts were looked for: the backfill windows, and the watched days.
+    attempts_read_in: String,
     accounts: Vec<String>,
     regions: Vec<String>,
     strips: Vec<Strip>,
@@ -201,12 +203,19 @@ fn timeline(k: &KeyUsage, uses: &[&Use], weak: &Weak) -> (String, Option<Timelin
         .iter()
         .filter(in_window)
         .map(|u| {
-            let what = format!(
+            let mut what = format!(
                 "{} by {} at {}",
                 u.operation,
                 u.principal().unwrap_or("an unknown principal"),
                 iso(u.event_time)
             );
+            // A record that named the key only through an alias says which rule found it.
+            if let Some(alias) = &u.via_alias {
+                what += &match u.resolved_by {
+                    ResolvedBy::AliasToday => format!(", through {alias} (as it points today)"),
+                    _ => format!(", through {alias} (as it pointed then)"),
+                };
+            }
             (x(u.event_time), what)
         })
         .collect();
@@ -550,6 +559,14 @@ pub fn render(c: &Correlated, evidence: &Evidence, summary: &Summary) -> String 
         verdicts: summary.verdicts.iter().map(|(v, n)| (*v, *n)).collect(),
         attention_total,
         still_called,
+        attempts_read_in: match summary.watch {
+            Some((from, until)) => format!(
+                "the backfill windows and the watched days, {} to {} (--watch-days)",
+                iso(from),
+                iso(until)
+            ),
+            None => "the backfill windows (--watch-days adds the last days of every key's account and region)".into(),
+        },
         attention: causes
             .into_iter()
             .map(|((cause, needle), mut keys)| {

@@ -50,6 +50,8 @@ pub struct Summary {
     pub planned_prefixes: usize,
     /// Of them, the callers' folders read for the callers' copies of cross-account uses.
     pub caller_prefixes: usize,
+    /// The watched days (`--watch-days`): failed attempts there count for every key.
+    pub watch: Option<(Instant, Instant)>,
     pub stats: ScanStats,
     pub pre_tracking_events: usize,
     /// The digest check, when it ran.
@@ -103,6 +105,7 @@ impl Summary {
             plan.prefixes.len(),
         );
         s.caller_prefixes = plan.callers.len();
+        s.watch = plan.watch.map(|w| (w.start, w.end));
         s.accounts = std::mem::take(&mut facts.accounts);
         let regions: std::collections::BTreeSet<&String> =
             s.accounts.iter().flat_map(|a| &a.account.regions).collect();
@@ -183,6 +186,7 @@ impl Summary {
             tracking,
             planned_prefixes,
             caller_prefixes: 0,
+            watch: None,
             accounts: Vec::new(),
             regions: Vec::new(),
             stats,
@@ -245,6 +249,7 @@ impl Summary {
             "regions": self.regions,
             "planned_prefixes": self.planned_prefixes,
             "caller_prefixes": self.caller_prefixes,
+            "watch": self.watch.map(|(from, until)| serde_json::json!({"from": iso(from), "until": iso(until)})),
             "objects": {
                 "read": s.objects_read,
                 "skipped": s.objects_skipped,
@@ -286,6 +291,14 @@ impl Summary {
         );
         for (v, n) in &self.verdicts {
             let _ = writeln!(o, "  {v:<22} {n}");
+        }
+        if let Some((from, until)) = self.watch {
+            let _ = writeln!(
+                o,
+                "watched {} to {} (--watch-days): failed attempts there count for every key",
+                iso(from),
+                iso(until)
+            );
         }
         if !self.still_called.is_empty() {
             let _ = writeln!(

@@ -713,6 +713,19 @@ fn make_calls(rng: &mut Rng, keys: &[SynthKey], cal: &Calendar) -> Vec<Call> {
     c.resource_arns.clear();
     c.uses.clear();
     c.unattributable = true;
+    // Busy keys disabled after their last use (2026-03-18), still called the next day: a
+    // refusal only a run that watches the last days (--watch-days) sees.
+    for (k, key) in keys.iter().enumerate() {
+        if key.scenario == Scenario::Busy {
+            b.use_key(
+                k,
+                t(2026, 3, 19, 8, 0, 0),
+                t(2026, 3, 19, 16, 0, 0),
+                "Decrypt",
+            )
+            .fail("DisabledException");
+        }
+    }
     for (k, key) in keys.iter().enumerate() {
         if key.scenario == Scenario::PreUsed {
             let before = find(&key.account, &key.region, Scenario::OldUsed);

@@ -36,6 +36,8 @@ fn check_layout(seed: &str, layout: &[&str], run_flags: &[&str]) {
     let all_truth = synth(&data, &args);
     let truth = if run_flags.contains(&"all") {
         &all_truth["backfill_all"]
+    } else if run_flags.contains(&"--watch-days") {
+        &all_truth["watch"]
     } else {
         &all_truth
     };
@@ -182,6 +184,17 @@ fn org_trail_with_prefix_reproduces_the_truth() {
 #[test]
 fn a_signed_archive_with_a_restarted_chain_reproduces_the_truth() {
     check_layout("77", &["--sign"], &["--backfill", "all"]);
+}
+
+/// `--watch-days`: the last two days before the snapshot are read in every account and region,
+/// and the keys disabled after their last use and still called there say so.
+#[test]
+fn watching_the_last_days_reproduces_the_truth() {
+    check_layout(
+        "2718",
+        &[],
+        &["--watch-days", "2", "--as-of", "2026-03-20T00:00:00Z"],
+    );
 }
 
 #[test]
