@@ -23,19 +23,43 @@ fn tracking_start(k: &SynthKey, cal: &Calendar) -> Instant {
     k.created.max(cal.tracking_start)
 }
 
+/// Each key's calls, found once (so that the truth of 10,000 keys is not keys × calls): the calls
+/// that used it and those that tried it and failed.
+pub struct ByKey<'c> {
+    used: Vec<Vec<&'c Call>>,
+    tried: Vec<Vec<&'c Call>>,
+}
+
+impl<'c> ByKey<'c> {
+    pub fn of(keys: &[SynthKey], calls: &'c [Call]) -> ByKey<'c> {
+        let mut by = ByKey {
+            used: vec![Vec::new(); keys.len()],
+            tried: vec![Vec::new(); keys.len()],
+        };
+        for c in calls {
+            let mut used: Vec<usize> = c.uses.iter().map(|(i, _)| *i).collect();
+            used.sort_unstable();
+            used.dedup();
+            used.into_iter().for_each(|i| by.used[i].push(c));
+            let mut tried: Vec<usize> = c.attempted.iter().map(|(i, _)| *i).collect();
+            tried.sort_unstable();
+            tried.dedup();
+            tried.into_iter().for_each(|i| by.tried[i].push(c));
+        }
+        by
+    }
+}
+
 /// The key's last use that KMS reported (tracked, successful, at or after its tracking start);
 /// nothing when `GetKeyLastUsage` failed for the key.
-fn last_use<'c>(ki: usize, k: &SynthKey, calls: &'c [Call], cal: &Calendar) -> Option<&'c Call> {
+fn last_use<'c>(ki: usize, k: &SynthKey, by: &ByKey<'c>, cal: &Calendar) -> Option<&'c Call> {
     if k.error.is_some() {
         return None;
     }
-    calls
+    by.used[ki]
         .iter()
-        .filter(|c| {
-            c.uses.iter().any(|(i, _)| *i == ki)
-                && c.time >= tracking_start(k, cal)
-                && c.time < cal.snapshot_time
-        })
+        .copied()
+        .filter(|c| c.time >= tracking_start(k, cal) && c.time < cal.snapshot_time)
         .max_by_key(|c| (c.time, c.id))
 }
 
@@ -47,6 +71,7 @@ fn kms_time(c: &Call) -> Instant {
 /// The usage snapshot: one `GetKeyLastUsage` response per key, half with wire-form (epoch number)
 /// timestamps and half with CLI-form (ISO-8601) ones, some keyed by bare id with `KeyMetadata`.
 pub fn snapshot_lines(keys: &[SynthKey], calls: &[Call], cal: &Calendar) -> Vec<String> {
+    let by = ByKey::of(keys, calls);
     keys.iter()
         .enumerate()
         .map(|(i, k)| {
@@ -63,7 +88,7 @@ pub fn snapshot_lines(keys: &[SynthKey], calls: &[Call], cal: &Calendar) -> Vec<
                 o.insert("Error".into(), json!(err));
                 return line.to_string();
             }
-            let usage = match last_use(i, k, calls, cal) {
+            let usage = match last_use(i, k, &by, cal) {
                 Some(c) => json!({
                     "Operation": c.op, "Timestamp": ts(kms_time(c)),
                     "CloudTrailEventId": c.owner_event_id, "KmsRequestId": c.request_id,
@@ -111,7 +136,8 @@ fn scope_truth(
     all: bool,
     watch: Option<(Instant, Instant)>,
 ) -> Value {
-    let mut scope = scope(keys, calls, objects, cal, all);
+    let by = ByKey::of(keys, calls);
+    let mut scope = scope(keys, &by, objects, cal, all);
     scope.watch = watch;
     if let Some((from, until)) = watch {
         // The watched days and the day after, in every account and region of the keys.
@@ -138,7 +164,7 @@ fn scope_truth(
     let out_keys: Vec<Value> = keys
         .iter()
         .enumerate()
-        .map(|(i, k)| key_truth(i, k, calls, cal, &scope, &sight))
+        .map(|(i, k)| key_truth(i, k, calls, &by, cal, &scope, &sight))
         .collect();
     let planned = &scope.planned;
     let considered = &sight.considered;
@@ -168,10 +194,10 @@ struct Scope {
 }
 
 /// The tracking status of key `i`, from the generator's own record of it.
-fn status(i: usize, k: &SynthKey, calls: &[Call], cal: &Calendar) -> &'static str {
+fn status(i: usize, k: &SynthKey, by: &ByKey, cal: &Calendar) -> &'static str {
     if k.error.is_some() {
         "error"
-    } else if last_use(i, k, calls, cal).is_some() {
+    } else if last_use(i, k, by, cal).is_some() {
         "used_since_tracking"
     } else if k.created >= tracking_start(k, cal) {
         "unused_since_creation"
@@ -180,7 +206,7 @@ fn status(i: usize, k: &SynthKey, calls: &[Call], cal: &Calendar) -> &'static st
     }
 }
 
-fn scope(keys: &[SynthKey], calls: &[Call], objects: &[Obj], cal: &Calendar, all: bool) -> Scope {
+fn scope(keys: &[SynthKey], by: &ByKey, objects: &[Obj], cal: &Calendar, all: bool) -> Scope {
     let mut archive_start: BTreeMap<(String, String), NaiveDate> = BTreeMap::new();
     for o in objects {
         let e = archive_start
@@ -193,7 +219,7 @@ fn scope(keys: &[SynthKey], calls: &[Call], objects: &[Obj], cal: &Calendar, all
     let mut windows: HashMap<usize, (Instant, Instant, bool)> = HashMap::new();
     for (i, k) in keys.iter().enumerate() {
         let p = |d: NaiveDate| (k.account.clone(), k.region.clone(), d);
-        let backfilled = match status(i, k, calls, cal) {
+        let backfilled = match status(i, k, by, cal) {
             "unknown_before_tracking" => true,
             "error" => false,
             _ => all,
@@ -212,7 +238,7 @@ fn scope(keys: &[SynthKey], calls: &[Call], objects: &[Obj], cal: &Calendar, all
                 }
             }
         }
-        if let Some(c) = last_use(i, k, calls, cal) {
+        if let Some(c) = last_use(i, k, by, cal) {
             let d = day_of(kms_time(c));
             planned.insert(p(d));
             planned.insert(p(d.succ_opt().expect("in range")));
@@ -443,6 +469,7 @@ fn key_truth(
     i: usize,
     k: &SynthKey,
     calls: &[Call],
+    by: &ByKey,
     cal: &Calendar,
     scope: &Scope,
     sight: &Seen,
@@ -450,11 +477,11 @@ fn key_truth(
     let seen = &sight.copies;
     let windows = &scope.windows;
     let seen_use = |c: &Call| seen_use(c, seen);
-    let st = status(i, k, calls, cal);
+    let st = status(i, k, by, cal);
     let mut v =
         json!({"key_arn": k.arn, "scenario": format!("{:?}", k.scenario), "tracking_status": st});
     let o = v.as_object_mut().expect("object");
-    let lu = last_use(i, k, calls, cal);
+    let lu = last_use(i, k, by, cal);
     let lu_seen = lu.and_then(|c| {
         seen.contains(&(c.id, CopyKind::Owner))
             .then(|| seen_use(c))
@@ -488,7 +515,7 @@ fn key_truth(
     // The uses whose records name the key only through an alias: (event id, how it resolves).
     let mut alias_uses: BTreeSet<(String, &str)> = BTreeSet::new();
     if let Some((start, end, _)) = window {
-        for c in calls.iter().filter(|c| c.uses.iter().any(|(j, _)| *j == i)) {
+        for &c in &by.used[i] {
             if c.time >= start && c.time < end {
                 if let Some(u) = seen_use(c) {
                     if let Some(by) = alias_resolution(c, calls) {
@@ -555,7 +582,7 @@ fn key_truth(
     // owner's copy read (a denied cross-account call is delivered to the caller's account only:
     // not counted).
     let mut failed: Vec<(Instant, String, String)> = Vec::new();
-    for c in calls {
+    for &c in &by.tried[i] {
         let (owner, caller) = (
             seen.contains(&(c.id, CopyKind::Owner)),
             seen.contains(&(c.id, CopyKind::Caller)),
