@@ -89,14 +89,13 @@ pub async fn lookup(
                     };
                     let doc = format!("{{\"Records\":[{json}]}}");
                     match decode_json(doc.as_bytes(), index, LOOKUP_SOURCE) {
-                        // KMS named this event as the key's last use: of an alias-only
-                        // record's candidates, the key is the one (it is the key the alias
-                        // pointed at then).
+                        // KMS named this event as the key's last use: an alias-only record's
+                        // key is that key (the one the alias pointed at then).
                         Ok(d) => {
                             out.extend(d.uses.into_iter().filter_map(|mut u| match &u.via_alias {
                                 _ if u.is_alias_move() => None,
-                                Some(_) if u.key != key.arn => None,
                                 Some(_) => {
+                                    u.key = key.arn.clone();
                                     u.resolved_by = ResolvedBy::AliasAtEventTime;
                                     Some(u)
                                 }

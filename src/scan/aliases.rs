@@ -1,9 +1,9 @@
 //! aliases: which key a record meant when it named its key only through an alias. An alias is a
 //! pointer that moves (`UpdateAlias`), disappears (`DeleteAlias`) and comes back
-//! (`CreateAlias`); a call made through it used the key it pointed at *then*. The scan keeps
-//! every in-scope key of the alias's account and region as a candidate and every alias change it
-//! reads; this decides, once everything is read, from the alias's history in those same logs.
-//! Pure.
+//! (`CreateAlias`); a call made through it used the key it pointed at *then*. The scan keeps one
+//! copy of such a call, its key a stand-in of the alias's account and region, and every alias
+//! change it reads; this decides, once everything is read, from the alias's history in those same
+//! logs. Pure.
 //!
 //! For a call at time `t` through alias `a` (in its account and region):
 //! - the last change of `a` at or before `t` says where it pointed (`alias_at_event_time`;
@@ -87,9 +87,10 @@ fn pointed(
     }
 }
 
-/// Keeps, of each alias-only record's candidate copies, the one of the key its alias pointed at
-/// when the call was made, and says how (`resolved_by`); counts the successful ones whose key is
-/// unknown as unattributable uses of their objects. Call once, when every object is read.
+/// Gives each alias-only record's copy the key its alias pointed at when the call was made, and
+/// says how (`resolved_by`); drops those whose alias pointed at no in-scope key then, and counts
+/// the successful ones whose key is unknown as unattributable uses of their objects. Call once,
+/// when every object is read.
 pub fn resolve(result: &mut ScanResult, today: &KeyIndex) {
     let h = history(&result.alias_moves);
     let mut unknown: HashSet<(String, String)> = HashSet::new();
@@ -112,7 +113,9 @@ pub fn resolve(result: &mut ScanResult, today: &KeyIndex) {
                 })
                 .clone();
             match p {
-                Pointed::At(k, by) if k == c.key => {
+                // The alias's key then, if it is one of the run's keys.
+                Pointed::At(k, by) if today.get(k.as_str()).is_some() => {
+                    c.key = k;
                     c.resolved_by = by;
                     true
                 }
@@ -172,7 +175,7 @@ mod tests {
         super::super::record::alias_move(&record(&json), &index(), "log").expect("a change")
     }
 
-    /// The candidate copies of a Decrypt through `alias/app` (no resources).
+    /// The copy of a Decrypt through `alias/app` (no resources), its key a stand-in.
     fn call(id: &str, time: &str, error: bool) -> Vec<UseCopy> {
         let err = if error {
             r#","errorCode":"DisabledException""#

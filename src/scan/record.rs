@@ -184,20 +184,20 @@ impl ResolvedBy {
 #[derive(Debug, PartialEq)]
 pub enum Named<'i> {
     Key(&'i KeyArn, ResolvedBy),
-    /// An alias in (account, region): which key it meant depends on when (see `scan::aliases`);
-    /// these are the in-scope keys it may have meant.
+    /// An alias in (account, region), where in-scope keys live: which key it meant depends on
+    /// when (see `scan::aliases`). `stand_in` is one of those keys, held until then.
     Alias {
         account: String,
         region: String,
         name: String,
-        candidates: &'i [KeyArn],
+        stand_in: &'i KeyArn,
     },
     Nothing,
 }
 
 /// One key a record is attributed to: the key, its role in the call, how it was found, and for a
-/// record that named it only through an alias, that alias (`alias/<name>`) — such a key is a
-/// candidate until the alias's history decides.
+/// record that named it only through an alias, that alias (`alias/<name>`) — then the key is a
+/// stand-in of the alias's account and region until the alias's history decides.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Attributed {
     pub key: KeyArn,
@@ -251,11 +251,11 @@ impl KeyIndex {
     /// region); an alias name or alias ARN, whose key depends on the time (`Named::Alias`).
     pub fn resolve(&self, key_id: &str, account: &str, region: &str) -> Named<'_> {
         let alias = |a: &str, r: &str, name: &str| match self.places.get(&(a.into(), r.into())) {
-            Some(candidates) => Named::Alias {
+            Some(keys) => Named::Alias {
                 account: a.into(),
                 region: r.into(),
                 name: name.into(),
-                candidates,
+                stand_in: &keys[0],
             },
             None => Named::Nothing,
         };
@@ -302,9 +302,10 @@ pub enum Attribution {
 /// - the key is `resources[].ARN` (its `type` may be absent); ReEncrypt lists source then
 ///   destination;
 /// - only when `resources` names no key: `requestParameters.keyId` (and for ReEncrypt
-///   `destinationKeyId`), resolved in the recipient account and the record's region; an alias
-///   gives every in-scope key of its account and region as a candidate, and
-///   `scan::aliases::resolve` keeps the one it pointed at when the call was made.
+///   `destinationKeyId`), resolved in the recipient account and the record's region; through an
+///   alias, one copy with a stand-in key of the alias's account and region (one copy whatever
+///   the number of keys there), which `scan::aliases::resolve` gives the key the alias pointed
+///   at when the call was made.
 pub fn attribute(r: &Record<'_>, index: &KeyIndex, out: &mut Vec<Attributed>) -> Attribution {
     out.clear();
     let tracked = r.event_source.as_deref() == Some(KMS_EVENT_SOURCE)
@@ -373,15 +374,13 @@ pub fn attribute(r: &Record<'_>, index: &KeyIndex, out: &mut Vec<Attributed>) ->
                 by,
                 alias: None,
             }),
-            Named::Alias {
-                name, candidates, ..
-            } => out.extend(candidates.iter().map(|k| Attributed {
-                key: k.clone(),
+            Named::Alias { name, stand_in, .. } => out.push(Attributed {
+                key: stand_in.clone(),
                 role,
                 // Until the alias's history decides (scan::aliases).
                 by: ResolvedBy::AliasToday,
-                alias: Some(name.clone()),
-            })),
+                alias: Some(name),
+            }),
             Named::Nothing => {}
         }
     }
@@ -415,7 +414,7 @@ pub struct UseCopy {
     #[serde(default)]
     pub resolved_by: ResolvedBy,
     /// The alias (`alias/<name>`) the record named its key by, when it named it no other way
-    /// (then this copy is a candidate until `scan::aliases::resolve`); for an alias record
+    /// (then its key is a stand-in until `scan::aliases::resolve`); for an alias record
     /// (`CreateAlias`, `UpdateAlias`, `DeleteAlias`), the alias it changed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub via_alias: Option<String>,
@@ -709,8 +708,8 @@ mod tests {
             Uses,
             &[],
         );
-        // An alias's key depends on the time: every key of its account and region is a
-        // candidate until scan::aliases decides.
+        // An alias's key depends on the time: one copy, its key a stand-in of the alias's
+        // account and region (the first key there) until scan::aliases decides.
         check(
             "no resources: alias name",
             &rec(
@@ -718,7 +717,7 @@ mod tests {
                 r#","requestParameters":{"keyId":"alias/app"}"#,
             ),
             Uses,
-            &[(K1, Key), (K2, Key)],
+            &[(K1, Key)],
         );
         check(
             "no resources: alias ARN",
@@ -729,7 +728,7 @@ mod tests {
                 ),
             ),
             Uses,
-            &[(K1, Key), (K2, Key)],
+            &[(K1, Key)],
         );
         check(
             "no resources: alias of another region does not resolve",
@@ -808,7 +807,7 @@ mod tests {
             by(&format!(
                 r#","requestParameters":{{"keyId":"arn:aws:kms:us-east-1:{A}:alias/app"}}"#
             )),
-            [(AliasToday, alias.clone()), (AliasToday, alias)]
+            [(AliasToday, alias)]
         );
     }
 
