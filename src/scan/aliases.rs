@@ -25,7 +25,7 @@ use crate::model::{Instant, KeyArn};
 use std::collections::{HashMap, HashSet};
 
 /// Where an alias pointed at some time.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, PartialEq)]
 enum Pointed {
     At(KeyArn, ResolvedBy),
     /// At no in-scope key (or at nothing).
@@ -95,24 +95,12 @@ pub fn resolve(result: &mut ScanResult, today: &KeyIndex) {
     let h = history(&result.alias_moves);
     let mut unknown: HashSet<(String, String)> = HashSet::new();
     let mut decide = |list: &mut Vec<UseCopy>, failed: bool| {
-        let mut cache: HashMap<(String, String, String), Pointed> = HashMap::new();
         list.retain_mut(|c| {
-            let Some(name) = c.via_alias.clone() else {
+            let Some(name) = c.via_alias.as_deref() else {
                 return true;
             };
-            let record = (c.log_object.clone(), c.event_id.clone(), name);
-            let p = cache
-                .entry(record)
-                .or_insert_with_key(|(_, _, name)| {
-                    pointed(
-                        &h,
-                        today,
-                        (c.key.account(), c.key.region(), name),
-                        c.event_time,
-                    )
-                })
-                .clone();
-            match p {
+            let place = (c.key.account(), c.key.region(), name);
+            match pointed(&h, today, place, c.event_time) {
                 // The alias's key then, if it is one of the run's keys.
                 Pointed::At(k, by) if today.get(k.as_str()).is_some() => {
                     c.key = k;
