@@ -238,11 +238,12 @@ pub fn correlate(keys: &[TrackedKey], plan: &Plan, evidence: &Evidence) -> Corre
     }
     out.findings.sort_by(|a, b| a.key.arn.cmp(&b.key.arn));
     out.events = events.into_values().cloned().collect();
-    // A key's failed attempts are counted as its uses are: in its backfill window, and for every
-    // key in the watched days (`--watch-days`), from the logs of its own account (a
-    // cross-account call refused before the key was reached is logged in the caller's account
-    // only, which the run reads for other reasons or not at all — counting those would make a
-    // key's row depend on the other keys of the run).
+    // A key's failed attempts are counted as its uses are: in its backfill window, from the logs
+    // of its own account (a cross-account call refused before the key was reached is logged in
+    // the caller's account only, which the run reads for other reasons or not at all — counting
+    // those would make a key's row depend on the other keys of the run); and for every key in
+    // the watched days (`--watch-days`), which are read in every account the archive holds, from
+    // the callers' accounts too.
     let windows: HashMap<&KeyArn, Window> = plan
         .keys
         .iter()
@@ -254,11 +255,12 @@ pub fn correlate(keys: &[TrackedKey], plan: &Plan, evidence: &Evidence) -> Corre
         .failed
         .iter()
         .filter(|f| {
-            f.is_owner_copy()
-                && (windows
-                    .get(&f.key)
-                    .is_some_and(|w| w.contains(f.event_time))
-                    || plan.watch.is_some_and(|w| w.contains(f.event_time)))
+            let watched = plan.watch.is_some_and(|w| w.contains(f.event_time));
+            let windowed = windows
+                .get(&f.key)
+                .is_some_and(|w| w.contains(f.event_time));
+            (f.is_owner_copy() && windowed)
+                || ((f.is_owner_copy() || f.is_caller_copy()) && watched)
         })
         .cloned()
         .collect();

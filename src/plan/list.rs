@@ -29,7 +29,8 @@ pub async fn make<A: Archive>(
     let mut plan = super::plan(keys, &starts, cfg.backfill, cfg.since);
     if let Some(watch) = cfg.watch {
         let (start, end) = watch.bounds();
-        super::add_watch(&mut plan, keys, super::Window { start, end });
+        let held: Vec<&str> = folders.trails.iter().map(|t| t.account.as_str()).collect();
+        super::add_watch(&mut plan, keys, &held, super::Window { start, end });
     }
     if let Some(trails) = trails {
         super::add_trail_gaps(&mut plan, |account, region| {

@@ -176,14 +176,20 @@ pub fn plan(
     out
 }
 
-/// Adds the days of `watch` (and the day after, for late deliveries) in every account and region
-/// of `keys` to the plan: the failed attempts there are counted for every key (`--watch-days`),
-/// whatever its window.
-pub fn add_watch(plan: &mut Plan, keys: &[TrackedKey], watch: Window) {
-    let places: BTreeSet<(&str, &str)> = keys
+/// Adds the days of `watch` (and the day after, for late deliveries) to the plan in every region
+/// of `keys`, for their accounts and every other account the archive holds (`held`): the failed
+/// attempts there are counted for every key (`--watch-days`), whatever its window — those a
+/// cross-account caller made too, which CloudTrail logs in the caller's account only.
+pub fn add_watch(plan: &mut Plan, keys: &[TrackedKey], held: &[&str], watch: Window) {
+    let regions: BTreeSet<&str> = keys.iter().map(|k| k.arn.region()).collect();
+    let accounts: BTreeSet<&str> = keys
         .iter()
-        .map(|k| (k.arn.account(), k.arn.region()))
+        .map(|k| k.arn.account())
+        .chain(held.iter().copied())
         .collect();
+    let places = accounts
+        .iter()
+        .flat_map(|a| regions.iter().map(move |r| (*a, *r)));
     for (account, region) in places {
         for day in watch.days().chain([watch.slack_day()]) {
             plan.prefixes.insert(DayPrefix {
@@ -296,23 +302,23 @@ mod tests {
             start: parse_iso("2026-11-27T00:00:00Z").unwrap(),
             end: parse_iso("2026-11-29T00:00:00Z").unwrap(),
         };
-        add_watch(&mut p, &keys, watch);
+        add_watch(&mut p, &keys, &["777788889999"], watch);
         let added: Vec<String> = p
             .prefixes
             .difference(&before)
             .map(|d| format!("{}/{}/{}", d.account, d.region, d.day))
             .collect();
-        assert_eq!(
-            added,
-            [
-                "111122223333/us-east-1/2026-11-27",
-                "111122223333/us-east-1/2026-11-28",
-                "111122223333/us-east-1/2026-11-29",
-                "444455556666/eu-west-1/2026-11-27",
-                "444455556666/eu-west-1/2026-11-28",
-                "444455556666/eu-west-1/2026-11-29",
-            ]
-        );
+        // Every region of the keys, in the keys' accounts and the other account the archive
+        // holds.
+        let mut want = Vec::new();
+        for account in ["111122223333", "444455556666", "777788889999"] {
+            for region in ["eu-west-1", "us-east-1"] {
+                for day in ["2026-11-27", "2026-11-28", "2026-11-29"] {
+                    want.push(format!("{account}/{region}/{day}"));
+                }
+            }
+        }
+        assert_eq!(added, want);
         assert_eq!(p.watch, Some(watch));
         assert_eq!(Plan::from_json(&p.to_json()), Ok(p));
     }

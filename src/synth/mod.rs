@@ -713,17 +713,22 @@ fn make_calls(rng: &mut Rng, keys: &[SynthKey], cal: &Calendar) -> Vec<Call> {
     c.resource_arns.clear();
     c.uses.clear();
     c.unattributable = true;
-    // Busy keys disabled after their last use (2026-03-18), still called the next day: a
-    // refusal only a run that watches the last days (--watch-days) sees.
+    // Busy keys disabled after their last use (2026-03-18), still called the next day, by their
+    // own account and by the other archived one (that refusal is logged in the caller's account
+    // only): refusals only a run that watches the last days (--watch-days) sees.
+    let next_day = (t(2026, 3, 19, 8, 0, 0), t(2026, 3, 19, 16, 0, 0));
     for (k, key) in keys.iter().enumerate() {
         if key.scenario == Scenario::Busy {
-            b.use_key(
-                k,
-                t(2026, 3, 19, 8, 0, 0),
-                t(2026, 3, 19, 16, 0, 0),
-                "Decrypt",
-            )
-            .fail("DisabledException");
+            b.use_key(k, next_day.0, next_day.1, "Decrypt")
+                .fail("DisabledException");
+            let other = if key.account == ACCOUNT_A {
+                ACCOUNT_B
+            } else {
+                ACCOUNT_A
+            };
+            let time = b.at(next_day.0, next_day.1);
+            let caller = b.role(other);
+            b.call(k, time, "Decrypt", caller).fail("DisabledException");
         }
     }
     for (k, key) in keys.iter().enumerate() {

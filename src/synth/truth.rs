@@ -578,20 +578,21 @@ fn key_truth(
     o.insert("coverage_days_expected".into(), json!(measured(expected)));
     o.insert("coverage_days_read".into(), json!(measured(read)));
     o.insert("unreadable_objects".into(), json!(unreadable));
-    // Failed attempts on the key: one per call and role, in its backfill window, from the
-    // owner's copy read (a denied cross-account call is delivered to the caller's account only:
-    // not counted).
+    // Failed attempts on the key: one per call and role, in its backfill window from the owner's
+    // copy read (a denied cross-account call is delivered to the caller's account only: not
+    // counted there), and in the watched days from either copy.
     let mut failed: Vec<(Instant, String, String)> = Vec::new();
     for &c in &by.tried[i] {
         let (owner, caller) = (
             seen.contains(&(c.id, CopyKind::Owner)),
             seen.contains(&(c.id, CopyKind::Caller)),
         );
-        let in_window = window.is_some_and(|(start, end, _)| c.time >= start && c.time < end)
-            || scope
-                .watch
-                .is_some_and(|(start, end)| c.time >= start && c.time < end);
-        if !owner || !in_window {
+        let in_window = window.is_some_and(|(start, end, _)| c.time >= start && c.time < end);
+        // The watched days are read in every archived account: the caller's copy counts too.
+        let watched = scope
+            .watch
+            .is_some_and(|(start, end)| c.time >= start && c.time < end);
+        if !((owner && in_window) || ((owner || caller) && watched)) {
             continue;
         }
         for _ in c.attempted.iter().filter(|(j, _)| *j == i) {
