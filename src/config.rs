@@ -240,9 +240,9 @@ impl Default for Reach {
     }
 }
 
-/// `--watch-days N` up to `--as-of` (default: when the run started): the last N days of every
-/// in-scope key's account and region are read too, for who still calls the keys (failed
-/// attempts — a disabled key's callers).
+/// `--watch-days N` up to `--as-of` (default: when the run started): the last N days are read
+/// too, in every region of the keys and every account the archive holds, for who still calls
+/// the keys (failed attempts — a disabled key's callers, cross-account ones included).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Watch {
     pub days: u32,

@@ -140,8 +140,9 @@ struct RunArgs {
     /// Start every backfill window no earlier than this (YYYY-MM-DD or ISO-8601, UTC).
     #[arg(long)]
     since: Option<String>,
-    /// Also read the last N days of every key's account and region, for who still calls the
-    /// keys: failed attempts there (a disabled key's callers) are counted for every key.
+    /// Also read the last N days in every region of the keys and every account the archive
+    /// holds, for who still calls the keys: failed attempts there (a disabled key's callers,
+    /// cross-account ones included) are counted for every key.
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=3660))]
     watch_days: Option<u32>,
     /// The end of --watch-days' days (YYYY-MM-DD or ISO-8601, UTC; default: now) — for a
