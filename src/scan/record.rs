@@ -144,8 +144,9 @@ pub struct KeyIndex {
     aliases: HashMap<(String, String, String), KeyArn>,
     /// (account, region, key id) -> key.
     ids: HashMap<(String, String, String), KeyArn>,
-    /// (account, region) -> its keys: the keys an alias there may have meant at some time.
-    places: HashMap<(String, String), Vec<KeyArn>>,
+    /// (account, region) -> the first key there: the stand-in of an alias-only record until
+    /// `scan::aliases` decides which key the alias meant.
+    places: HashMap<(String, String), KeyArn>,
 }
 
 /// How a record's key was found (`kms_events.resolved_by`).
@@ -184,11 +185,10 @@ impl ResolvedBy {
 #[derive(Debug, PartialEq)]
 pub enum Named<'i> {
     Key(&'i KeyArn, ResolvedBy),
-    /// An alias in (account, region), where in-scope keys live: which key it meant depends on
-    /// when (see `scan::aliases`). `stand_in` is one of those keys, held until then.
+    /// An alias of an account and region where in-scope keys live: which key it meant depends
+    /// on when (see `scan::aliases`). `stand_in`, a key of that account and region, holds the
+    /// place until then.
     Alias {
-        account: String,
-        region: String,
         name: String,
         stand_in: &'i KeyArn,
     },
@@ -219,8 +219,7 @@ impl KeyIndex {
             index
                 .places
                 .entry((acct.clone(), region.clone()))
-                .or_default()
-                .push(arn.clone());
+                .or_insert_with(|| arn.clone());
             for alias in aliases {
                 index
                     .aliases
@@ -251,11 +250,9 @@ impl KeyIndex {
     /// region); an alias name or alias ARN, whose key depends on the time (`Named::Alias`).
     pub fn resolve(&self, key_id: &str, account: &str, region: &str) -> Named<'_> {
         let alias = |a: &str, r: &str, name: &str| match self.places.get(&(a.into(), r.into())) {
-            Some(keys) => Named::Alias {
-                account: a.into(),
-                region: r.into(),
+            Some(stand_in) => Named::Alias {
                 name: name.into(),
-                stand_in: &keys[0],
+                stand_in,
             },
             None => Named::Nothing,
         };
@@ -374,7 +371,7 @@ pub fn attribute(r: &Record<'_>, index: &KeyIndex, out: &mut Vec<Attributed>) ->
                 by,
                 alias: None,
             }),
-            Named::Alias { name, stand_in, .. } => out.push(Attributed {
+            Named::Alias { name, stand_in } => out.push(Attributed {
                 key: stand_in.clone(),
                 role,
                 // Until the alias's history decides (scan::aliases).
