@@ -1,11 +1,17 @@
 //! pipeline::shard: one run split across machines, for the engines users already have (AWS Batch
 //! array jobs, Kubernetes Indexed Jobs). `plan` resolves the inventory, lists the archive and
-//! writes an immutable plan with the objects assigned to N shards; `scan` reads one shard's
-//! objects anywhere, in any order, as often as it is retried; `merge` refuses to report unless
-//! every shard's result is there, from this plan and intact, then does what `run` does after its
-//! scan — the callers' folders, the digest check (over the whole plan: chains stay whole however
-//! the objects were split), correlation and the report. `run` is plan + every shard + merge in
-//! one process, and gives the same report.
+//! writes an immutable plan with the archive's day folders assigned to N shards; `scan` lists and
+//! reads one shard's folders anywhere, in any order, as often as it is retried; `merge` refuses
+//! to report unless every shard's result is there, from this plan and intact, then does what
+//! `run` does after its scan — the callers' folders, the digest check (over the whole plan:
+//! chains stay whole however the folders were split), correlation and the report. `run` is plan +
+//! every shard + merge in one process, and gives the same report.
+//!
+//! A plan holds folders, not objects: an organization's year is hundreds of millions of objects
+//! (a plan naming each would be tens of GB for every shard to read), but only millions of
+//! account/region/day folders. Each folder carries what planning found in it — how many objects,
+//! their bytes, and a fingerprint of the listing — so the shard that lists it again can tell, and
+//! say, when the folder changed in between. Digest files are listed by the merge, which checks them.
 //!
 //! Shards are balanced by bytes and keep each account/region/day folder together; the same
 //! inputs give the same plan. A plan's identity is the SHA-256 of its file; a shard's result
@@ -13,20 +19,22 @@
 
 use super::store::{Place, Store};
 use super::{finish, key_index, open_archive, Engines, Prepared, RunOutcome};
-use crate::archive::layout::DayPrefix;
+use crate::archive::layout::{DayPrefix, ObjectRef};
 use crate::config::{BackfillScope, Config, Logs, Usage, VerifyMode};
 use crate::inventory::{self, Inventory, Source};
 use crate::model::{hex, Instant, Warnings};
+use crate::plan::list::TrailFolders;
 use crate::plan::Plan;
 use crate::scan::record::UseCopy;
 use crate::scan::{ManifestRow, ScanResult, ScanStats};
 use crate::trails::{Destination, Trail};
 use crate::{checkpoint, integrity, tracking};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 /// A plan as `keytrail plan` writes it: the run's settings, the inventory with its answers, the
-/// archive's plan, and each shard's objects.
+/// archive's plan (without its objects and digests), its day folders as planning found them, and
+/// each shard's folders.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ShardedPlan {
     pub format: u32,
@@ -44,38 +52,112 @@ pub struct ShardedPlan {
     pub public_keys: Vec<PathBuf>,
     pub max_inflated: u64,
     pub plan: Plan,
-    /// Indexes into `plan.objects`, per shard.
+    /// Every planned day folder (the plan's `prefixes`, in order), as listed while planning.
+    pub folders: Vec<PlannedFolder>,
+    /// Indexes into `folders`, per shard.
     pub shards: Vec<Vec<u32>>,
 }
 
 impl ShardedPlan {
-    pub const FORMAT: u32 = 1;
+    pub const FORMAT: u32 = 2;
 }
 
-/// A plan file read: the plan and its identity.
+/// One planned account/region/day folder as planning listed it.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct PlannedFolder {
+    pub prefix: DayPrefix,
+    pub objects: u64,
+    pub bytes: u64,
+    /// Objects in GLACIER or DEEP_ARCHIVE (not readable until restored), and their bytes.
+    pub archived_objects: u64,
+    pub archived_bytes: u64,
+    /// SHA-256 (first 16 bytes, hex) of the listing: each object's key, size and storage class
+    /// in key order. Empty folders have the fingerprint of nothing.
+    pub listing: String,
+}
+
+fn is_archived(o: &ObjectRef) -> bool {
+    o.storage_class
+        .as_deref()
+        .is_some_and(|c| c == "GLACIER" || c == "DEEP_ARCHIVE")
+}
+
+/// Every folder of `prefixes`, in order, with what `objects` (a listing of them, in key order)
+/// holds in each.
+pub fn tally(prefixes: &BTreeSet<DayPrefix>, objects: &[ObjectRef]) -> Vec<PlannedFolder> {
+    let mut by: BTreeMap<&DayPrefix, Vec<&ObjectRef>> =
+        prefixes.iter().map(|p| (p, Vec::new())).collect();
+    for o in objects {
+        by.entry(&o.prefix).or_default().push(o);
+    }
+    by.into_iter()
+        .map(|(prefix, objects)| {
+            let mut h = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
+            for o in &objects {
+                h.update(o.key.as_bytes());
+                h.update(
+                    format!(
+                        "\t{}\t{}\n",
+                        o.size,
+                        o.storage_class.as_deref().unwrap_or("")
+                    )
+                    .as_bytes(),
+                );
+            }
+            let archived = objects.iter().filter(|o| is_archived(o));
+            PlannedFolder {
+                prefix: prefix.clone(),
+                objects: objects.len() as u64,
+                bytes: objects.iter().map(|o| o.size).sum(),
+                archived_objects: archived.clone().count() as u64,
+                archived_bytes: archived.map(|o| o.size).sum(),
+                listing: hex(&h.finish().as_ref()[..16]),
+            }
+        })
+        .collect()
+}
+
+/// How each folder a shard listed differs from what planning found there, in words (nothing when
+/// they are the same).
+pub fn changes(planned: &[&PlannedFolder], found: &[PlannedFolder]) -> Vec<String> {
+    let found: BTreeMap<&DayPrefix, &PlannedFolder> =
+        found.iter().map(|f| (&f.prefix, f)).collect();
+    planned
+        .iter()
+        .filter_map(|p| Some((p, *found.get(&p.prefix)?)))
+        .filter(|(p, f)| p.listing != f.listing)
+        .map(|(p, f)| {
+            let d = &p.prefix;
+            format!(
+                "day folder {}/{}/{} changed between planning and scanning: {} objects ({} bytes) when planned, {} objects ({} bytes) when read; what was read is reported",
+                d.account, d.region, d.day, p.objects, p.bytes, f.objects, f.bytes
+            )
+        })
+        .collect()
+}
+
+pub(crate) fn sha256(bytes: &[u8]) -> String {
+    hex(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, bytes).as_ref())
+}
+
+/// A plan read: the plan and its identity.
 pub struct PlanFile {
     pub plan: ShardedPlan,
     pub sha256: String,
 }
 
-fn sha256(bytes: &[u8]) -> String {
-    hex(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, bytes).as_ref())
-}
-
-/// The objects of `plan` in `n` shards: whole account/region/day folders, the largest first,
-/// each to the shard with the fewest bytes so far (the lowest index on a tie).
-pub fn assign(plan: &Plan, n: usize) -> Vec<Vec<u32>> {
+/// The `folders` in `n` shards: whole account/region/day folders, the largest first, each to the
+/// shard with the fewest bytes so far (the lowest index on a tie).
+pub fn assign(folders: &[PlannedFolder], n: usize) -> Vec<Vec<u32>> {
     let n = n.max(1);
-    let mut folders: BTreeMap<&DayPrefix, (u64, Vec<u32>)> = BTreeMap::new();
-    for (i, o) in plan.objects.iter().enumerate() {
-        let f = folders.entry(&o.prefix).or_default();
-        f.0 += o.size;
-        f.1.push(i as u32);
-    }
-    let mut folders: Vec<(&DayPrefix, (u64, Vec<u32>))> = folders.into_iter().collect();
-    folders.sort_by(|a, b| b.1 .0.cmp(&a.1 .0).then(a.0.cmp(b.0)));
+    let mut order: Vec<(u64, &DayPrefix, u32)> = folders
+        .iter()
+        .enumerate()
+        .map(|(i, f)| (f.bytes, &f.prefix, i as u32))
+        .collect();
+    order.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(b.1)));
     let mut shards: Vec<(u64, Vec<u32>)> = vec![(0, Vec::new()); n];
-    for (_, (bytes, objects)) in folders {
+    for (bytes, _, i) in order {
         let (_, least) = shards
             .iter()
             .enumerate()
@@ -83,7 +165,7 @@ pub fn assign(plan: &Plan, n: usize) -> Vec<Vec<u32>> {
             .min()
             .expect("at least one shard");
         shards[least].0 += bytes;
-        shards[least].1.extend(objects);
+        shards[least].1.push(i);
     }
     shards
         .into_iter()
@@ -104,11 +186,11 @@ pub enum Count {
 }
 
 impl Count {
-    pub fn of(self, plan: &Plan) -> usize {
+    /// For folders holding `bytes` in all.
+    pub fn of(self, bytes: u64) -> usize {
         match self {
             Count::Shards(n) => n.max(1),
             Count::PerGib(g) => {
-                let bytes: u64 = plan.objects.iter().map(|o| o.size).sum();
                 ((bytes as f64 / (g * (1u64 << 30) as f64)).ceil() as usize).clamp(1, 10_000)
             }
         }
@@ -136,7 +218,14 @@ pub fn plan(cfg: &Config, count: Count, path: &Path) -> anyhow::Result<(ShardedP
     for w in warnings.as_slice() {
         eprintln!("keytrail: warning: {w}");
     }
-    let shards = assign(&prepared.plan, count.of(&prepared.plan));
+    let mut plan = prepared.plan;
+    let folders = tally(&plan.prefixes, &plan.objects);
+    let shards = assign(&folders, count.of(folders.iter().map(|f| f.bytes).sum()));
+    // The shards list their own folders and the merge lists the digests: the plan stays the size
+    // of the folders, not of the objects.
+    let digests = plan.digests.len() as u64;
+    plan.objects = Vec::new();
+    plan.digests = Vec::new();
     let sharded = ShardedPlan {
         format: ShardedPlan::FORMAT,
         logs: prepared.dest.logs.to_string(),
@@ -154,14 +243,15 @@ pub fn plan(cfg: &Config, count: Count, path: &Path) -> anyhow::Result<(ShardedP
         digest_signatures: cfg.integrity.signatures.clone(),
         public_keys: cfg.integrity.public_keys.clone(),
         max_inflated: cfg.limits.max_inflated,
-        plan: prepared.plan,
+        plan,
+        folders,
         shards,
     };
     let text = serde_json::to_vec(&sharded).expect("a plan serializes");
     store
         .write(&place, text)
         .map_err(|e| anyhow::anyhow!("the plan: {e}"))?;
-    let estimate = Estimate::of(&sharded);
+    let estimate = Estimate::of(&sharded, digests);
     Ok((sharded, estimate))
 }
 
@@ -299,6 +389,8 @@ struct ShardBody {
     manifest: Vec<ManifestRow>,
     uses: Vec<UseCopy>,
     stats: ScanStats,
+    /// The shard's folders that changed between planning and scanning ([`changes`]).
+    changed: Vec<String>,
 }
 
 /// `keytrail scan`: shard `k` of the plan, its result written into `dir` (replacing an earlier
@@ -333,10 +425,24 @@ pub fn scan(
     // A shard keeps no snapshot of its own: the plan holds the answers.
     tracked.source = Source::Snapshot(plan_path.to_path_buf());
     let index = key_index(&tracked);
-    let objects: Vec<_> = p.shards[k]
+    // The shard's folders, listed now: what they hold is what is read (and said, where it is
+    // not what planning found).
+    let planned: Vec<&PlannedFolder> = p.shards[k]
         .iter()
-        .map(|&i| p.plan.objects[i as usize].clone())
+        .map(|&i| &p.folders[i as usize])
         .collect();
+    let prefixes: BTreeSet<DayPrefix> = planned.iter().map(|f| f.prefix.clone()).collect();
+    let trails = TrailFolders {
+        trails: p.plan.folders.clone(),
+    };
+    let objects = engines
+        .rt
+        .block_on(crate::plan::list::list(&archive, &trails, &prefixes))
+        .map_err(|e| anyhow::anyhow!("listing shard {k}'s folders: {e}"))?;
+    let changed = changes(&planned, &tally(&prefixes, &objects));
+    for c in &changed {
+        eprintln!("keytrail: warning: {c}");
+    }
     let scanner = checkpoint::Scanner::open(&cfg, &cfg.logs, &tracked, &p.plan)?;
     let mut result =
         engines
@@ -348,6 +454,7 @@ pub fn scan(
         // Failed attempts and alias changes travel with the uses; merging sets them apart.
         uses: result.kept(),
         stats: stats.clone(),
+        changed,
     })
     .expect("a shard result serializes");
     let head = ShardHead {
@@ -367,10 +474,15 @@ pub fn scan(
 
 /// Reads every shard's result of `file`'s plan from `dir`: all there, from this plan, intact —
 /// or an error naming each that is not.
-fn read_shards(file: &PlanFile, dir: &Place, store: &Store) -> anyhow::Result<ScanResult> {
+fn read_shards(
+    file: &PlanFile,
+    dir: &Place,
+    store: &Store,
+) -> anyhow::Result<(ScanResult, Warnings)> {
     let n = file.plan.shards.len();
     let mut wrong = Vec::new();
     let mut out = ScanResult::default();
+    let mut warnings = Warnings::default();
     for k in 0..n {
         let path = dir.join(&shard_name(k, n));
         let Ok(bytes) = store.read(&path) else {
@@ -392,6 +504,9 @@ fn read_shards(file: &PlanFile, dir: &Place, store: &Store) -> anyhow::Result<Sc
             }
             Ok(_) => match serde_json::from_slice::<ShardBody>(body) {
                 Ok(b) => {
+                    for c in b.changed {
+                        warnings.push(c);
+                    }
                     out = out.merge(ScanResult {
                         manifest: b.manifest,
                         uses: b.uses,
@@ -410,7 +525,7 @@ fn read_shards(file: &PlanFile, dir: &Place, store: &Store) -> anyhow::Result<Sc
         wrong.len(),
         wrong.join("; ")
     );
-    Ok(out)
+    Ok((out, warnings))
 }
 
 /// `keytrail merge`: every shard's result, then the digest check, correlation and the report,
@@ -419,8 +534,8 @@ pub fn merge(plan_path: &Path, dir: &Path, base: &Config) -> anyhow::Result<RunO
     let started = std::time::Instant::now();
     let file = read_plan(plan_path, base)?;
     let dir = Place::of(dir).map_err(anyhow::Error::msg)?;
-    let scanned = read_shards(&file, &dir, &Store::for_places(&[&dir], base)?)?;
-    let p = file.plan;
+    let (scanned, warnings) = read_shards(&file, &dir, &Store::for_places(&[&dir], base)?)?;
+    let mut p = file.plan;
     let cfg = config_of(&p, plan_path, base)?;
     let verify_with = integrity::live::VerifyWith::read(&cfg)?;
     let staging = super::store::Output::create(&cfg.out, cfg.overwrite, &cfg)?;
@@ -428,6 +543,21 @@ pub fn merge(plan_path: &Path, dir: &Path, base: &Config) -> anyhow::Result<RunO
     checkpoint::discard(&journal);
     let engines = Engines::start(&cfg, p.live || !matches!(cfg.logs, Logs::Local(_)))?;
     let archive = open_archive(&cfg, &engines, &cfg.logs)?;
+    if p.plan.hashes_logs() {
+        // The digests of the planned days (and the day after each), listed now — the plan does
+        // not carry them.
+        let trails = TrailFolders {
+            trails: p.plan.folders.clone(),
+        };
+        p.plan.digests = engines
+            .rt
+            .block_on(crate::plan::list::list_digests(
+                &archive,
+                &trails,
+                &p.plan.prefixes,
+            ))
+            .map_err(|e| anyhow::anyhow!("listing the digest files: {e}"))?;
+    }
     let tracked = tracked_of(&p, plan_path)?;
     let index = key_index(&tracked);
     let mut scan_as = tracked.clone();
@@ -451,7 +581,7 @@ pub fn merge(plan_path: &Path, dir: &Path, base: &Config) -> anyhow::Result<RunO
         scanner,
         verify_with,
         staging,
-        Warnings::default(),
+        warnings,
         started,
     )
 }
@@ -481,27 +611,31 @@ const RESTORE_STANDARD_PER_GB: f64 = 0.01;
 const SCAN_MB_PER_S: f64 = 300.0;
 
 impl Estimate {
-    pub fn of(p: &ShardedPlan) -> Estimate {
-        let archived = |o: &crate::archive::layout::ObjectRef| {
-            o.storage_class
-                .as_deref()
-                .is_some_and(|c| c == "GLACIER" || c == "DEEP_ARCHIVE")
-        };
-        let objects = &p.plan.objects;
-        let readable: Vec<_> = objects.iter().filter(|o| !archived(o)).collect();
+    /// For the plan `p`, whose days have `digests` digest files.
+    pub fn of(p: &ShardedPlan, digests: u64) -> Estimate {
+        let sum = |f: fn(&PlannedFolder) -> u64| p.folders.iter().map(f).sum::<u64>();
+        let objects = sum(|f| f.objects);
+        let archived_objects = sum(|f| f.archived_objects);
         let shard_bytes = p
             .shards
             .iter()
-            .map(|s| s.iter().map(|&i| objects[i as usize].size).sum::<u64>());
-        // A folder listing per planned folder, and per digest folder (the day and the next).
-        let lists = p.plan.prefixes.len() as u64 * if p.plan.digests.is_empty() { 1 } else { 3 };
+            .map(|s| s.iter().map(|&i| p.folders[i as usize].bytes).sum::<u64>());
+        // A folder's listing pages (1,000 keys each) when planning and again by its shard; the
+        // digest folders (the day and the next) when planning and by the merge.
+        let pages = |n: u64| n.div_ceil(1000).max(1);
+        let lists = 2 * p.folders.iter().map(|f| pages(f.objects)).sum::<u64>()
+            + if p.plan.hashes_logs() {
+                2 * 2 * p.plan.prefixes.len() as u64
+            } else {
+                0
+            };
         Estimate {
-            objects: objects.len() as u64,
-            bytes: objects.iter().map(|o| o.size).sum(),
-            gets: readable.len() as u64 + p.plan.digests.len() as u64,
+            objects,
+            bytes: sum(|f| f.bytes),
+            gets: objects - archived_objects + digests,
             lists,
-            archived_objects: (objects.len() - readable.len()) as u64,
-            archived_bytes: objects.iter().filter(|o| archived(o)).map(|o| o.size).sum(),
+            archived_objects,
+            archived_bytes: sum(|f| f.archived_bytes),
             shards: p.shards.len(),
             largest_shard_bytes: shard_bytes.max().unwrap_or(0),
         }
@@ -513,7 +647,7 @@ impl Estimate {
             self.gets as f64 / 1000.0 * GET_PER_1000 + self.lists as f64 / 1000.0 * LIST_PER_1000;
         let mut o = format!(
             "plan: {} objects, {:.2} GiB in {} shard(s) (largest {:.2} GiB)\n\
-             requests: {} GET, {} LIST (already made while planning) ≈ ${cost:.4} at S3 Standard list prices (GET $0.0004, LIST $0.005 per 1,000; us-east-1, 2026-11-29)\n\
+             requests: {} GET, {} LIST (half of them made while planning) ≈ ${cost:.4} at S3 Standard list prices (GET $0.0004, LIST $0.005 per 1,000; us-east-1, 2026-11-29)\n\
              time: ≈ {:.0} s per largest shard at {SCAN_MB_PER_S:.0} MB/s of gzip (keytrail's measured two-thread rate on its development machine; S3 latency not included)\n",
             self.objects,
             gib(self.bytes),
@@ -555,9 +689,14 @@ mod tests {
         }
     }
 
+    fn folders(objects: &[ObjectRef]) -> Vec<PlannedFolder> {
+        let prefixes = objects.iter().map(|o| o.prefix.clone()).collect();
+        tally(&prefixes, objects)
+    }
+
     #[test]
-    fn shards_keep_folders_whole_balance_bytes_and_cover_every_object_once() {
-        let mut plan = Plan::default();
+    fn shards_keep_folders_whole_balance_bytes_and_cover_every_folder_once() {
+        let mut objects = Vec::new();
         // Folder sizes 90, 60, 50, 40, 30 (worked by hand): largest first to the lightest shard
         // gives {90}, {60, 30}, {50, 40}.
         for (day, sizes) in [
@@ -568,16 +707,20 @@ mod tests {
             (5, vec![25, 25]),
         ] {
             for (j, s) in sizes.into_iter().enumerate() {
-                plan.objects.push(obj(day, &format!("o{j}.json.gz"), s));
+                objects.push(obj(day, &format!("o{j}.json.gz"), s));
             }
         }
+        let folders = folders(&objects);
         // days: 1 → 90, 2 → 60, 3 → 40, 4 → 30, 5 → 50
-        let shards = assign(&plan, 3);
-        let days = |s: &Vec<u32>| {
-            let mut d: Vec<u32> = s
-                .iter()
+        assert_eq!(
+            folders.iter().map(|f| f.bytes).collect::<Vec<_>>(),
+            [90, 60, 40, 30, 50]
+        );
+        let shards = assign(&folders, 3);
+        let days = |s: &Vec<u32>| -> Vec<u32> {
+            s.iter()
                 .map(|&i| {
-                    plan.objects[i as usize]
+                    folders[i as usize]
                         .prefix
                         .day
                         .format("%d")
@@ -585,37 +728,73 @@ mod tests {
                         .parse()
                         .unwrap()
                 })
-                .collect();
-            d.dedup();
-            d
+                .collect()
         };
         assert_eq!(days(&shards[0]), [1]);
         assert_eq!(days(&shards[1]), [2, 4]);
         assert_eq!(days(&shards[2]), [3, 5]);
         let mut all: Vec<u32> = shards.concat();
         all.sort_unstable();
-        assert_eq!(all, (0..plan.objects.len() as u32).collect::<Vec<_>>());
-        assert_eq!(assign(&plan, 3), shards, "deterministic");
-        assert_eq!(
-            assign(&plan, 1),
-            vec![(0..plan.objects.len() as u32).collect::<Vec<_>>()]
+        assert_eq!(all, [0, 1, 2, 3, 4]);
+        assert_eq!(assign(&folders, 3), shards, "deterministic");
+        assert_eq!(assign(&folders, 1), vec![vec![0, 1, 2, 3, 4]]);
+    }
+
+    #[test]
+    fn a_folder_listed_again_tells_what_changed() {
+        let objects = vec![
+            obj(1, "a.json.gz", 10),
+            obj(1, "b.json.gz", 20),
+            obj(2, "c.json.gz", 5),
+        ];
+        let mut prefixes: BTreeSet<DayPrefix> = objects.iter().map(|o| o.prefix.clone()).collect();
+        // A planned folder with nothing in it yet.
+        let empty = obj(3, "x", 0).prefix;
+        prefixes.insert(empty.clone());
+        let planned = tally(&prefixes, &objects);
+        assert_eq!(planned.len(), 3);
+        assert_eq!((planned[0].objects, planned[0].bytes), (2, 30));
+        assert_eq!((planned[2].prefix.clone(), planned[2].objects), (empty, 0));
+        let refs: Vec<&PlannedFolder> = planned.iter().collect();
+        // Listed again unchanged: nothing to say.
+        assert!(changes(&refs, &tally(&prefixes, &objects)).is_empty());
+        // An object replaced by another of the same size, one delivered into the empty folder,
+        // one of another storage class: each folder that differs is named, once.
+        let mut again = objects.clone();
+        again[1].key = again[1].key.replace("b.json", "b2.json");
+        again.push(obj(3, "late.json.gz", 7));
+        let said = changes(&refs, &tally(&prefixes, &again));
+        assert_eq!(said.len(), 2, "{said:?}");
+        assert!(
+            said[0].contains("111122223333/us-east-1/2026-03-01"),
+            "{}",
+            said[0]
         );
+        assert!(
+            said[0].contains("2 objects (30 bytes) when planned, 2 objects (30 bytes) when read")
+        );
+        assert!(
+            said[1].contains("2026-03-03")
+                && said[1].contains("0 objects (0 bytes) when planned, 1 objects (7 bytes)")
+        );
+        let mut glacier = objects.clone();
+        glacier[2].storage_class = Some("GLACIER".into());
+        let t = tally(&prefixes, &glacier);
+        assert_eq!((t[1].archived_objects, t[1].archived_bytes), (1, 5));
+        assert_eq!(changes(&refs, &t).len(), 1);
     }
 
     #[test]
     fn shard_gib_gives_as_many_shards_as_the_bytes_need() {
-        let mut plan = Plan::default();
-        for d in 1..=5 {
-            plan.objects.push(obj(d, "a.json.gz", 1 << 30)); // 5 GiB in all
-        }
-        assert_eq!(Count::PerGib(2.0).of(&plan), 3);
-        assert_eq!(Count::PerGib(5.0).of(&plan), 1);
+        let bytes = 5u64 << 30;
+        assert_eq!(Count::PerGib(2.0).of(bytes), 3);
+        assert_eq!(Count::PerGib(5.0).of(bytes), 1);
         assert_eq!(
-            Count::PerGib(1e-9).of(&plan),
+            Count::PerGib(1e-9).of(bytes),
             10_000,
             "capped at Batch's largest array"
         );
-        assert_eq!(Count::Shards(0).of(&plan), 1);
+        assert_eq!(Count::Shards(0).of(bytes), 1);
     }
 
     #[test]
@@ -662,10 +841,13 @@ mod bench {
             });
         }
         plan.objects.sort();
+        plan.prefixes = plan.objects.iter().map(|o| o.prefix.clone()).collect();
         let built = t.elapsed().as_secs_f64();
         let t = std::time::Instant::now();
-        let shards = assign(&plan, 100);
+        let folders = tally(&plan.prefixes, &plan.objects);
+        let shards = assign(&folders, 100);
         let assigned = t.elapsed().as_secs_f64();
+        let objects = std::mem::take(&mut plan.objects);
         let sharded = ShardedPlan {
             format: ShardedPlan::FORMAT,
             logs: "s3://org-trail".into(),
@@ -679,6 +861,7 @@ mod bench {
             public_keys: vec![],
             max_inflated: 2 << 30,
             plan,
+            folders,
             shards,
         };
         let t = std::time::Instant::now();
@@ -687,22 +870,25 @@ mod bench {
         let t = std::time::Instant::now();
         let back: ShardedPlan = serde_json::from_slice(&bytes).unwrap();
         let read = t.elapsed().as_secs_f64();
-        assert_eq!(back.plan.objects.len(), 1_000_000);
+        assert_eq!(
+            back.folders.iter().map(|f| f.objects).sum::<u64>(),
+            1_000_000
+        );
         let sizes: Vec<u64> = back
             .shards
             .iter()
-            .map(|s| s.iter().map(|&i| back.plan.objects[i as usize].size).sum())
+            .map(|s| s.iter().map(|&i| back.folders[i as usize].bytes).sum())
             .collect();
         let (min, max) = (sizes.iter().min().unwrap(), sizes.iter().max().unwrap());
         println!(
-            "plan of 1,000,000 objects: build {built:.2} s, assign 100 shards {assigned:.2} s (largest/smallest {:.3}), write {written:.2} s, read {read:.2} s, {:.1} MB of JSON; peak RSS {:?} MiB",
+            "plan of 1,000,000 objects in {} folders: build {built:.2} s, tally and assign 100 shards {assigned:.2} s (largest/smallest {:.3}), write {written:.2} s, read {read:.2} s, {:.1} MB of JSON; peak RSS {:?} MiB",
+            back.folders.len(),
             *max as f64 / *min as f64,
             bytes.len() as f64 / 1e6,
             crate::progress::peak_rss_mib()
         );
         drop(back);
         // 100 shard results of 10,000 rows, merged as `merge` reads them.
-        let objects = &sharded.plan.objects;
         let bodies: Vec<Vec<u8>> = (0..100)
             .map(|k| {
                 let manifest: Vec<ManifestRow> = (0..10_000)
@@ -729,6 +915,7 @@ mod bench {
                     manifest,
                     uses: vec![],
                     stats: ScanStats::default(),
+                    changed: vec![],
                 })
                 .unwrap()
             })

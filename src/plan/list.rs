@@ -40,6 +40,7 @@ pub async fn make<A: Archive>(
     plan.objects = list(archive, &folders, &plan.prefixes).await?;
     if cfg.integrity.mode != VerifyMode::Off {
         plan.digests = list_digests(archive, &folders, &plan.prefixes).await?;
+        plan.hash_logs = !plan.digests.is_empty();
     }
     plan.folders = folders.trails;
     Ok(plan)

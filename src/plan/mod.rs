@@ -80,6 +80,10 @@ pub struct Plan {
     /// The digest files of the planned days and the day after each; empty when integrity is not
     /// checked.
     pub digests: Vec<ObjectRef>,
+    /// Whether the scan hashes the logs it reads: digests were found to check them against. Kept
+    /// apart from `digests`, which a sharded plan does not carry (its merge lists them).
+    #[serde(default)]
+    pub hash_logs: bool,
     /// The recent days read for failed attempts (`--watch-days`; [`add_watch`]).
     #[serde(default)]
     pub watch: Option<Window>,
@@ -114,7 +118,7 @@ impl Plan {
 
     /// Whether the scan hashes the logs it reads: when there are digests to check them against.
     pub fn hashes_logs(&self) -> bool {
-        !self.digests.is_empty()
+        self.hash_logs
     }
 }
 

@@ -256,6 +256,118 @@ fn a_merge_refuses_missing_or_foreign_shards_and_reruns_change_nothing() {
     );
 }
 
+/// A plan names the archive's day folders, not its objects: each shard lists its own. A folder
+/// that changed between planning and scanning (an object delivered late, one deleted) is read as
+/// it is then, and the report says which folders changed — the tables are those of a single run
+/// over the changed archive.
+#[test]
+fn a_plan_holds_folders_and_a_folder_changed_after_planning_is_read_and_said() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("synth");
+    synth(&data, &["--seed", "44"]);
+    let logs = data.join("logs");
+    let flags = vec!["--backfill".to_string(), "all".into()];
+    let p = tmp.path().join("plan.json");
+    plan(&data, &logs, &flags, &p, 2);
+    let text = std::fs::read_to_string(&p).unwrap();
+    let all = crate::common::files(&logs);
+    let log_files: Vec<&PathBuf> = all
+        .iter()
+        .filter(|f| f.to_string_lossy().contains("/CloudTrail/"))
+        .collect();
+    assert!(log_files.len() > 50);
+    for f in &log_files {
+        let name = f.file_name().unwrap().to_string_lossy();
+        assert!(!text.contains(name.as_ref()), "the plan names {name}");
+    }
+    // Two planned folders with at least two logs each, from the plan's own folder list.
+    let planned: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let busy: Vec<(String, PathBuf)> = planned["folders"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["objects"].as_u64().unwrap() >= 2)
+        .take(2)
+        .map(|f| {
+            let (a, r, d) = (
+                f["prefix"]["account"].as_str().unwrap(),
+                f["prefix"]["region"].as_str().unwrap(),
+                f["prefix"]["day"].as_str().unwrap(),
+            );
+            let dir = format!("/{a}/CloudTrail/{r}/{}/", d.replace('-', "/"));
+            let file = log_files
+                .iter()
+                .find(|l| l.to_string_lossy().contains(&dir))
+                .unwrap();
+            (format!("{a}/{r}/{d}"), (*file).clone())
+        })
+        .collect();
+    assert_eq!(busy.len(), 2);
+    // Delivered late: a copy under another name; deleted: one object of the other folder.
+    let late = busy[0].1.with_file_name(
+        busy[0]
+            .1
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .replace(".json.gz", "")
+            .rsplit_once('_')
+            .map(|(head, _)| format!("{head}_LATE0000DELIVERY.json.gz"))
+            .unwrap(),
+    );
+    std::fs::copy(&busy[0].1, &late).unwrap();
+    std::fs::remove_file(&busy[1].1).unwrap();
+
+    let shards = tmp.path().join("shards");
+    for k in 0..2 {
+        assert_eq!(scan(&p, &shards, "JOB_COMPLETION_INDEX", k, &[]), Some(0));
+    }
+    let out = tmp.path().join("merged");
+    let (code, err) = merge(&p, &shards, &out);
+    let single = tmp.path().join("single");
+    let f: Vec<&str> = flags.iter().map(String::as_str).collect();
+    let (want_code, said) = run(&data.join("usage.jsonl"), &logs, &single, &f);
+    assert_eq!(code, Some(want_code), "{err}\n{said}");
+    assert_eq!(tables(&out), tables(&single));
+    let manifest: Vec<String> = read_table(&out.join("scan_manifest"))
+        .iter()
+        .map(|r| r["object"].as_str().unwrap().to_string())
+        .collect();
+    let rel = |f: &Path| {
+        f.strip_prefix(&logs)
+            .unwrap()
+            .to_string_lossy()
+            .into_owned()
+    };
+    assert!(manifest.contains(&rel(&late)));
+    assert!(!manifest.contains(&rel(&busy[1].1)));
+    let warnings = |dir: &Path| -> Vec<String> {
+        let s: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(dir.join("summary.json")).unwrap())
+                .unwrap();
+        s["warnings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|w| w.as_str().unwrap().to_string())
+            .filter(|w| w.contains("changed between planning and scanning"))
+            .collect()
+    };
+    let changed = warnings(&out);
+    assert_eq!(changed.len(), 2, "{changed:?}");
+    for (folder, _) in &busy {
+        assert_eq!(
+            changed
+                .iter()
+                .filter(|w| w.contains(folder.as_str()))
+                .count(),
+            1,
+            "{folder}: {changed:?}"
+        );
+    }
+    assert!(warnings(&single).is_empty());
+}
+
 /// PLAN and SHARDS in S3 (the test server, through a recording proxy), the archive too: the
 /// merged report equals a single run's, and keytrail writes nothing outside the prefixes given.
 #[test]
