@@ -37,7 +37,14 @@ pub fn run(cfg: &Config) -> anyhow::Result<RunOutcome> {
     let source = inventory::Source::of(&cfg.usage, &journal.join(checkpoint::USAGE), cfg.resume);
     let engines = Engines::start(cfg, source.is_live() || !matches!(cfg.logs, Logs::Local(_)))?;
     let mut warnings = Warnings::default();
-    let prepared = prepare(cfg, &engines, source, &journal, &mut warnings)?;
+    let prepared = prepare(
+        cfg,
+        &engines,
+        source,
+        &journal,
+        plan::list::Objects::Keep,
+        &mut warnings,
+    )?;
     let scanner =
         checkpoint::Scanner::open(cfg, &prepared.dest.logs, &prepared.tracked, &prepared.plan)?;
     let scanned = engines.rt.block_on(scanner.scan(
@@ -70,12 +77,14 @@ pub(crate) struct Prepared {
     pub index: Arc<KeyIndex>,
 }
 
-/// Inventory, tracking, the trails, the archive and the plan.
+/// Inventory, tracking, the trails, the archive and the plan (with its objects, or only what each
+/// folder holds).
 pub(crate) fn prepare(
     cfg: &Config,
     engines: &Engines,
     source: inventory::Source,
     journal: &std::path::Path,
+    objects: plan::list::Objects,
     warnings: &mut Warnings,
 ) -> anyhow::Result<Prepared> {
     let aws = engines.aws.as_ref();
@@ -112,6 +121,7 @@ pub(crate) fn prepare(
         &tracked.keys,
         dest.trails(),
         cfg,
+        objects,
     ))?;
     let index = key_index(&tracked);
     Ok(Prepared {

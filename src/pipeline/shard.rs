@@ -19,17 +19,17 @@
 
 use super::store::{Place, Store};
 use super::{finish, key_index, open_archive, Engines, Prepared, RunOutcome};
-use crate::archive::layout::{DayPrefix, ObjectRef};
+use crate::archive::layout::DayPrefix;
 use crate::config::{BackfillScope, Config, Logs, Usage, VerifyMode};
 use crate::inventory::{self, Inventory, Source};
 use crate::model::{hex, Instant, Warnings};
-use crate::plan::list::TrailFolders;
-use crate::plan::Plan;
+use crate::plan::list::{list_days, Objects, TrailFolders};
+use crate::plan::{changes, DayListing, Plan};
 use crate::scan::record::UseCopy;
 use crate::scan::{ManifestRow, ScanResult, ScanStats};
 use crate::trails::{Destination, Trail};
 use crate::{checkpoint, integrity, tracking};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 /// A plan as `keytrail plan` writes it: the run's settings, the inventory with its answers, the
@@ -51,89 +51,14 @@ pub struct ShardedPlan {
     pub digest_signatures: Option<PathBuf>,
     pub public_keys: Vec<PathBuf>,
     pub max_inflated: u64,
+    /// Without objects or digests; its `days` are what planning found in each folder.
     pub plan: Plan,
-    /// Every planned day folder (the plan's `prefixes`, in order), as listed while planning.
-    pub folders: Vec<PlannedFolder>,
-    /// Indexes into `folders`, per shard.
+    /// Indexes into `plan.days`, per shard.
     pub shards: Vec<Vec<u32>>,
 }
 
 impl ShardedPlan {
     pub const FORMAT: u32 = 2;
-}
-
-/// One planned account/region/day folder as planning listed it.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct PlannedFolder {
-    pub prefix: DayPrefix,
-    pub objects: u64,
-    pub bytes: u64,
-    /// Objects in GLACIER or DEEP_ARCHIVE (not readable until restored), and their bytes.
-    pub archived_objects: u64,
-    pub archived_bytes: u64,
-    /// SHA-256 (first 16 bytes, hex) of the listing: each object's key, size and storage class
-    /// in key order. Empty folders have the fingerprint of nothing.
-    pub listing: String,
-}
-
-fn is_archived(o: &ObjectRef) -> bool {
-    o.storage_class
-        .as_deref()
-        .is_some_and(|c| c == "GLACIER" || c == "DEEP_ARCHIVE")
-}
-
-/// Every folder of `prefixes`, in order, with what `objects` (a listing of them, in key order)
-/// holds in each.
-pub fn tally(prefixes: &BTreeSet<DayPrefix>, objects: &[ObjectRef]) -> Vec<PlannedFolder> {
-    let mut by: BTreeMap<&DayPrefix, Vec<&ObjectRef>> =
-        prefixes.iter().map(|p| (p, Vec::new())).collect();
-    for o in objects {
-        by.entry(&o.prefix).or_default().push(o);
-    }
-    by.into_iter()
-        .map(|(prefix, objects)| {
-            let mut h = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
-            for o in &objects {
-                h.update(o.key.as_bytes());
-                h.update(
-                    format!(
-                        "\t{}\t{}\n",
-                        o.size,
-                        o.storage_class.as_deref().unwrap_or("")
-                    )
-                    .as_bytes(),
-                );
-            }
-            let archived = objects.iter().filter(|o| is_archived(o));
-            PlannedFolder {
-                prefix: prefix.clone(),
-                objects: objects.len() as u64,
-                bytes: objects.iter().map(|o| o.size).sum(),
-                archived_objects: archived.clone().count() as u64,
-                archived_bytes: archived.map(|o| o.size).sum(),
-                listing: hex(&h.finish().as_ref()[..16]),
-            }
-        })
-        .collect()
-}
-
-/// How each folder a shard listed differs from what planning found there, in words (nothing when
-/// they are the same).
-pub fn changes(planned: &[&PlannedFolder], found: &[PlannedFolder]) -> Vec<String> {
-    let found: BTreeMap<&DayPrefix, &PlannedFolder> =
-        found.iter().map(|f| (&f.prefix, f)).collect();
-    planned
-        .iter()
-        .filter_map(|p| Some((p, *found.get(&p.prefix)?)))
-        .filter(|(p, f)| p.listing != f.listing)
-        .map(|(p, f)| {
-            let d = &p.prefix;
-            format!(
-                "day folder {}/{}/{} changed between planning and scanning: {} objects ({} bytes) when planned, {} objects ({} bytes) when read; what was read is reported",
-                d.account, d.region, d.day, p.objects, p.bytes, f.objects, f.bytes
-            )
-        })
-        .collect()
 }
 
 pub(crate) fn sha256(bytes: &[u8]) -> String {
@@ -148,7 +73,7 @@ pub struct PlanFile {
 
 /// The `folders` in `n` shards: whole account/region/day folders, the largest first, each to the
 /// shard with the fewest bytes so far (the lowest index on a tie).
-pub fn assign(folders: &[PlannedFolder], n: usize) -> Vec<Vec<u32>> {
+pub fn assign(folders: &[DayListing], n: usize) -> Vec<Vec<u32>> {
     let n = n.max(1);
     let mut order: Vec<(u64, &DayPrefix, u32)> = folders
         .iter()
@@ -213,18 +138,26 @@ pub fn plan(cfg: &Config, count: Count, path: &Path) -> anyhow::Result<(ShardedP
     let live = source.is_live();
     let engines = Engines::start(cfg, live || !matches!(cfg.logs, Logs::Local(_)))?;
     let mut warnings = Warnings::default();
-    let prepared = super::prepare(cfg, &engines, source, &journal, &mut warnings)?;
+    let prepared = super::prepare(
+        cfg,
+        &engines,
+        source,
+        &journal,
+        crate::plan::list::Objects::Tally,
+        &mut warnings,
+    )?;
     checkpoint::discard(&journal);
     for w in warnings.as_slice() {
         eprintln!("keytrail: warning: {w}");
     }
     let mut plan = prepared.plan;
-    let folders = tally(&plan.prefixes, &plan.objects);
-    let shards = assign(&folders, count.of(folders.iter().map(|f| f.bytes).sum()));
+    let shards = assign(
+        &plan.days,
+        count.of(plan.days.iter().map(|f| f.bytes).sum()),
+    );
     // The shards list their own folders and the merge lists the digests: the plan stays the size
     // of the folders, not of the objects.
     let digests = plan.digests.len() as u64;
-    plan.objects = Vec::new();
     plan.digests = Vec::new();
     let sharded = ShardedPlan {
         format: ShardedPlan::FORMAT,
@@ -244,7 +177,6 @@ pub fn plan(cfg: &Config, count: Count, path: &Path) -> anyhow::Result<(ShardedP
         public_keys: cfg.integrity.public_keys.clone(),
         max_inflated: cfg.limits.max_inflated,
         plan,
-        folders,
         shards,
     };
     let text = serde_json::to_vec(&sharded).expect("a plan serializes");
@@ -427,19 +359,19 @@ pub fn scan(
     let index = key_index(&tracked);
     // The shard's folders, listed now: what they hold is what is read (and said, where it is
     // not what planning found).
-    let planned: Vec<&PlannedFolder> = p.shards[k]
+    let planned: Vec<&DayListing> = p.shards[k]
         .iter()
-        .map(|&i| &p.folders[i as usize])
+        .map(|&i| &p.plan.days[i as usize])
         .collect();
     let prefixes: BTreeSet<DayPrefix> = planned.iter().map(|f| f.prefix.clone()).collect();
     let trails = TrailFolders {
         trails: p.plan.folders.clone(),
     };
-    let objects = engines
+    let (objects, found) = engines
         .rt
-        .block_on(crate::plan::list::list(&archive, &trails, &prefixes))
+        .block_on(list_days(&archive, &trails, &prefixes, Objects::Keep))
         .map_err(|e| anyhow::anyhow!("listing shard {k}'s folders: {e}"))?;
-    let changed = changes(&planned, &tally(&prefixes, &objects));
+    let changed = changes(&planned, &found);
     for c in &changed {
         eprintln!("keytrail: warning: {c}");
     }
@@ -613,17 +545,18 @@ const SCAN_MB_PER_S: f64 = 300.0;
 impl Estimate {
     /// For the plan `p`, whose days have `digests` digest files.
     pub fn of(p: &ShardedPlan, digests: u64) -> Estimate {
-        let sum = |f: fn(&PlannedFolder) -> u64| p.folders.iter().map(f).sum::<u64>();
+        let sum = |f: fn(&DayListing) -> u64| p.plan.days.iter().map(f).sum::<u64>();
         let objects = sum(|f| f.objects);
         let archived_objects = sum(|f| f.archived_objects);
-        let shard_bytes = p
-            .shards
-            .iter()
-            .map(|s| s.iter().map(|&i| p.folders[i as usize].bytes).sum::<u64>());
+        let shard_bytes = p.shards.iter().map(|s| {
+            s.iter()
+                .map(|&i| p.plan.days[i as usize].bytes)
+                .sum::<u64>()
+        });
         // A folder's listing pages (1,000 keys each) when planning and again by its shard; the
         // digest folders (the day and the next) when planning and by the merge.
         let pages = |n: u64| n.div_ceil(1000).max(1);
-        let lists = 2 * p.folders.iter().map(|f| pages(f.objects)).sum::<u64>()
+        let lists = 2 * p.plan.days.iter().map(|f| pages(f.objects)).sum::<u64>()
             + if p.plan.hashes_logs() {
                 2 * 2 * p.plan.prefixes.len() as u64
             } else {
@@ -675,6 +608,7 @@ impl Estimate {
 mod tests {
     use super::*;
     use crate::archive::layout::ObjectRef;
+    use crate::plan::tally;
 
     fn obj(day: u32, name: &str, size: u64) -> ObjectRef {
         ObjectRef {
@@ -689,7 +623,7 @@ mod tests {
         }
     }
 
-    fn folders(objects: &[ObjectRef]) -> Vec<PlannedFolder> {
+    fn folders(objects: &[ObjectRef]) -> Vec<DayListing> {
         let prefixes = objects.iter().map(|o| o.prefix.clone()).collect();
         tally(&prefixes, objects)
     }
@@ -738,50 +672,6 @@ mod tests {
         assert_eq!(all, [0, 1, 2, 3, 4]);
         assert_eq!(assign(&folders, 3), shards, "deterministic");
         assert_eq!(assign(&folders, 1), vec![vec![0, 1, 2, 3, 4]]);
-    }
-
-    #[test]
-    fn a_folder_listed_again_tells_what_changed() {
-        let objects = vec![
-            obj(1, "a.json.gz", 10),
-            obj(1, "b.json.gz", 20),
-            obj(2, "c.json.gz", 5),
-        ];
-        let mut prefixes: BTreeSet<DayPrefix> = objects.iter().map(|o| o.prefix.clone()).collect();
-        // A planned folder with nothing in it yet.
-        let empty = obj(3, "x", 0).prefix;
-        prefixes.insert(empty.clone());
-        let planned = tally(&prefixes, &objects);
-        assert_eq!(planned.len(), 3);
-        assert_eq!((planned[0].objects, planned[0].bytes), (2, 30));
-        assert_eq!((planned[2].prefix.clone(), planned[2].objects), (empty, 0));
-        let refs: Vec<&PlannedFolder> = planned.iter().collect();
-        // Listed again unchanged: nothing to say.
-        assert!(changes(&refs, &tally(&prefixes, &objects)).is_empty());
-        // An object replaced by another of the same size, one delivered into the empty folder,
-        // one of another storage class: each folder that differs is named, once.
-        let mut again = objects.clone();
-        again[1].key = again[1].key.replace("b.json", "b2.json");
-        again.push(obj(3, "late.json.gz", 7));
-        let said = changes(&refs, &tally(&prefixes, &again));
-        assert_eq!(said.len(), 2, "{said:?}");
-        assert!(
-            said[0].contains("111122223333/us-east-1/2026-03-01"),
-            "{}",
-            said[0]
-        );
-        assert!(
-            said[0].contains("2 objects (30 bytes) when planned, 2 objects (30 bytes) when read")
-        );
-        assert!(
-            said[1].contains("2026-03-03")
-                && said[1].contains("0 objects (0 bytes) when planned, 1 objects (7 bytes)")
-        );
-        let mut glacier = objects.clone();
-        glacier[2].storage_class = Some("GLACIER".into());
-        let t = tally(&prefixes, &glacier);
-        assert_eq!((t[1].archived_objects, t[1].archived_bytes), (1, 5));
-        assert_eq!(changes(&refs, &t).len(), 1);
     }
 
     #[test]
@@ -844,8 +734,8 @@ mod bench {
         plan.prefixes = plan.objects.iter().map(|o| o.prefix.clone()).collect();
         let built = t.elapsed().as_secs_f64();
         let t = std::time::Instant::now();
-        let folders = tally(&plan.prefixes, &plan.objects);
-        let shards = assign(&folders, 100);
+        plan.days = crate::plan::tally(&plan.prefixes, &plan.objects);
+        let shards = assign(&plan.days, 100);
         let assigned = t.elapsed().as_secs_f64();
         let objects = std::mem::take(&mut plan.objects);
         let sharded = ShardedPlan {
@@ -861,7 +751,6 @@ mod bench {
             public_keys: vec![],
             max_inflated: 2 << 30,
             plan,
-            folders,
             shards,
         };
         let t = std::time::Instant::now();
@@ -871,18 +760,18 @@ mod bench {
         let back: ShardedPlan = serde_json::from_slice(&bytes).unwrap();
         let read = t.elapsed().as_secs_f64();
         assert_eq!(
-            back.folders.iter().map(|f| f.objects).sum::<u64>(),
+            back.plan.days.iter().map(|f| f.objects).sum::<u64>(),
             1_000_000
         );
         let sizes: Vec<u64> = back
             .shards
             .iter()
-            .map(|s| s.iter().map(|&i| back.folders[i as usize].bytes).sum())
+            .map(|s| s.iter().map(|&i| back.plan.days[i as usize].bytes).sum())
             .collect();
         let (min, max) = (sizes.iter().min().unwrap(), sizes.iter().max().unwrap());
         println!(
             "plan of 1,000,000 objects in {} folders: build {built:.2} s, tally and assign 100 shards {assigned:.2} s (largest/smallest {:.3}), write {written:.2} s, read {read:.2} s, {:.1} MB of JSON; peak RSS {:?} MiB",
-            back.folders.len(),
+            back.plan.days.len(),
             *max as f64 / *min as f64,
             bytes.len() as f64 / 1e6,
             crate::progress::peak_rss_mib()

@@ -4,7 +4,7 @@
 //! the whole archive. It works on any [`Archive`] (a local directory or an S3 bucket), through
 //! folder listings only; which objects are log files is decided by name in `archive::layout`.
 
-use super::{ArchiveStarts, Plan};
+use super::{tally, ArchiveStarts, DayListing, Plan};
 use crate::archive::layout::{folder_name, is_digest_name, DayPrefix, ObjectRef};
 use crate::archive::{Archive, ArchiveError};
 use crate::config::{Config, VerifyMode};
@@ -17,12 +17,14 @@ use std::collections::BTreeSet;
 
 /// The plan stage: finds the archive's trail folders and extent, plans the keys' windows (with
 /// what the trails say about each account and region), and lists the planned day folders and,
-/// unless integrity checking is off, their digest folders.
+/// unless integrity checking is off, their digest folders. With `Objects::Tally` the plan keeps
+/// only what each folder holds ([`Plan::days`]), not its objects: memory by folders, not objects.
 pub async fn make<A: Archive>(
     archive: &A,
     keys: &[TrackedKey],
     trails: Option<&[Trail]>,
     cfg: &Config,
+    objects: Objects,
 ) -> Result<Plan, ListError> {
     let folders = discover(archive, archive.start()).await?;
     let starts = archive_starts(archive, &folders).await?;
@@ -37,7 +39,7 @@ pub async fn make<A: Archive>(
             crate::trails::gaps_for(trails, account, region)
         });
     }
-    plan.objects = list(archive, &folders, &plan.prefixes).await?;
+    (plan.objects, plan.days) = list_days(archive, &folders, &plan.prefixes, objects).await?;
     if cfg.integrity.mode != VerifyMode::Off {
         plan.digests = list_digests(archive, &folders, &plan.prefixes).await?;
         plan.hash_logs = !plan.digests.is_empty();
@@ -65,7 +67,9 @@ pub async fn add_callers<A: Archive>(
     let folders = TrailFolders {
         trails: plan.folders.clone(),
     };
-    let objects = list(archive, &folders, &new).await?;
+    let (objects, days) = list_days(archive, &folders, &new, Objects::Keep).await?;
+    plan.days.extend(days);
+    plan.days.sort_by(|a, b| a.prefix.cmp(&b.prefix));
     if plan.hashes_logs() {
         plan.digests
             .extend(list_digests(archive, &folders, &new).await?);
@@ -234,6 +238,69 @@ async fn first_day<S: Archive>(
     Ok(None)
 }
 
+/// Whether listing keeps the objects it finds or only what each folder holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Objects {
+    Keep,
+    Tally,
+}
+
+/// The objects directly in the planned day folders (sorted by key; none with `Objects::Tally`)
+/// and what each folder holds, in `prefixes`' order; folders are listed concurrently, each
+/// tallied as soon as it is listed.
+pub async fn list_days<S: Archive>(
+    store: &S,
+    archive: &TrailFolders,
+    prefixes: &BTreeSet<DayPrefix>,
+    keep: Objects,
+) -> Result<(Vec<ObjectRef>, Vec<DayListing>), ListError> {
+    let per_day: Vec<(Vec<ObjectRef>, DayListing)> = stream::iter(prefixes)
+        .map(|p| async move {
+            let one = BTreeSet::from([p.clone()]);
+            let objects = list_unbuffered(store, archive, &one).await?;
+            let day = tally(&one, &objects).pop().expect("one folder tallied");
+            let objects = match keep {
+                Objects::Keep => objects,
+                Objects::Tally => Vec::new(),
+            };
+            Ok::<_, ListError>((objects, day))
+        })
+        .buffered(LIST_CONCURRENCY)
+        .try_collect()
+        .await?;
+    let mut objects = Vec::new();
+    let mut days = Vec::with_capacity(per_day.len());
+    for (o, d) in per_day {
+        objects.extend(o);
+        days.push(d);
+    }
+    objects.sort();
+    Ok((objects, days))
+}
+
+/// The objects of `prefixes`' folders, one folder after another (for a few folders).
+async fn list_unbuffered<S: Archive>(
+    store: &S,
+    archive: &TrailFolders,
+    prefixes: &BTreeSet<DayPrefix>,
+) -> Result<Vec<ObjectRef>, ListError> {
+    let mut out = Vec::new();
+    for p in prefixes {
+        let day_rel = format!("{}/{}/", p.region, p.day.format("%Y/%m/%d"));
+        for t in archive.trails.iter().filter(|t| t.account == p.account) {
+            let l = store.list(&format!("{}{day_rel}", t.key_prefix)).await?;
+            out.extend(l.objects.into_iter().map(|e| ObjectRef {
+                key: e.key,
+                size: e.size,
+                storage_class: e.storage_class,
+                prefix: p.clone(),
+            }));
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
 /// Every object directly in the planned day folders, sorted by key; folders are listed
 /// concurrently. Sub-folders are not descended into.
 pub async fn list<S: Archive>(
@@ -241,38 +308,7 @@ pub async fn list<S: Archive>(
     archive: &TrailFolders,
     prefixes: &BTreeSet<DayPrefix>,
 ) -> Result<Vec<ObjectRef>, ListError> {
-    let folders: Vec<(String, &DayPrefix)> = prefixes
-        .iter()
-        .flat_map(|p| {
-            let day_rel = format!("{}/{}/", p.region, p.day.format("%Y/%m/%d"));
-            archive
-                .trails
-                .iter()
-                .filter(move |t| t.account == p.account)
-                .map(move |t| (format!("{}{day_rel}", t.key_prefix), p))
-        })
-        .collect();
-    let listings: Vec<Vec<ObjectRef>> = stream::iter(folders)
-        .map(|(folder, p)| async move {
-            let l = store.list(&folder).await?;
-            Ok::<_, ListError>(
-                l.objects
-                    .into_iter()
-                    .map(|e| ObjectRef {
-                        key: e.key,
-                        size: e.size,
-                        storage_class: e.storage_class,
-                        prefix: p.clone(),
-                    })
-                    .collect(),
-            )
-        })
-        .buffered(LIST_CONCURRENCY)
-        .try_collect()
-        .await?;
-    let mut out: Vec<ObjectRef> = listings.into_iter().flatten().collect();
-    out.sort();
-    Ok(out)
+    Ok(list_days(store, archive, prefixes, Objects::Keep).await?.0)
 }
 
 /// The digest files of the planned days and of the day after each (a digest is delivered after

@@ -9,7 +9,7 @@ pub mod list;
 
 use crate::archive::layout::{DayPrefix, ObjectRef};
 use crate::config::BackfillScope;
-use crate::model::{day_of, days, iso, last_day_before, start_of, Instant, KeyArn};
+use crate::model::{day_of, days, hex, iso, last_day_before, start_of, Instant, KeyArn};
 use crate::tracking::{TrackedKey, TrackingStatus};
 use chrono::NaiveDate;
 use std::collections::{BTreeMap, BTreeSet};
@@ -80,6 +80,10 @@ pub struct Plan {
     /// The digest files of the planned days and the day after each; empty when integrity is not
     /// checked.
     pub digests: Vec<ObjectRef>,
+    /// Every planned day folder (`prefixes`, in order) as its listing found it. Filled whether or
+    /// not `objects` is kept ([`list::make`]).
+    #[serde(default)]
+    pub days: Vec<DayListing>,
     /// Whether the scan hashes the logs it reads: digests were found to check them against. Kept
     /// apart from `digests`, which a sharded plan does not carry (its merge lists them).
     #[serde(default)]
@@ -91,7 +95,7 @@ pub struct Plan {
 
 impl Plan {
     /// The plan's layout version: a plan of another format is refused, not misread.
-    pub const FORMAT: u32 = 2;
+    pub const FORMAT: u32 = 3;
 
     /// The plan as another process reads it.
     pub fn to_json(&self) -> String {
@@ -120,6 +124,80 @@ impl Plan {
     pub fn hashes_logs(&self) -> bool {
         self.hash_logs
     }
+}
+
+/// What listing one planned account/region/day folder found: enough to balance shards, estimate a
+/// run, and tell later whether the folder changed — without naming its objects.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct DayListing {
+    pub prefix: DayPrefix,
+    pub objects: u64,
+    pub bytes: u64,
+    /// Objects in GLACIER or DEEP_ARCHIVE (not readable until restored), and their bytes.
+    pub archived_objects: u64,
+    pub archived_bytes: u64,
+    /// SHA-256 (first 16 bytes, hex) of the listing: each object's key, size and storage class
+    /// in key order. Empty folders have the fingerprint of nothing.
+    pub listing: String,
+}
+
+fn is_archived(o: &ObjectRef) -> bool {
+    o.storage_class
+        .as_deref()
+        .is_some_and(|c| c == "GLACIER" || c == "DEEP_ARCHIVE")
+}
+
+/// Every folder of `prefixes`, in order, with what `objects` (a listing of them, in key order)
+/// holds in each.
+pub fn tally(prefixes: &BTreeSet<DayPrefix>, objects: &[ObjectRef]) -> Vec<DayListing> {
+    let mut by: BTreeMap<&DayPrefix, Vec<&ObjectRef>> =
+        prefixes.iter().map(|p| (p, Vec::new())).collect();
+    for o in objects {
+        by.entry(&o.prefix).or_default().push(o);
+    }
+    by.into_iter()
+        .map(|(prefix, objects)| {
+            let mut h = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
+            for o in &objects {
+                h.update(o.key.as_bytes());
+                h.update(
+                    format!(
+                        "\t{}\t{}\n",
+                        o.size,
+                        o.storage_class.as_deref().unwrap_or("")
+                    )
+                    .as_bytes(),
+                );
+            }
+            let archived = objects.iter().filter(|o| is_archived(o));
+            DayListing {
+                prefix: prefix.clone(),
+                objects: objects.len() as u64,
+                bytes: objects.iter().map(|o| o.size).sum(),
+                archived_objects: archived.clone().count() as u64,
+                archived_bytes: archived.map(|o| o.size).sum(),
+                listing: hex(&h.finish().as_ref()[..16]),
+            }
+        })
+        .collect()
+}
+
+/// How each folder a shard listed differs from what planning found there, in words (nothing when
+/// they are the same).
+pub fn changes(planned: &[&DayListing], found: &[DayListing]) -> Vec<String> {
+    let found: BTreeMap<&DayPrefix, &DayListing> = found.iter().map(|f| (&f.prefix, f)).collect();
+    planned
+        .iter()
+        .filter_map(|p| Some((p, *found.get(&p.prefix)?)))
+        .filter(|(p, f)| p.listing != f.listing)
+        .map(|(p, f)| {
+            let d = &p.prefix;
+            format!(
+                "day folder {}/{}/{} changed between planning and scanning: {} objects ({} bytes) when planned, {} objects ({} bytes) when read; what was read is reported",
+                d.account, d.region, d.day, p.objects, p.bytes, f.objects, f.bytes
+            )
+        })
+        .collect()
 }
 
 /// The keys' windows and the folders to read, from the keys, the archive's extent and the run's
@@ -291,6 +369,63 @@ mod tests {
         p.prefixes.iter().map(|d| d.day.to_string()).collect()
     }
 
+    fn obj(day: u32, name: &str, size: u64) -> ObjectRef {
+        ObjectRef {
+            key: format!("AWSLogs/111122223333/CloudTrail/us-east-1/2026/03/{day:02}/{name}"),
+            size,
+            storage_class: None,
+            prefix: DayPrefix {
+                account: "111122223333".into(),
+                region: "us-east-1".into(),
+                day: NaiveDate::from_ymd_opt(2026, 3, day).unwrap(),
+            },
+        }
+    }
+
+    #[test]
+    fn a_folder_listed_again_tells_what_changed() {
+        let objects = vec![
+            obj(1, "a.json.gz", 10),
+            obj(1, "b.json.gz", 20),
+            obj(2, "c.json.gz", 5),
+        ];
+        let mut prefixes: BTreeSet<DayPrefix> = objects.iter().map(|o| o.prefix.clone()).collect();
+        // A planned folder with nothing in it yet.
+        let empty = obj(3, "x", 0).prefix;
+        prefixes.insert(empty.clone());
+        let planned = tally(&prefixes, &objects);
+        assert_eq!(planned.len(), 3);
+        assert_eq!((planned[0].objects, planned[0].bytes), (2, 30));
+        assert_eq!((planned[2].prefix.clone(), planned[2].objects), (empty, 0));
+        let refs: Vec<&DayListing> = planned.iter().collect();
+        // Listed again unchanged: nothing to say.
+        assert!(changes(&refs, &tally(&prefixes, &objects)).is_empty());
+        // An object replaced by another of the same size, one delivered into the empty folder,
+        // one of another storage class: each folder that differs is named, once.
+        let mut again = objects.clone();
+        again[1].key = again[1].key.replace("b.json", "b2.json");
+        again.push(obj(3, "late.json.gz", 7));
+        let said = changes(&refs, &tally(&prefixes, &again));
+        assert_eq!(said.len(), 2, "{said:?}");
+        assert!(
+            said[0].contains("111122223333/us-east-1/2026-03-01"),
+            "{}",
+            said[0]
+        );
+        assert!(
+            said[0].contains("2 objects (30 bytes) when planned, 2 objects (30 bytes) when read")
+        );
+        assert!(
+            said[1].contains("2026-03-03")
+                && said[1].contains("0 objects (0 bytes) when planned, 1 objects (7 bytes)")
+        );
+        let mut glacier = objects.clone();
+        glacier[2].storage_class = Some("GLACIER".into());
+        let t = tally(&prefixes, &glacier);
+        assert_eq!((t[1].archived_objects, t[1].archived_bytes), (1, 5));
+        assert_eq!(changes(&refs, &t).len(), 1);
+    }
+
     #[test]
     fn watched_days_are_read_in_every_place_of_the_keys() {
         let other = "arn:aws:kms:eu-west-1:444455556666:key/k2";
@@ -344,7 +479,10 @@ mod tests {
         assert_eq!(Plan::from_json(&p.to_json()).as_ref(), Ok(&p));
         p.format = Plan::FORMAT + 1;
         let err = Plan::from_json(&p.to_json()).unwrap_err();
-        assert!(err.contains("format 2"), "{err}");
+        assert!(
+            err.contains(&format!("reads format {}", Plan::FORMAT)),
+            "{err}"
+        );
         assert!(Plan::from_json("{}")
             .unwrap_err()
             .contains("not a keytrail plan"));

@@ -280,9 +280,9 @@ fn a_plan_holds_folders_and_a_folder_changed_after_planning_is_read_and_said() {
         let name = f.file_name().unwrap().to_string_lossy();
         assert!(!text.contains(name.as_ref()), "the plan names {name}");
     }
-    // Two planned folders with at least two logs each, from the plan's own folder list.
+    // Two planned folders with at least two logs each, from the plan's own list of folders.
     let planned: serde_json::Value = serde_json::from_str(&text).unwrap();
-    let busy: Vec<(String, PathBuf)> = planned["folders"]
+    let busy: Vec<(String, PathBuf)> = planned["plan"]["days"]
         .as_array()
         .unwrap()
         .iter()
