@@ -136,8 +136,9 @@ pub struct DayListing {
     /// Objects in GLACIER or DEEP_ARCHIVE (not readable until restored), and their bytes.
     pub archived_objects: u64,
     pub archived_bytes: u64,
-    /// SHA-256 (first 16 bytes, hex) of the listing: each object's key, size and storage class
-    /// in key order. Empty folders have the fingerprint of nothing.
+    /// SHA-256 (first 16 bytes, hex) of the listing: each object's key and size in key order
+    /// (not its storage class, which an S3 Inventory report may leave out; archived objects are
+    /// counted above). Empty folders have the fingerprint of nothing.
     pub listing: String,
 }
 
@@ -160,14 +161,7 @@ pub fn tally(prefixes: &BTreeSet<DayPrefix>, objects: &[ObjectRef]) -> Vec<DayLi
             let mut h = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
             for o in &objects {
                 h.update(o.key.as_bytes());
-                h.update(
-                    format!(
-                        "\t{}\t{}\n",
-                        o.size,
-                        o.storage_class.as_deref().unwrap_or("")
-                    )
-                    .as_bytes(),
-                );
+                h.update(format!("\t{}\n", o.size).as_bytes());
             }
             let archived = objects.iter().filter(|o| is_archived(o));
             DayListing {
@@ -189,11 +183,19 @@ pub fn changes(planned: &[&DayListing], found: &[DayListing]) -> Vec<String> {
     planned
         .iter()
         .filter_map(|p| Some((p, *found.get(&p.prefix)?)))
-        .filter(|(p, f)| p.listing != f.listing)
+        .filter(|(p, f)| p.listing != f.listing || p.archived_objects != f.archived_objects)
         .map(|(p, f)| {
             let d = &p.prefix;
+            let archived = if p.archived_objects != f.archived_objects {
+                format!(
+                    "; {} archived (GLACIER/DEEP_ARCHIVE) when planned, {} when read",
+                    p.archived_objects, f.archived_objects
+                )
+            } else {
+                String::new()
+            };
             format!(
-                "day folder {}/{}/{} changed between planning and scanning: {} objects ({} bytes) when planned, {} objects ({} bytes) when read; what was read is reported",
+                "day folder {}/{}/{} changed between planning and scanning: {} objects ({} bytes) when planned, {} objects ({} bytes) when read{archived}; what was read is reported",
                 d.account, d.region, d.day, p.objects, p.bytes, f.objects, f.bytes
             )
         })
@@ -419,11 +421,22 @@ mod tests {
             said[1].contains("2026-03-03")
                 && said[1].contains("0 objects (0 bytes) when planned, 1 objects (7 bytes)")
         );
+        // A storage class is not in the fingerprint (an inventory may leave it out: STANDARD
+        // listed live is no change), but an object found archived is.
+        let mut standard = objects.clone();
+        standard[0].storage_class = Some("STANDARD".into());
+        assert!(changes(&refs, &tally(&prefixes, &standard)).is_empty());
         let mut glacier = objects.clone();
         glacier[2].storage_class = Some("GLACIER".into());
         let t = tally(&prefixes, &glacier);
         assert_eq!((t[1].archived_objects, t[1].archived_bytes), (1, 5));
-        assert_eq!(changes(&refs, &t).len(), 1);
+        let said = changes(&refs, &t);
+        assert_eq!(said.len(), 1);
+        assert!(
+            said[0].contains("0 archived (GLACIER/DEEP_ARCHIVE) when planned, 1 when read"),
+            "{}",
+            said[0]
+        );
     }
 
     #[test]

@@ -526,6 +526,74 @@ fn write_inventory(
     format!("s3://{dest}/{manifest_key}")
 }
 
+/// A sharded plan made from an inventory: the shards list their folders live (ListObjectsV2) and
+/// find what the inventory said — no folder is said to have changed, and the merged report is
+/// the listed run's.
+fn sharded_from_inventory(
+    moto: &Moto,
+    tmp: &tempfile::TempDir,
+    usage: &Path,
+    inventory: &str,
+    listed: &Path,
+) {
+    let plan = tmp.path().join("inventory-plan.json");
+    let shards = tmp.path().join("inventory-shards");
+    let merged = tmp.path().join("inventory-merged");
+    let (p, s, m) = (
+        plan.to_str().unwrap(),
+        shards.to_str().unwrap(),
+        merged.to_str().unwrap(),
+    );
+    let u = usage.to_str().unwrap();
+    let env = moto.env();
+    let o = keytrail_with_env(
+        &[
+            "plan",
+            "--usage",
+            u,
+            "--logs",
+            "s3://trail-logs",
+            "--out",
+            p,
+            "--shards",
+            "2",
+            "--s3-inventory",
+            inventory,
+            "-q",
+        ],
+        &env,
+    );
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    for k in 0..2 {
+        let shard = format!("{k}/2");
+        let o = keytrail_with_env(
+            &["scan", "--plan", p, "--shard", &shard, "--out", s, "-q"],
+            &env,
+        );
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(0), "{err}");
+        assert!(!err.contains("changed between"), "{err}");
+    }
+    let o = keytrail_with_env(
+        &["merge", "--plan", p, "--shards", s, "--out", m, "-q"],
+        &env,
+    );
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert_same_tables(listed, &merged, "sharded, planned from an inventory");
+    let summary = std::fs::read_to_string(merged.join("summary.json")).unwrap();
+    assert!(!summary.contains("changed between"), "{summary}");
+}
+
 /// `--s3-inventory`: the folders are listed from the bucket's S3 Inventory report (CSV and
 /// Parquet, as AWS writes them), not with ListObjectsV2, and the report is the listed run's —
 /// archived objects included, their storage class read from the inventory. A data file whose MD5
@@ -580,6 +648,9 @@ fn an_s3_inventory_report_plans_the_same_run_without_listing_the_archive() {
                 .any(|(_, p)| p.starts_with(&format!("/{dest}/"))),
             "{format}: the inventory was not read"
         );
+        if csv {
+            sharded_from_inventory(&moto, &tmp, &usage, &url, &listed);
+        }
     }
 
     // A data file replaced after the manifest was written.
