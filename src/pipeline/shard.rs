@@ -529,6 +529,11 @@ pub struct Estimate {
     pub archived_bytes: u64,
     pub shards: usize,
     pub largest_shard_bytes: u64,
+    /// The longest shard's time, in seconds, and whether its objects (not its bytes) bound it.
+    pub longest_shard_seconds: f64,
+    pub objects_bound: bool,
+    /// The archive is in S3 (GETs behind latency), not a local directory.
+    pub s3: bool,
 }
 
 /// Prices used by the estimate (us-east-1 list prices, from FACTS and the pages named in the
@@ -541,6 +546,12 @@ const RESTORE_STANDARD_PER_GB: f64 = 0.01;
 /// keytrail's measured scan rate of gzip bytes with two threads (README, Performance): the low
 /// end of 300–345 MB/s on the development machine; the estimate says it is this machine's.
 const SCAN_MB_PER_S: f64 = 300.0;
+/// keytrail's measured rate of small objects with two threads (tests/bench/README.md, issue 17,
+/// the `many-small` archive): ~2,300 objects/s over S3 at 50 ms of round trip (the adaptive window
+/// of GETs; the CPU of the request path bounds it on the development machine), ~16,700 objects/s
+/// from a local directory. An archive of small objects is bound by these, not by its bytes.
+const S3_OBJECTS_PER_S: f64 = 2_300.0;
+const LOCAL_OBJECTS_PER_S: f64 = 16_700.0;
 
 impl Estimate {
     /// For the plan `p`, whose days have `digests` digest files.
@@ -548,11 +559,27 @@ impl Estimate {
         let sum = |f: fn(&DayListing) -> u64| p.plan.days.iter().map(f).sum::<u64>();
         let objects = sum(|f| f.objects);
         let archived_objects = sum(|f| f.archived_objects);
-        let shard_bytes = p.shards.iter().map(|s| {
-            s.iter()
-                .map(|&i| p.plan.days[i as usize].bytes)
-                .sum::<u64>()
-        });
+        let s3 = p.logs.starts_with("s3://");
+        let per_s = if s3 {
+            S3_OBJECTS_PER_S
+        } else {
+            LOCAL_OBJECTS_PER_S
+        };
+        // Each shard's bytes, and its time: the longer of its bytes' and its objects' (those
+        // read, not archived).
+        let shard = |s: &Vec<u32>| {
+            let days = s.iter().map(|&i| &p.plan.days[i as usize]);
+            let bytes: u64 = days.clone().map(|d| d.bytes).sum();
+            let read: u64 = days.map(|d| d.objects - d.archived_objects).sum();
+            let (by_bytes, by_objects) = (bytes as f64 / 1e6 / SCAN_MB_PER_S, read as f64 / per_s);
+            (bytes, by_bytes.max(by_objects), by_objects > by_bytes)
+        };
+        let shards: Vec<(u64, f64, bool)> = p.shards.iter().map(shard).collect();
+        let longest = shards
+            .iter()
+            .copied()
+            .max_by(|a, b| a.1.total_cmp(&b.1))
+            .unwrap_or((0, 0.0, false));
         // A folder's listing pages (1,000 keys each) when planning and again by its shard; the
         // digest folders (the day and the next) when planning and by the merge.
         let pages = |n: u64| n.div_ceil(1000).max(1);
@@ -570,7 +597,10 @@ impl Estimate {
             archived_objects,
             archived_bytes: sum(|f| f.archived_bytes),
             shards: p.shards.len(),
-            largest_shard_bytes: shard_bytes.max().unwrap_or(0),
+            largest_shard_bytes: shards.iter().map(|s| s.0).max().unwrap_or(0),
+            longest_shard_seconds: longest.1,
+            objects_bound: longest.2,
+            s3,
         }
     }
 
@@ -581,14 +611,29 @@ impl Estimate {
         let mut o = format!(
             "plan: {} objects, {:.2} GiB in {} shard(s) (largest {:.2} GiB)\n\
              requests: {} GET, {} LIST (half of them made while planning) ≈ ${cost:.4} at S3 Standard list prices (GET $0.0004, LIST $0.005 per 1,000; us-east-1, 2026-11-29)\n\
-             time: ≈ {:.0} s per largest shard at {SCAN_MB_PER_S:.0} MB/s of gzip (keytrail's measured two-thread rate on its development machine; S3 latency not included)\n",
+             time: ≈ {:.0} s for the longest shard, {} (keytrail's measured two-thread rates on its development machine: {SCAN_MB_PER_S:.0} MB/s of gzip, {:.0} small objects/s {})\n",
             self.objects,
             gib(self.bytes),
             self.shards,
             gib(self.largest_shard_bytes),
             self.gets,
             self.lists,
-            self.largest_shard_bytes as f64 / 1e6 / SCAN_MB_PER_S,
+            self.longest_shard_seconds,
+            if self.objects_bound {
+                "bound by its number of objects"
+            } else {
+                "bound by its bytes"
+            },
+            if self.s3 {
+                S3_OBJECTS_PER_S
+            } else {
+                LOCAL_OBJECTS_PER_S
+            },
+            if self.s3 {
+                "over S3 at 50 ms of round trip"
+            } else {
+                "from a local directory"
+            },
         );
         if self.archived_objects > 0 {
             let gb = self.archived_bytes as f64 / 1e9;
@@ -674,6 +719,72 @@ mod tests {
         assert_eq!(assign(&folders, 1), vec![vec![0, 1, 2, 3, 4]]);
     }
 
+    pub(super) fn sharded(logs: &str, plan: Plan, shards: Vec<Vec<u32>>) -> ShardedPlan {
+        ShardedPlan {
+            format: ShardedPlan::FORMAT,
+            logs: logs.into(),
+            usage: String::new(),
+            live: false,
+            trails: None,
+            backfill: "all".into(),
+            since: None,
+            verify: "auto".into(),
+            digest_signatures: None,
+            public_keys: vec![],
+            max_inflated: 2 << 30,
+            plan,
+            shards,
+        }
+    }
+
+    #[test]
+    fn the_estimate_bounds_a_shard_by_its_bytes_or_by_its_objects() {
+        // Worked by hand: shard 0 holds one folder of 600 MB in 1,000 objects, shard 1 one of
+        // 30 MB in 23,000 objects (one of them archived). At 300 MB/s, 16,700 objects/s locally
+        // and 2,300 objects/s over S3: locally shard 0 takes 2 s (bytes; its objects 0.06 s) and
+        // shard 1 1.38 s (objects) — 2 s, bound by bytes; over S3 shard 1 takes 22,999 / 2,300 =
+        // 10.0 s — bound by objects.
+        let day = |d: u32, objects: u64, bytes: u64, archived: u64| DayListing {
+            prefix: obj(d, "x", 0).prefix,
+            objects,
+            bytes,
+            archived_objects: archived,
+            archived_bytes: archived * 1000,
+            listing: String::new(),
+        };
+        let plan = Plan {
+            days: vec![day(1, 1_000, 600_000_000, 0), day(2, 23_000, 30_000_000, 1)],
+            ..Plan::default()
+        };
+        let shards = vec![vec![0], vec![1]];
+        let local = Estimate::of(&sharded("/data/logs", plan.clone(), shards.clone()), 0);
+        assert!(
+            (local.longest_shard_seconds - 2.0).abs() < 1e-9,
+            "{local:?}"
+        );
+        assert!(!local.objects_bound && !local.s3);
+        assert_eq!(
+            (local.objects, local.gets, local.archived_objects),
+            (24_000, 23_999, 1)
+        );
+        assert_eq!(local.largest_shard_bytes, 600_000_000);
+        // Listing pages: 1 + 23 per listing, twice (planning, the shard).
+        assert_eq!(local.lists, 48);
+        let s3 = Estimate::of(&sharded("s3://trail", plan, shards), 5);
+        assert!(
+            (s3.longest_shard_seconds - 22_999.0 / 2_300.0).abs() < 1e-9,
+            "{s3:?}"
+        );
+        assert!(s3.objects_bound && s3.s3);
+        assert_eq!(s3.gets, 23_999 + 5);
+        let text = s3.render();
+        assert!(
+            text.contains("≈ 10 s for the longest shard, bound by its number of objects"),
+            "{text}"
+        );
+        assert!(text.contains("2300 small objects/s over S3"), "{text}");
+    }
+
     #[test]
     fn shard_gib_gives_as_many_shards_as_the_bytes_need() {
         let bytes = 5u64 << 30;
@@ -738,21 +849,7 @@ mod bench {
         let shards = assign(&plan.days, 100);
         let assigned = t.elapsed().as_secs_f64();
         let objects = std::mem::take(&mut plan.objects);
-        let sharded = ShardedPlan {
-            format: ShardedPlan::FORMAT,
-            logs: "s3://org-trail".into(),
-            usage: String::new(),
-            live: false,
-            trails: None,
-            backfill: "all".into(),
-            since: None,
-            verify: "auto".into(),
-            digest_signatures: None,
-            public_keys: vec![],
-            max_inflated: 2 << 30,
-            plan,
-            shards,
-        };
+        let sharded = super::tests::sharded("s3://org-trail", plan, shards);
         let t = std::time::Instant::now();
         let bytes = serde_json::to_vec(&sharded).unwrap();
         let written = t.elapsed().as_secs_f64();
