@@ -95,26 +95,15 @@ fn inflate_flate2(bytes: &[u8]) -> usize {
         .unwrap_or(0)
 }
 
-/// User + system CPU seconds of this process so far.
-fn cpu_seconds() -> f64 {
-    // SAFETY: getrusage only writes the struct it is given.
-    let mut u: libc::rusage = unsafe { std::mem::zeroed() };
-    if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut u) } != 0 {
-        return f64::NAN;
-    }
-    let s = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
-    s(u.ru_utime) + s(u.ru_stime)
-}
-
 fn timed(role: Role, name: &str, phases: &mut Vec<Phase>, f: impl FnOnce()) {
     reset_peak();
-    let (t, cpu) = (Instant::now(), cpu_seconds());
+    let (t, cpu) = (Instant::now(), crate::progress::cpu_seconds());
     f();
     phases.push(Phase {
         role,
         name: name.to_string(),
         seconds: t.elapsed().as_secs_f64(),
-        cpu_seconds: cpu_seconds() - cpu,
+        cpu_seconds: crate::progress::cpu_seconds() - cpu,
         peak_rss_mib: crate::progress::peak_rss_mib(),
         note: None,
     });

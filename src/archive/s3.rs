@@ -324,3 +324,68 @@ impl Archive for S3Archive {
         }
     }
 }
+
+#[cfg(test)]
+mod bench {
+    use super::*;
+    use futures::stream::{self, StreamExt};
+
+    /// By hand, against a running S3 server (tests/bench/README.md, issue 17): the CPU of
+    /// keytrail's GET path alone — no decoding — per object, e.g. with s3s-fs pinned to core 1:
+    /// `AWS_ENDPOINT_URL=http://127.0.0.1:9016 AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=testsecret
+    /// AWS_REGION=us-east-1 AWS_EC2_METADATA_DISABLED=true BENCH_BUCKET=many-small BENCH_PREFIX=AWSLogs/111122223333/CloudTrail/eu-west-1/2026/03/
+    /// taskset -c 0 cargo test --release --lib -- --ignored --nocapture get_path_bench`.
+    #[test]
+    #[ignore]
+    fn get_path_bench() {
+        // BENCH_WORKERS: the tokio worker threads (2, as the product runs; 0: one current-thread
+        // runtime).
+        let workers: usize = std::env::var("BENCH_WORKERS").map_or(2, |w| w.parse().unwrap());
+        let rt = match workers {
+            0 => tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap(),
+            n => tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(n)
+                .enable_all()
+                .build()
+                .unwrap(),
+        };
+        let bucket = std::env::var("BENCH_BUCKET").unwrap();
+        let prefix = std::env::var("BENCH_PREFIX").unwrap();
+        rt.block_on(async {
+            let aws = crate::aws::load(None, None).await;
+            let s3 = S3Archive::connect(&aws, &bucket).await.ok().unwrap();
+            let mut keys = Vec::new();
+            for day in s3.list(&prefix).await.unwrap().folders {
+                keys.extend(
+                    s3.list(&day)
+                        .await
+                        .unwrap()
+                        .objects
+                        .into_iter()
+                        .map(|e| e.key),
+                );
+            }
+            let cpu = crate::progress::cpu_seconds;
+            for round in 0..3 {
+                let (t, c) = (std::time::Instant::now(), cpu());
+                let bytes: usize = stream::iter(&keys)
+                    .map(|k| s3.get_with_signature(k))
+                    .buffer_unordered(64)
+                    .map(|r| r.unwrap().0.len())
+                    .fold(0, |a, n| async move { a + n })
+                    .await;
+                let (wall, used) = (t.elapsed().as_secs_f64(), cpu() - c);
+                println!(
+                    "round {round}: {} GETs, {:.1} MB, {:.0} objects/s, {:.1} µs CPU per GET",
+                    keys.len(),
+                    bytes as f64 / 1e6,
+                    keys.len() as f64 / wall,
+                    used * 1e6 / keys.len() as f64
+                );
+            }
+        });
+    }
+}
