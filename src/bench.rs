@@ -130,10 +130,8 @@ pub fn run(
     let store = LocalArchive {
         root: logs.to_path_buf(),
     };
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()?;
+    // The product's runtime, so that the phases measure what a run does.
+    let rt = crate::pipeline::io_runtime()?;
     let objects = rt.block_on(planned_logs(&store, &keys))?;
     let index = std::sync::Arc::new(KeyIndex::new(
         keys.iter().map(|k| (&k.arn, k.aliases.as_slice())),
