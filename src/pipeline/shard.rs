@@ -547,11 +547,11 @@ const RESTORE_STANDARD_PER_GB: f64 = 0.01;
 /// end of 300–345 MB/s on the development machine; the estimate says it is this machine's.
 const SCAN_MB_PER_S: f64 = 300.0;
 /// keytrail's measured rate of small objects with two threads (tests/bench/README.md, issue 17,
-/// the `many-small` archive): ~2,300 objects/s over S3 at 50 ms of round trip (the adaptive window
-/// of GETs; the CPU of the request path bounds it on the development machine), ~16,700 objects/s
+/// the `many-small` archive): ~2,700 objects/s over S3 at 50 ms of round trip (the adaptive window
+/// of GETs; the CPU of the request path bounds it on the development machine), ~17,700 objects/s
 /// from a local directory. An archive of small objects is bound by these, not by its bytes.
-const S3_OBJECTS_PER_S: f64 = 2_300.0;
-const LOCAL_OBJECTS_PER_S: f64 = 16_700.0;
+const S3_OBJECTS_PER_S: f64 = 2_700.0;
+const LOCAL_OBJECTS_PER_S: f64 = 17_700.0;
 
 impl Estimate {
     /// For the plan `p`, whose days have `digests` digest files.
@@ -740,10 +740,10 @@ mod tests {
     #[test]
     fn the_estimate_bounds_a_shard_by_its_bytes_or_by_its_objects() {
         // Worked by hand: shard 0 holds one folder of 600 MB in 1,000 objects, shard 1 one of
-        // 30 MB in 23,000 objects (one of them archived). At 300 MB/s, 16,700 objects/s locally
-        // and 2,300 objects/s over S3: locally shard 0 takes 2 s (bytes; its objects 0.06 s) and
-        // shard 1 1.38 s (objects) — 2 s, bound by bytes; over S3 shard 1 takes 22,999 / 2,300 =
-        // 10.0 s — bound by objects.
+        // 30 MB in 23,000 objects (one of them archived). At 300 MB/s, 17,700 objects/s locally
+        // and 2,700 objects/s over S3: locally shard 0 takes 2 s (bytes; its objects 0.06 s) and
+        // shard 1 1.30 s (objects) — 2 s, bound by bytes; over S3 shard 1 takes 22,999 / 2,700 =
+        // 8.5 s — bound by objects.
         let day = |d: u32, objects: u64, bytes: u64, archived: u64| DayListing {
             prefix: obj(d, "x", 0).prefix,
             objects,
@@ -772,17 +772,17 @@ mod tests {
         assert_eq!(local.lists, 48);
         let s3 = Estimate::of(&sharded("s3://trail", plan, shards), 5);
         assert!(
-            (s3.longest_shard_seconds - 22_999.0 / 2_300.0).abs() < 1e-9,
+            (s3.longest_shard_seconds - 22_999.0 / 2_700.0).abs() < 1e-9,
             "{s3:?}"
         );
         assert!(s3.objects_bound && s3.s3);
         assert_eq!(s3.gets, 23_999 + 5);
         let text = s3.render();
         assert!(
-            text.contains("≈ 10 s for the longest shard, bound by its number of objects"),
+            text.contains("≈ 9 s for the longest shard, bound by its number of objects"),
             "{text}"
         );
-        assert!(text.contains("2300 small objects/s over S3"), "{text}");
+        assert!(text.contains("2700 small objects/s over S3"), "{text}");
     }
 
     #[test]
