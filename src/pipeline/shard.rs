@@ -23,7 +23,7 @@ use crate::archive::layout::DayPrefix;
 use crate::config::{BackfillScope, Config, Logs, Usage, VerifyMode};
 use crate::inventory::{self, Inventory, Source};
 use crate::model::{hex, Instant, Warnings};
-use crate::plan::list::{list_days, Objects, TrailFolders};
+use crate::plan::list::{list_days, Objects};
 use crate::plan::{changes, DayListing, Plan};
 use crate::scan::record::UseCopy;
 use crate::scan::{ManifestRow, ScanResult, ScanStats};
@@ -61,7 +61,7 @@ impl ShardedPlan {
     pub const FORMAT: u32 = 2;
 }
 
-pub(crate) fn sha256(bytes: &[u8]) -> String {
+fn sha256(bytes: &[u8]) -> String {
     hex(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, bytes).as_ref())
 }
 
@@ -364,9 +364,7 @@ pub fn scan(
         .map(|&i| &p.plan.days[i as usize])
         .collect();
     let prefixes: BTreeSet<DayPrefix> = planned.iter().map(|f| f.prefix.clone()).collect();
-    let trails = TrailFolders {
-        trails: p.plan.folders.clone(),
-    };
+    let trails = p.plan.trail_folders();
     let (objects, found) = engines
         .rt
         .block_on(list_days(&archive, &trails, &prefixes, Objects::Keep))
@@ -478,9 +476,7 @@ pub fn merge(plan_path: &Path, dir: &Path, base: &Config) -> anyhow::Result<RunO
     if p.plan.hashes_logs() {
         // The digests of the planned days (and the day after each), listed now — the plan does
         // not carry them.
-        let trails = TrailFolders {
-            trails: p.plan.folders.clone(),
-        };
+        let trails = p.plan.trail_folders();
         p.plan.digests = engines
             .rt
             .block_on(crate::plan::list::list_digests(

@@ -64,9 +64,7 @@ pub async fn add_callers<A: Archive>(
     if new.is_empty() {
         return Ok(Vec::new());
     }
-    let folders = TrailFolders {
-        trails: plan.folders.clone(),
-    };
+    let folders = plan.trail_folders();
     let (objects, days) = list_days(archive, &folders, &new, Objects::Keep).await?;
     plan.days.extend(days);
     plan.days.sort_by(|a, b| a.prefix.cmp(&b.prefix));

@@ -120,6 +120,13 @@ impl Plan {
         serde_json::from_str(text).map_err(|e| format!("a damaged plan: {e}"))
     }
 
+    /// The archive's trail folders, as the listings take them.
+    pub fn trail_folders(&self) -> list::TrailFolders {
+        list::TrailFolders {
+            trails: self.folders.clone(),
+        }
+    }
+
     /// Whether the scan hashes the logs it reads: when there are digests to check them against.
     pub fn hashes_logs(&self) -> bool {
         self.hash_logs
