@@ -23,6 +23,9 @@ use askama::Template;
 use chrono::NaiveDate;
 use std::collections::BTreeMap;
 
+/// Warnings listed on the page; all of them are in `summary.json`.
+const WARNINGS_LISTED: usize = 50;
+
 #[derive(Template)]
 #[template(path = "report.html", config = "src/report/askama.toml")]
 struct Page<'a> {
@@ -31,6 +34,9 @@ struct Page<'a> {
     version: &'static str,
     arguments: String,
     integrity: String,
+    /// The run's warnings (`summary.json`), the first `WARNINGS_LISTED`: what it could not see.
+    warnings: &'a [String],
+    warnings_total: usize,
     keys_total: usize,
     verdicts: Vec<(&'static str, usize)>,
     attention_total: usize,
@@ -555,6 +561,8 @@ pub fn render(c: &Correlated, evidence: &Evidence, summary: &Summary) -> String 
         version: env!("CARGO_PKG_VERSION"),
         arguments: summary.run.arguments.join(" "),
         integrity,
+        warnings: &summary.warnings[..summary.warnings.len().min(WARNINGS_LISTED)],
+        warnings_total: summary.warnings.len(),
         keys_total: summary.keys,
         verdicts: summary.verdicts.iter().map(|(v, n)| (*v, *n)).collect(),
         attention_total,

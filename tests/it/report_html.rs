@@ -112,6 +112,20 @@ fn the_html_report_shows_every_key_as_key_usage_and_summary_json_say() {
         "some key has uses to draw"
     );
 
+    // The run's warnings are summary.json's, in its order (the samples have some).
+    let warnings: Vec<String> = doc
+        .select(&sel("#warnings li"))
+        .map(|li| li.text().collect::<String>())
+        .collect();
+    let want: Vec<&str> = summary["warnings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| w.as_str().unwrap())
+        .collect();
+    assert!(!want.is_empty());
+    assert_eq!(warnings, want);
+
     // The counts are summary.json's.
     let counts: BTreeMap<String, u64> = doc
         .select(&sel("#verdict-counts li"))
