@@ -330,6 +330,32 @@ mod bench {
     use super::*;
     use futures::stream::{self, StreamExt};
 
+    /// GETs every key of `keys`, 64 in flight, and prints the rate and the CPU per GET.
+    async fn measure<'k, F, Fut>(label: &str, keys: &'k [String], get: F)
+    where
+        F: Fn(&'k str) -> Fut,
+        Fut: std::future::Future<Output = Vec<u8>>,
+    {
+        let (t, c) = (std::time::Instant::now(), crate::progress::cpu_seconds());
+        let bytes: usize = stream::iter(keys)
+            .map(|k| get(k))
+            .buffer_unordered(64)
+            .map(|b| b.len())
+            .fold(0, |a, n| async move { a + n })
+            .await;
+        let (wall, used) = (
+            t.elapsed().as_secs_f64(),
+            crate::progress::cpu_seconds() - c,
+        );
+        println!(
+            "{label}: {} GETs, {:.1} MB, {:.0} objects/s, {:.1} µs CPU per GET",
+            keys.len(),
+            bytes as f64 / 1e6,
+            keys.len() as f64 / wall,
+            used * 1e6 / keys.len() as f64
+        );
+    }
+
     /// By hand, against a running S3 server (tests/bench/README.md, issue 17): the CPU of
     /// keytrail's GET path alone — no decoding — per object, e.g. with s3s-fs pinned to core 1:
     /// `AWS_ENDPOINT_URL=http://127.0.0.1:9016 AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=testsecret
@@ -368,41 +394,16 @@ mod bench {
                         .map(|e| e.key),
                 );
             }
-            let cpu = crate::progress::cpu_seconds;
             let lean = lean::Client::new(&aws, &bucket).await;
             for round in 0..3 {
-                let (t, c) = (std::time::Instant::now(), cpu());
-                let bytes: usize = stream::iter(&keys)
-                    .map(|k| lean.get(k))
-                    .buffer_unordered(64)
-                    .map(|r| r.len())
-                    .fold(0, |a, n| async move { a + n })
-                    .await;
-                let (wall, used) = (t.elapsed().as_secs_f64(), cpu() - c);
-                println!(
-                    "lean {round}: {} GETs, {:.1} MB, {:.0} objects/s, {:.1} µs CPU per GET",
-                    keys.len(),
-                    bytes as f64 / 1e6,
-                    keys.len() as f64 / wall,
-                    used * 1e6 / keys.len() as f64
-                );
+                measure(&format!("lean {round}"), &keys, |k| lean.get(k)).await;
             }
+            let s3 = &s3;
             for round in 0..3 {
-                let (t, c) = (std::time::Instant::now(), cpu());
-                let bytes: usize = stream::iter(&keys)
-                    .map(|k| s3.get_with_signature(k))
-                    .buffer_unordered(64)
-                    .map(|r| r.unwrap().0.len())
-                    .fold(0, |a, n| async move { a + n })
-                    .await;
-                let (wall, used) = (t.elapsed().as_secs_f64(), cpu() - c);
-                println!(
-                    "round {round}: {} GETs, {:.1} MB, {:.0} objects/s, {:.1} µs CPU per GET",
-                    keys.len(),
-                    bytes as f64 / 1e6,
-                    keys.len() as f64 / wall,
-                    used * 1e6 / keys.len() as f64
-                );
+                measure(&format!("round {round}"), &keys, |k| async move {
+                    s3.get_with_signature(k).await.unwrap().0
+                })
+                .await;
             }
         });
     }

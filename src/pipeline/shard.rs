@@ -650,19 +650,7 @@ mod tests {
     use super::*;
     use crate::archive::layout::ObjectRef;
     use crate::plan::tally;
-
-    fn obj(day: u32, name: &str, size: u64) -> ObjectRef {
-        ObjectRef {
-            key: format!("AWSLogs/111122223333/CloudTrail/us-east-1/2026/03/{day:02}/{name}"),
-            size,
-            storage_class: None,
-            prefix: DayPrefix {
-                account: "111122223333".into(),
-                region: "us-east-1".into(),
-                day: chrono::NaiveDate::from_ymd_opt(2026, 3, day).unwrap(),
-            },
-        }
-    }
+    use crate::plan::tests::obj;
 
     fn folders(objects: &[ObjectRef]) -> Vec<DayListing> {
         let prefixes = objects.iter().map(|o| o.prefix.clone()).collect();

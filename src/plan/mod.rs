@@ -348,7 +348,7 @@ fn window_for(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::inventory::parse_line;
     use crate::model::parse_iso;
@@ -378,7 +378,8 @@ mod tests {
         p.prefixes.iter().map(|d| d.day.to_string()).collect()
     }
 
-    fn obj(day: u32, name: &str, size: u64) -> ObjectRef {
+    /// An object of day `day` of March 2026 in 111122223333/us-east-1.
+    pub(crate) fn obj(day: u32, name: &str, size: u64) -> ObjectRef {
         ObjectRef {
             key: format!("AWSLogs/111122223333/CloudTrail/us-east-1/2026/03/{day:02}/{name}"),
             size,
