@@ -321,3 +321,59 @@ impl Crowded {
         )
     }
 }
+
+/// A proxy that answers `403 AccessDenied` (S3's XML error) to every GetObject whose key
+/// contains `needle`, forwards the rest, and remembers each GetObject's path and `user-agent` —
+/// so a test can tell which of keytrail's GET paths asked, and what it asked.
+pub struct Denying {
+    pub endpoint: String,
+    gets: Arc<Mutex<Vec<(String, String)>>>,
+    _rt: tokio::runtime::Runtime,
+}
+
+impl Denying {
+    pub fn start(upstream: &str, needle: &str) -> Denying {
+        let gets: Arc<Mutex<Vec<(String, String)>>> = Arc::default();
+        let upstream: Uri = upstream.parse().unwrap();
+        let client: Client<_, Incoming> = Client::builder(TokioExecutor::new()).build_http();
+        let (g, needle) = (gets.clone(), needle.to_string());
+        let (endpoint, rt) = crate::common::serve(move || {
+            let (g, client, upstream, needle) =
+                (g.clone(), client.clone(), upstream.clone(), needle.clone());
+            hyper::service::service_fn(move |mut req: Request<Incoming>| {
+                let path = path_of(&req);
+                let get_object =
+                    req.method() == hyper::Method::GET && path.contains("x-id=GetObject");
+                let denied = get_object && path.contains(&needle);
+                if get_object {
+                    let agent = req
+                        .headers()
+                        .get("user-agent")
+                        .and_then(|a| a.to_str().ok())
+                        .unwrap_or_default()
+                        .to_string();
+                    g.lock().unwrap().push((path.clone(), agent));
+                }
+                redirect(&mut req, &upstream, &path);
+                let client = client.clone();
+                async move {
+                    if denied {
+                        return Ok(s3_error(403, "AccessDenied"));
+                    }
+                    let resp = client.request(req).await?;
+                    Ok::<_, BoxError>(resp.map(|b| b.map_err(BoxError::from).boxed()))
+                }
+            })
+        });
+        Denying {
+            endpoint,
+            gets,
+            _rt: rt,
+        }
+    }
+
+    /// `(path and query, user-agent)` of every GetObject, in arrival order.
+    pub fn gets(&self) -> Vec<(String, String)> {
+        self.gets.lock().unwrap().clone()
+    }
+}

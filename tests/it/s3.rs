@@ -397,6 +397,79 @@ fn a_folder_that_says_slow_down_is_backed_off_and_every_object_is_read() {
     );
 }
 
+/// keytrail GETs the archive's objects beneath the SDK's orchestrator (`archive::s3::direct`), or
+/// through the SDK with `KEYTRAIL_S3_GET=sdk`; the SDK is the reference. Behind a proxy that
+/// refuses one object with S3's `403 AccessDenied`, both paths ask for the same paths — keys
+/// under a prefix that needs percent-encoding (a space, `+`, `=`) — and read the answers alike:
+/// the same report, and the refused object recorded once with S3's code and the message the
+/// proxy wrote, not retried (a final answer).
+#[test]
+fn the_direct_and_the_sdk_get_paths_ask_the_same_and_read_the_answers_alike() {
+    let prefix = "odd prefix+=";
+    let (moto, tmp, data, _) =
+        synth_in_moto(&["--seed", "518", "--prefix", prefix], "trail-logs", |_| {
+            None
+        });
+    let refused = files(&data.join("logs"))
+        .into_iter()
+        .map(|p| p.file_name().unwrap().to_string_lossy().to_string())
+        .find(|n| n.ends_with(".json.gz") && n.contains("_CloudTrail_"))
+        .unwrap();
+    let mut asked = Vec::new();
+    for path in ["direct", "sdk"] {
+        let proxy = crate::proxy::Denying::start(&moto.endpoint, &refused);
+        let mut env = offline_env("AWS_ENDPOINT_URL_S3", &proxy.endpoint);
+        if path == "sdk" {
+            env.push(("KEYTRAIL_S3_GET", "sdk".to_string()));
+        }
+        let out = tmp.path().join(path);
+        let logs = format!("s3://trail-logs/{prefix}");
+        let (code, text) = run_with(&env, &data.join("usage.jsonl"), &logs, &out, &[]);
+        assert!(code <= 1, "{path}: {text}");
+        let gets = proxy.gets();
+        let agents: std::collections::BTreeSet<bool> = gets
+            .iter()
+            .map(|(_, agent)| agent.starts_with("keytrail/"))
+            .collect();
+        assert_eq!(
+            agents,
+            [path == "direct"].into(),
+            "{path}: who asked, by user-agent: {gets:?}"
+        );
+        assert_eq!(
+            gets.iter().filter(|(p, _)| p.contains(&refused)).count(),
+            1,
+            "{path}: the refused object is asked for once"
+        );
+        let manifest = read_table(&out.join("scan_manifest"));
+        let row = manifest
+            .iter()
+            .find(|r| r["object"].as_str().unwrap().ends_with(&refused))
+            .unwrap();
+        assert_eq!(row["status"], "unreadable", "{path}: {row}");
+        assert_eq!(
+            row["reason"], "GetObject failed: AccessDenied: injected by the test proxy",
+            "{path}: {row}"
+        );
+        let mut paths: Vec<String> = gets.into_iter().map(|(p, _)| p).collect();
+        paths.sort();
+        assert!(
+            paths.iter().all(|p| p.contains("odd%20prefix%2B%3D/")),
+            "{paths:?}"
+        );
+        asked.push(paths);
+    }
+    assert_eq!(
+        asked[0], asked[1],
+        "the two paths asked for different objects"
+    );
+    assert_same_tables(
+        &tmp.path().join("sdk"),
+        &tmp.path().join("direct"),
+        "direct vs SDK GETs",
+    );
+}
+
 /// A slow GET holds one of the S3 scan's slots, not the whole window: with 4 objects in flight and
 /// the answer to the first GetObject held back, the scan goes on fetching others — 12 are answered
 /// before the held one is let go. A scan that waited for its objects in order would stop at 3 and

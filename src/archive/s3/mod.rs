@@ -1,8 +1,12 @@
 //! archive::s3: the archive in an S3 bucket. Listing is `ListObjectsV2` with a `/` delimiter on
-//! the folders asked for only (never the whole bucket); a get is one `GetObject`, its body read
-//! whole and checked against its Content-Length. keytrail retries gets itself (not the SDK): a
+//! the folders asked for only (never the whole bucket); a get is one `GetObject` — beneath the
+//! SDK's orchestrator ([`direct`]) unless `KEYTRAIL_S3_GET=sdk` or the endpoint needs more than
+//! SigV4 — its body read whole and checked against its Content-Length. keytrail retries gets
+//! itself (not the SDK): a
 //! `SlowDown` backs off the object's prefix ([`super::throttle`]), other faults the object. How
 //! many gets are in flight is the scan's business (`scan::fetch`).
+
+mod direct;
 
 use super::throttle::{prefix_of, Throttle};
 use super::{Archive, ArchiveError, Entry, Got, Listing};
@@ -18,6 +22,8 @@ pub struct S3Archive {
     client: aws_sdk_s3::Client,
     /// For getting objects: no SDK retries, keytrail's own per-prefix ones.
     gets: aws_sdk_s3::Client,
+    /// The same gets beneath the SDK's orchestrator ([`direct`]), where the endpoint allows.
+    direct: Option<Arc<direct::Direct>>,
     throttle: Arc<Throttle>,
     /// GetObject requests made, retries included.
     requests: Arc<AtomicU64>,
@@ -35,19 +41,21 @@ enum Fault {
     Final,
 }
 
+/// What an S3 error answer calls for, by its HTTP status and error code.
+fn classify(status: u16, code: Option<&str>) -> Fault {
+    match (status, code) {
+        (_, Some("SlowDown")) | (503 | 429, _) => Fault::SlowDown,
+        (_, Some("RequestTimeout" | "InternalError")) => Fault::Transient,
+        (s, _) if s >= 500 => Fault::Transient,
+        _ => Fault::Final,
+    }
+}
+
 fn fault_of<E: ProvideErrorMetadata>(
     e: &SdkError<E, aws_sdk_s3::config::http::HttpResponse>,
 ) -> Fault {
     match e {
-        SdkError::ServiceError(se) => {
-            let status = se.raw().status().as_u16();
-            match (Some(status), se.err().code()) {
-                (_, Some("SlowDown")) | (Some(503 | 429), _) => Fault::SlowDown,
-                (_, Some("RequestTimeout" | "InternalError")) => Fault::Transient,
-                (Some(s), _) if s >= 500 => Fault::Transient,
-                _ => Fault::Final,
-            }
-        }
+        SdkError::ServiceError(se) => classify(se.raw().status().as_u16(), se.err().code()),
         SdkError::ConstructionFailure(_) => Fault::Final,
         _ => Fault::Transient,
     }
@@ -103,9 +111,18 @@ impl S3Archive {
                 .retry_config(aws_config::retry::RetryConfig::disabled())
                 .build(),
         );
+        // KEYTRAIL_S3_GET=sdk: every get through the SDK's orchestrator.
+        let direct = match std::env::var("KEYTRAIL_S3_GET").as_deref() {
+            Ok("sdk") => None,
+            _ => direct::Direct::new(&gets, aws.sdk.credentials_provider(), bucket)
+                .await
+                .ok()
+                .map(Arc::new),
+        };
         Ok(S3Archive {
             client,
             gets,
+            direct,
             throttle: Arc::default(),
             requests: Arc::default(),
             bucket: bucket.to_string(),
@@ -124,55 +141,64 @@ impl S3Archive {
         loop {
             self.throttle.wait(prefix).await;
             self.requests.fetch_add(1, Ordering::Relaxed);
-            let fault = match self
-                .gets
-                .get_object()
-                .bucket(&self.bucket)
-                .key(key)
-                .send()
-                .await
-            {
-                Ok(out) => {
-                    let expected = out.content_length().and_then(|n| usize::try_from(n).ok());
-                    let signature = out.metadata().and_then(|m| m.get("signature")).cloned();
-                    match out.body.collect().await {
-                        Err(e) => format!("reading the body failed: {e}"),
-                        Ok(b) => {
-                            // One contiguous body; no second copy when it already is one.
-                            let body = Vec::from(b.into_bytes());
-                            match expected {
-                                Some(n) if n != body.len() => {
-                                    format!("body of {} bytes, Content-Length {n}", body.len())
-                                }
-                                _ => {
-                                    self.throttle.succeeded(prefix);
-                                    return Ok((body, signature));
-                                }
-                            }
-                        }
-                    }
+            let attempt = match &self.direct {
+                Some(direct) => direct.get(key).await,
+                None => self.sdk_get(key).await,
+            };
+            let fault = match attempt {
+                Ok(got) => {
+                    self.throttle.succeeded(prefix);
+                    return Ok(got);
                 }
-                Err(e) => {
-                    let why = || format!("GetObject failed: {}", crate::aws::explain(&e));
-                    match fault_of(&e) {
-                        Fault::Final => return Err(why()),
-                        Fault::SlowDown => {
-                            self.throttle.slowed(prefix);
-                            slowdowns += 1;
-                            if slowdowns == SLOWDOWN_ATTEMPTS {
-                                return Err(format!("{} ({slowdowns} SlowDowns)", why()));
-                            }
-                            continue;
-                        }
-                        Fault::Transient => why(),
+                Err((Fault::Final, why)) => return Err(why),
+                Err((Fault::SlowDown, why)) => {
+                    self.throttle.slowed(prefix);
+                    slowdowns += 1;
+                    if slowdowns == SLOWDOWN_ATTEMPTS {
+                        return Err(format!("{why} ({slowdowns} SlowDowns)"));
                     }
+                    continue;
                 }
+                Err((Fault::Transient, why)) => why,
             };
             faults += 1;
             if faults == ATTEMPTS {
                 return Err(format!("{fault} ({ATTEMPTS} attempts)"));
             }
             backoff(faults).await;
+        }
+    }
+}
+
+impl S3Archive {
+    /// One GetObject attempt through the SDK.
+    async fn sdk_get(&self, key: &str) -> direct::Attempt {
+        let out = self
+            .gets
+            .get_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+            .map_err(|e| {
+                let why = format!("GetObject failed: {}", crate::aws::explain(&e));
+                (fault_of(&e), why)
+            })?;
+        let expected = out.content_length().and_then(|n| usize::try_from(n).ok());
+        let signature = out.metadata().and_then(|m| m.get("signature")).cloned();
+        let body = out
+            .body
+            .collect()
+            .await
+            .map_err(|e| (Fault::Transient, format!("reading the body failed: {e}")))?;
+        // One contiguous body; no second copy when it already is one.
+        let body = Vec::from(body.into_bytes());
+        match expected {
+            Some(n) if n != body.len() => Err((
+                Fault::Transient,
+                format!("body of {} bytes, Content-Length {n}", body.len()),
+            )),
+            _ => Ok((body, signature)),
         }
     }
 }
@@ -357,7 +383,8 @@ mod bench {
     }
 
     /// By hand, against a running S3 server (tests/bench/README.md, issue 17): the CPU of
-    /// keytrail's GET path alone — no decoding — per object, e.g. with s3s-fs pinned to core 1:
+    /// keytrail's GET paths alone — no decoding — per object, the direct one and the SDK's
+    /// (`BENCH_DIRECT_ONLY=1`: the direct one only, for a profile), e.g. with s3s-fs pinned to core 1:
     /// `AWS_ENDPOINT_URL=http://127.0.0.1:9016 AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=testsecret
     /// AWS_REGION=us-east-1 AWS_EC2_METADATA_DISABLED=true BENCH_BUCKET=many-small BENCH_PREFIX=AWSLogs/111122223333/CloudTrail/eu-west-1/2026/03/
     /// taskset -c 0 cargo test --release --lib -- --ignored --nocapture get_path_bench`.
@@ -394,95 +421,25 @@ mod bench {
                         .map(|e| e.key),
                 );
             }
-            let lean = lean::Client::new(&aws, &bucket).await;
-            for round in 0..3 {
-                measure(&format!("lean {round}"), &keys, |k| lean.get(k)).await;
-            }
+            let sdk = &S3Archive {
+                direct: None,
+                ..s3.clone()
+            };
             let s3 = &s3;
+            assert!(s3.direct.is_some(), "the direct GET path is not taken");
             for round in 0..3 {
-                measure(&format!("round {round}"), &keys, |k| async move {
+                measure(&format!("direct {round}"), &keys, |k| async move {
                     s3.get_with_signature(k).await.unwrap().0
+                })
+                .await;
+                if std::env::var("BENCH_DIRECT_ONLY").is_ok() {
+                    continue;
+                }
+                measure(&format!("sdk {round}"), &keys, |k| async move {
+                    sdk.get_with_signature(k).await.unwrap().0
                 })
                 .await;
             }
         });
-    }
-}
-
-/// A GET beneath the SDK's orchestrator, for measuring only: SigV4 by the SDK's signer with
-/// credentials asked once, path-style URLs on `AWS_ENDPOINT_URL`, one pooled hyper client.
-#[cfg(test)]
-mod lean {
-    use aws_credential_types::provider::ProvideCredentials;
-    use http_body_util::BodyExt;
-
-    pub struct Client {
-        http: hyper_util::client::legacy::Client<
-            hyper_util::client::legacy::connect::HttpConnector,
-            http_body_util::Empty<bytes::Bytes>,
-        >,
-        identity: aws_smithy_runtime_api::client::identity::Identity,
-        endpoint: String,
-        bucket: String,
-    }
-
-    impl Client {
-        pub async fn new(aws: &crate::aws::Aws, bucket: &str) -> Client {
-            let creds = aws
-                .sdk
-                .credentials_provider()
-                .unwrap()
-                .provide_credentials()
-                .await
-                .unwrap();
-            Client {
-                http: hyper_util::client::legacy::Client::builder(
-                    hyper_util::rt::TokioExecutor::new(),
-                )
-                .pool_max_idle_per_host(512)
-                .build_http(),
-                identity: creds.into(),
-                endpoint: std::env::var("AWS_ENDPOINT_URL").unwrap(),
-                bucket: bucket.to_string(),
-            }
-        }
-
-        pub async fn get(&self, key: &str) -> Vec<u8> {
-            use aws_sigv4::http_request::{
-                sign, PayloadChecksumKind, PercentEncodingMode, SignableBody, SignableRequest,
-                SigningSettings, UriPathNormalizationMode,
-            };
-            let url = format!("{}/{}/{key}", self.endpoint, self.bucket);
-            let mut settings = SigningSettings::default();
-            settings.payload_checksum_kind = PayloadChecksumKind::XAmzSha256;
-            settings.percent_encoding_mode = PercentEncodingMode::Single;
-            settings.uri_path_normalization_mode = UriPathNormalizationMode::Disabled;
-            let params = aws_sigv4::sign::v4::SigningParams::builder()
-                .identity(&self.identity)
-                .region("us-east-1")
-                .name("s3")
-                .time(std::time::SystemTime::now())
-                .settings(settings)
-                .build()
-                .unwrap()
-                .into();
-            let signable =
-                SignableRequest::new("GET", &url, std::iter::empty(), SignableBody::Bytes(&[]))
-                    .unwrap();
-            let (instructions, _) = sign(signable, &params).unwrap().into_parts();
-            let mut req = http::Request::builder()
-                .uri(&url)
-                .body(http_body_util::Empty::<bytes::Bytes>::new())
-                .unwrap();
-            instructions.apply_to_request_http1x(&mut req);
-            let resp = self.http.request(req).await.unwrap();
-            assert_eq!(resp.status(), 200);
-            resp.into_body()
-                .collect()
-                .await
-                .unwrap()
-                .to_bytes()
-                .to_vec()
-        }
     }
 }
