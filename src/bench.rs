@@ -39,7 +39,7 @@ fn scan_stats<A: Archive>(
         archive,
         objects,
         index.clone(),
-        pool,
+        pool.current_num_threads(),
         in_flight,
         limits,
         &|_, _| {},

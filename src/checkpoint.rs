@@ -364,7 +364,7 @@ impl Scanner {
             archive,
             &todo,
             index,
-            pool,
+            pool.current_num_threads(),
             in_flight,
             self.limits,
             &|obj, scanned| {

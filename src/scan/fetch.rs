@@ -1,5 +1,5 @@
 //! scan::fetch: the planned objects' bytes, many in flight, handed to the decoders. One path for
-//! every [`Archive`]: gets on tokio, decoding on the rayon pool, memory bounded by the bytes in
+//! every [`Archive`]: gets on tokio, decoding on threads of its own ([`Decoders`]), memory bounded by the bytes in
 //! flight ([`InFlight`]). How many gets are in flight adapts ([`Window`]): it grows while the
 //! decoders keep up — so S3's latency is hidden whatever it is — holds once they are busy or the
 //! byte budget is nearly spent, and halves when S3 answers `SlowDown`.
@@ -117,13 +117,65 @@ impl Window {
     }
 }
 
+/// The scan's decoding threads, fed by a channel. Not rayon's pool: its idle workers spin
+/// looking for work before they sleep, and over S3 the decoders wait for bodies between
+/// objects — handing each small object to rayon cost 60–110 µs of CPU in spinning, to a
+/// blocked thread ~20 µs (`get_path_bench`, issue 17). The threads end when this is dropped.
+pub struct Decoders {
+    jobs: Option<crossbeam_channel::Sender<Box<dyn FnOnce() + Send>>>,
+    threads: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl Decoders {
+    pub fn start(threads: usize) -> Decoders {
+        let (jobs, todo) = crossbeam_channel::unbounded::<Box<dyn FnOnce() + Send>>();
+        let threads = (0..threads.max(1))
+            .map(|i| {
+                let todo = todo.clone();
+                std::thread::Builder::new()
+                    .name(format!("keytrail-decode-{i}"))
+                    .spawn(move || todo.iter().for_each(|job| job()))
+                    .expect("a decoder thread starts")
+            })
+            .collect();
+        Decoders {
+            jobs: Some(jobs),
+            threads,
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.threads.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.threads.is_empty()
+    }
+
+    fn spawn(&self, job: impl FnOnce() + Send + 'static) {
+        if let Some(jobs) = &self.jobs {
+            jobs.send(Box::new(job))
+                .expect("the decoders live as long as this");
+        }
+    }
+}
+
+impl Drop for Decoders {
+    fn drop(&mut self) {
+        self.jobs = None;
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+    }
+}
+
 fn kib(bytes: u64) -> u32 {
     u32::try_from(bytes.div_ceil(1024)).unwrap_or(u32::MAX)
 }
 
 /// Scans `objects` of `archive` within the `in_flight` bounds; results in object order, and the
-/// most gets the [`Window`] kept in flight. Gets run on tokio, decoding on the rayon `pool`, so
-/// network waits and CPU work overlap. An object's share of the byte budget is taken before its
+/// most gets the [`Window`] kept in flight. Gets run on tokio, decoding on `threads` decoder
+/// threads, so network waits and CPU work overlap. An object's share of the byte budget is taken before its
 /// get and given back once it is decoded, so bodies waiting for a decoder count too. Objects
 /// finish in any order: a slow GET (a large object, a retry waiting out its backoff) holds one
 /// slot, not the whole window behind it.
@@ -131,15 +183,17 @@ pub async fn scan<A: Archive>(
     archive: &A,
     objects: &[ObjectRef],
     index: Arc<KeyIndex>,
-    pool: &rayon::ThreadPool,
+    threads: usize,
     in_flight: InFlight,
     limits: DecodeLimits,
     on_done: OnDone<'_>,
 ) -> (Vec<Scanned>, usize) {
+    let decoders = Decoders::start(threads);
     let budget = ByteBudget::new(in_flight.bytes);
     let waiting = Arc::new(AtomicUsize::new(0));
     let one = |i: usize, obj: ObjectRef| {
         let (index, budget, waiting) = (index.clone(), budget.clone(), waiting.clone());
+        let decoders = &decoders;
         async move {
             let scanned = match skip_reason(&obj) {
                 Some(reason) => skipped(&obj, reason),
@@ -149,7 +203,7 @@ pub async fn scan<A: Archive>(
                     let (tx, rx) = tokio::sync::oneshot::channel();
                     let decoded = obj.clone();
                     waiting.fetch_add(1, Ordering::Relaxed);
-                    pool.spawn(move || {
+                    decoders.spawn(move || {
                         waiting.fetch_sub(1, Ordering::Relaxed);
                         let scanned = finish(&decoded, fetched, &index, limits);
                         drop(held);
@@ -179,7 +233,7 @@ pub async fn scan<A: Archive>(
         done.push(finished);
         window.done(
             waiting.load(Ordering::Relaxed),
-            pool.current_num_threads(),
+            decoders.len(),
             archive.slowdowns(),
             budget.nearly_spent(),
         );
@@ -254,6 +308,29 @@ mod tests {
         let mut one = Window::new(1);
         one.done(0, 2, 1, false);
         assert_eq!(one.limit(), 1);
+    }
+
+    #[test]
+    fn the_decoders_run_every_job_on_their_own_threads_and_end_when_dropped() {
+        let names = Arc::new(std::sync::Mutex::new(std::collections::BTreeSet::new()));
+        let ran = Arc::new(AtomicUsize::new(0));
+        let decoders = Decoders::start(2);
+        for _ in 0..200 {
+            let (names, ran) = (names.clone(), ran.clone());
+            decoders.spawn(move || {
+                let me = std::thread::current().name().map(str::to_string);
+                names.lock().unwrap().insert(me);
+                ran.fetch_add(1, Ordering::Relaxed);
+            });
+        }
+        drop(decoders);
+        // Dropping waits for the queue to drain and the threads to end.
+        assert_eq!(ran.load(Ordering::Relaxed), 200);
+        let names = names.lock().unwrap();
+        assert!(!names.is_empty() && names.len() <= 2, "{names:?}");
+        assert!(names.iter().all(|n| n
+            .as_deref()
+            .is_some_and(|n| n.starts_with("keytrail-decode-"))));
     }
 
     #[tokio::test]

@@ -26,7 +26,6 @@ use aws_sigv4::http_request::{
 use aws_smithy_runtime_api::client::http::{HttpConnector, HttpConnectorSettings};
 use aws_smithy_runtime_api::client::identity::Identity;
 use aws_smithy_types::body::SdkBody;
-use aws_smithy_types::byte_stream::ByteStream;
 use std::time::{Duration, SystemTime};
 
 /// The key presigned to learn the bucket's URL; never fetched.
@@ -37,6 +36,9 @@ const REFRESH_BEFORE: Duration = Duration::from_secs(300);
 
 /// The most of an error answer's body read for its code and message.
 const ERROR_BODY_LIMIT: usize = 64 * 1024;
+
+/// The most buffer set aside up front for a body, whatever its Content-Length says.
+const PREALLOCATE_LIMIT: usize = 64 << 20;
 
 /// One bucket's GET path.
 pub struct Direct {
@@ -153,30 +155,21 @@ impl Direct {
         let header = |name: &str| response.headers().get(name).map(str::to_string);
         let expected = header("content-length").and_then(|n| n.parse::<usize>().ok());
         let signature = header("x-amz-meta-signature");
-        let body = ByteStream::new(response.into_body());
+        let body = response.into_body();
         if (200..300).contains(&status) {
-            return match body.collect().await {
-                Err(e) => Err((
-                    Fault::Transient,
-                    format!("reading the body failed: {}", innermost(&e)),
-                )),
-                Ok(b) => {
-                    let body = Vec::from(b.into_bytes());
-                    match expected {
-                        Some(n) if n != body.len() => Err((
-                            Fault::Transient,
-                            format!("body of {} bytes, Content-Length {n}", body.len()),
-                        )),
-                        _ => Ok((body, signature)),
-                    }
-                }
+            return match read_body(body, expected).await {
+                Err(why) => Err((Fault::Transient, format!("reading the body failed: {why}"))),
+                Ok(body) => match expected {
+                    Some(n) if n != body.len() => Err((
+                        Fault::Transient,
+                        format!("body of {} bytes, Content-Length {n}", body.len()),
+                    )),
+                    _ => Ok((body, signature)),
+                },
             };
         }
         // An error: S3 says which in an XML body (none to a HEAD, some proxies none at all).
-        let text = match body.collect().await {
-            Ok(b) => b.into_bytes(),
-            Err(_) => Default::default(),
-        };
+        let text = read_body(body, None).await.unwrap_or_default();
         let (code, message) = error_of(&text[..text.len().min(ERROR_BODY_LIMIT)]);
         let fault = super::classify(status, code.as_deref());
         let why = match (code, message) {
@@ -223,6 +216,20 @@ impl Direct {
         instructions.apply_to_request_http1x(&mut request);
         aws_smithy_runtime_api::http::Request::try_from(request).map_err(|e| e.to_string())
     }
+}
+
+/// A body read whole into one buffer, sized by its Content-Length where it says one (up to
+/// [`PREALLOCATE_LIMIT`]): one copy from the connection's buffers.
+async fn read_body(mut body: SdkBody, expected: Option<usize>) -> Result<Vec<u8>, String> {
+    use http_body_util::BodyExt;
+    let mut out = Vec::with_capacity(expected.unwrap_or(0).min(PREALLOCATE_LIMIT));
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| innermost(&*e))?;
+        if let Ok(data) = frame.into_data() {
+            out.extend_from_slice(&data);
+        }
+    }
+    Ok(out)
 }
 
 /// The bucket's URL and the signing region and service, from a presigned GetObject of [`PROBE`]
