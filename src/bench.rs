@@ -295,9 +295,10 @@ impl Over<'_> {
         );
         let mut phase = phases.pop().expect("one phase was timed");
         phase.note = Some(format!(
-            "{:.3} GetObject requests per object, at most {peak} in flight, {} SlowDowns",
+            "{:.3} GetObject requests per object, at most {peak} in flight, {} SlowDowns, GET path: {}",
             archive.gets() as f64 / in_s3.len().max(1) as f64,
-            archive.slowdowns()
+            archive.slowdowns(),
+            archive.get_path()
         ));
         Ok(phase)
     }

@@ -249,6 +249,7 @@ fn bench_measures_the_same_archive_over_s3() {
         &bench(&data.join("logs")),
         &[
             "scan over s3://bench-logs: 2 threads",
+            "GET path: direct",
             "s3:// throughput / local",
             "keytrail CPU, s3:// / local",
         ],

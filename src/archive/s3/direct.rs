@@ -377,6 +377,122 @@ mod tests {
         assert!(endpoint_of(&sigv4a).unwrap_err().contains("not SigV4"));
     }
 
+    /// A provider that counts its calls and hands out credentials expiring `lasting` from now.
+    #[derive(Debug)]
+    struct Counting {
+        calls: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+        lasting: Option<Duration>,
+    }
+
+    impl ProvideCredentials for Counting {
+        fn provide_credentials<'a>(
+            &'a self,
+        ) -> aws_credential_types::provider::future::ProvideCredentials<'a>
+        where
+            Self: 'a,
+        {
+            let n = self.calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let creds = aws_credential_types::Credentials::new(
+                format!("AKID{n}"),
+                "secret",
+                None,
+                self.lasting.map(|d| SystemTime::now() + d),
+                "test",
+            );
+            aws_credential_types::provider::future::ProvideCredentials::ready(Ok(creds))
+        }
+    }
+
+    #[tokio::test]
+    async fn credentials_are_asked_for_once_and_again_only_near_their_expiry() {
+        for (lasting, asked) in [
+            // Static credentials, and credentials good for an hour: asked for once.
+            (None, 1),
+            (Some(Duration::from_secs(3600)), 1),
+            // Within REFRESH_BEFORE of their expiry: asked for every time.
+            (Some(Duration::from_secs(60)), 5),
+        ] {
+            let calls = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+            let creds = Credentials::new(SharedCredentialsProvider::new(Counting {
+                calls: calls.clone(),
+                lasting,
+            }));
+            for _ in 0..5 {
+                creds.get().await.unwrap();
+            }
+            assert_eq!(
+                calls.load(std::sync::atomic::Ordering::SeqCst),
+                asked,
+                "{lasting:?}"
+            );
+        }
+    }
+
+    /// The SDK's own presigning (no request is sent) decides the URL: virtual-hosted in the
+    /// bucket's region, FIPS when asked, path-style on a custom endpoint.
+    #[tokio::test]
+    async fn the_sdk_decides_where_the_gets_go() {
+        let creds = SharedCredentialsProvider::new(aws_credential_types::Credentials::new(
+            "AKIDEXAMPLE",
+            "secret",
+            None,
+            None,
+            "test",
+        ));
+        let client = |b: aws_sdk_s3::config::Builder| {
+            aws_sdk_s3::Client::from_conf(
+                b.behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
+                    .credentials_provider(creds.clone())
+                    .region(aws_sdk_s3::config::Region::new("eu-west-1"))
+                    .build(),
+            )
+        };
+        let base = |d: &Direct| (d.base.clone(), d.region.clone(), d.service.clone());
+        let plain = Direct::new(
+            &client(aws_sdk_s3::Config::builder()),
+            Some(creds.clone()),
+            "trail-logs",
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            base(&plain),
+            (
+                "https://trail-logs.s3.eu-west-1.amazonaws.com".into(),
+                "eu-west-1".into(),
+                "s3".into()
+            )
+        );
+        let fips = Direct::new(
+            &client(aws_sdk_s3::Config::builder().use_fips(true)),
+            Some(creds.clone()),
+            "trail-logs",
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            fips.base,
+            "https://trail-logs.s3-fips.eu-west-1.amazonaws.com"
+        );
+        let custom = Direct::new(
+            &client(
+                aws_sdk_s3::Config::builder()
+                    .endpoint_url("http://127.0.0.1:5000")
+                    .force_path_style(true),
+            ),
+            Some(creds.clone()),
+            "trail-logs",
+        )
+        .await
+        .unwrap();
+        assert_eq!(custom.base, "http://127.0.0.1:5000/trail-logs");
+        assert!(
+            Direct::new(&client(aws_sdk_s3::Config::builder()), None, "trail-logs")
+                .await
+                .is_err()
+        );
+    }
+
     #[test]
     fn an_s3_error_body_gives_its_code_and_message() {
         // S3's documented error response (REST error responses, AWS's S3 API reference).

@@ -22,8 +22,9 @@ pub struct S3Archive {
     client: aws_sdk_s3::Client,
     /// For getting objects: no SDK retries, keytrail's own per-prefix ones.
     gets: aws_sdk_s3::Client,
-    /// The same gets beneath the SDK's orchestrator ([`direct`]), where the endpoint allows.
-    direct: Option<Arc<direct::Direct>>,
+    /// The same gets beneath the SDK's orchestrator ([`direct`]), where the endpoint allows; or
+    /// why not.
+    direct: Result<Arc<direct::Direct>, String>,
     throttle: Arc<Throttle>,
     /// GetObject requests made, retries included.
     requests: Arc<AtomicU64>,
@@ -113,10 +114,9 @@ impl S3Archive {
         );
         // KEYTRAIL_S3_GET=sdk: every get through the SDK's orchestrator.
         let direct = match std::env::var("KEYTRAIL_S3_GET").as_deref() {
-            Ok("sdk") => None,
+            Ok("sdk") => Err("KEYTRAIL_S3_GET=sdk".to_string()),
             _ => direct::Direct::new(&gets, aws.sdk.credentials_provider(), bucket)
                 .await
-                .ok()
                 .map(Arc::new),
         };
         Ok(S3Archive {
@@ -142,8 +142,8 @@ impl S3Archive {
             self.throttle.wait(prefix).await;
             self.requests.fetch_add(1, Ordering::Relaxed);
             let attempt = match &self.direct {
-                Some(direct) => direct.get(key).await,
-                None => self.sdk_get(key).await,
+                Ok(direct) => direct.get(key).await,
+                Err(_) => self.sdk_get(key).await,
             };
             let fault = match attempt {
                 Ok(got) => {
@@ -207,6 +207,14 @@ impl S3Archive {
     /// GetObject requests made so far, retries included.
     pub fn gets(&self) -> u64 {
         self.requests.load(Ordering::Relaxed)
+    }
+
+    /// Which path the gets take: `direct`, or `SDK (why)`.
+    pub fn get_path(&self) -> String {
+        match &self.direct {
+            Ok(_) => "direct".to_string(),
+            Err(why) => format!("SDK ({why})"),
+        }
     }
 }
 
@@ -422,11 +430,11 @@ mod bench {
                 );
             }
             let sdk = &S3Archive {
-                direct: None,
+                direct: Err("the reference".into()),
                 ..s3.clone()
             };
             let s3 = &s3;
-            assert!(s3.direct.is_some(), "the direct GET path is not taken");
+            assert_eq!(s3.get_path(), "direct");
             for round in 0..3 {
                 measure(&format!("direct {round}"), &keys, |k| async move {
                     s3.get_with_signature(k).await.unwrap().0
