@@ -73,7 +73,6 @@ where
     E: std::error::Error + aws_sdk_kms::error::ProvideErrorMetadata + 'static,
 {
     use aws_sdk_kms::error::SdkError;
-    use std::error::Error;
     match e {
         SdkError::ServiceError(se) => match (se.err().code(), se.err().message()) {
             (Some(c), Some(m)) => format!("{c}: {m}"),
@@ -81,15 +80,7 @@ where
             _ => format!("HTTP {} without an error code", se.raw().status().as_u16()),
         },
         _ => {
-            // The innermost cause says it best ("no credentials in the chain", "connection refused").
-            let mut cause: &dyn Error = e;
-            let mut text = cause.to_string();
-            while let Some(next) = cause.source() {
-                cause = next;
-                text = cause.to_string();
-            }
-            // The SDK's own text can span lines (the chain's every provider): one line here.
-            let first = text.lines().next().unwrap_or_default().trim().to_string();
+            let first = innermost(e);
             if first.to_lowercase().contains("credentials") {
                 format!("{} — set AWS_PROFILE or --profile, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (an expired SSO session needs `aws sso login`)", first.trim_end_matches(['.', ':', ' ']).trim_end_matches(". Attempted"))
             } else {
@@ -97,6 +88,18 @@ where
             }
         }
     }
+}
+
+/// The innermost cause of an error, which says it best ("no credentials in the chain",
+/// "connection refused"), on one line (the SDK's own text can span lines: the chain's every
+/// provider).
+pub fn innermost(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut cause = e;
+    while let Some(next) = cause.source() {
+        cause = next;
+    }
+    let text = cause.to_string();
+    text.lines().next().unwrap_or_default().trim().to_string()
 }
 
 /// Whether an endpoint override applies to `service` (`S3`, `KMS`, `CLOUDTRAIL`).

@@ -1,8 +1,9 @@
 //! scan::fetch: the planned objects' bytes, many in flight, handed to the decoders. One path for
-//! every [`Archive`]: gets on tokio, decoding on threads of its own ([`Decoders`]), memory bounded by the bytes in
-//! flight ([`InFlight`]). How many gets are in flight adapts ([`Window`]): it grows while the
-//! decoders keep up — so S3's latency is hidden whatever it is — holds once they are busy or the
-//! byte budget is nearly spent, and halves when S3 answers `SlowDown`.
+//! every [`Archive`]: gets on tokio, decoding on threads of its own ([`Decoders`]), memory
+//! bounded by the bytes in flight ([`InFlight`]). How many gets are in flight adapts
+//! ([`Window`]): it grows while the decoders keep up — so S3's latency is hidden whatever it is —
+//! holds once they are busy or the byte budget is nearly spent, and halves when S3 answers
+//! `SlowDown`.
 
 use super::record::KeyIndex;
 use super::{finish, skip_reason, skipped, OnDone, Scanned};
@@ -121,13 +122,13 @@ impl Window {
 /// looking for work before they sleep, and over S3 the decoders wait for bodies between
 /// objects — handing each small object to rayon cost 60–110 µs of CPU in spinning, to a
 /// blocked thread ~20 µs (`get_path_bench`, issue 17). The threads end when this is dropped.
-pub struct Decoders {
+pub(crate) struct Decoders {
     jobs: Option<crossbeam_channel::Sender<Box<dyn FnOnce() + Send>>>,
     threads: Vec<std::thread::JoinHandle<()>>,
 }
 
 impl Decoders {
-    pub fn start(threads: usize) -> Decoders {
+    fn start(threads: usize) -> Decoders {
         let (jobs, todo) = crossbeam_channel::unbounded::<Box<dyn FnOnce() + Send>>();
         let threads = (0..threads.max(1))
             .map(|i| {
@@ -144,12 +145,8 @@ impl Decoders {
         }
     }
 
-    pub fn len(&self) -> usize {
+    fn len(&self) -> usize {
         self.threads.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.threads.is_empty()
     }
 
     fn spawn(&self, job: impl FnOnce() + Send + 'static) {
@@ -175,8 +172,8 @@ fn kib(bytes: u64) -> u32 {
 
 /// Scans `objects` of `archive` within the `in_flight` bounds; results in object order, and the
 /// most gets the [`Window`] kept in flight. Gets run on tokio, decoding on `threads` decoder
-/// threads, so network waits and CPU work overlap. An object's share of the byte budget is taken before its
-/// get and given back once it is decoded, so bodies waiting for a decoder count too. Objects
+/// threads, so network waits and CPU work overlap. An object's share of the byte budget is taken
+/// before its get and given back once it is decoded, so bodies waiting for a decoder count too. Objects
 /// finish in any order: a slow GET (a large object, a retry waiting out its backoff) holds one
 /// slot, not the whole window behind it.
 pub async fn scan<A: Archive>(

@@ -18,6 +18,7 @@
 //! `KEYTRAIL_S3_GET=sdk` sends every GET through the SDK instead.
 
 use super::Fault;
+use crate::aws::innermost;
 use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider};
 use aws_sigv4::http_request::{
     sign, PayloadChecksumKind, PercentEncodingMode, SignableBody, SignableRequest, SigningSettings,
@@ -159,13 +160,7 @@ impl Direct {
         if (200..300).contains(&status) {
             return match read_body(body, expected).await {
                 Err(why) => Err((Fault::Transient, format!("reading the body failed: {why}"))),
-                Ok(body) => match expected {
-                    Some(n) if n != body.len() => Err((
-                        Fault::Transient,
-                        format!("body of {} bytes, Content-Length {n}", body.len()),
-                    )),
-                    _ => Ok((body, signature)),
-                },
+                Ok(body) => super::whole(body, expected, signature),
             };
         }
         // An error: S3 says which in an XML body (none to a HEAD, some proxies none at all).
@@ -286,21 +281,6 @@ fn error_of(body: &[u8]) -> (Option<String>, Option<String>) {
         }
     }
     (code, message)
-}
-
-/// The innermost cause of an error, one line ("connection refused", "operation timed out").
-fn innermost(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut cause = e;
-    while let Some(next) = cause.source() {
-        cause = next;
-    }
-    cause
-        .to_string()
-        .lines()
-        .next()
-        .unwrap_or_default()
-        .trim()
-        .to_string()
 }
 
 /// The credentials of a provider, asked for once and again only as they near expiry; one

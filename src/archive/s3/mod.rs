@@ -2,9 +2,8 @@
 //! the folders asked for only (never the whole bucket); a get is one `GetObject` — beneath the
 //! SDK's orchestrator ([`direct`]) unless `KEYTRAIL_S3_GET=sdk` or the endpoint needs more than
 //! SigV4 — its body read whole and checked against its Content-Length. keytrail retries gets
-//! itself (not the SDK): a
-//! `SlowDown` backs off the object's prefix ([`super::throttle`]), other faults the object. How
-//! many gets are in flight is the scan's business (`scan::fetch`).
+//! itself (not the SDK): a `SlowDown` backs off the object's prefix ([`super::throttle`]), other
+//! faults the object. How many gets are in flight is the scan's business (`scan::fetch`).
 
 mod direct;
 
@@ -192,14 +191,19 @@ impl S3Archive {
             .await
             .map_err(|e| (Fault::Transient, format!("reading the body failed: {e}")))?;
         // One contiguous body; no second copy when it already is one.
-        let body = Vec::from(body.into_bytes());
-        match expected {
-            Some(n) if n != body.len() => Err((
-                Fault::Transient,
-                format!("body of {} bytes, Content-Length {n}", body.len()),
-            )),
-            _ => Ok((body, signature)),
-        }
+        whole(Vec::from(body.into_bytes()), expected, signature)
+    }
+}
+
+/// A body read to its end, and its signature metadata — unless it is shorter or longer than its
+/// Content-Length said (a connection cut short): then a transient fault.
+fn whole(body: Vec<u8>, expected: Option<usize>, signature: Option<String>) -> direct::Attempt {
+    match expected {
+        Some(n) if n != body.len() => Err((
+            Fault::Transient,
+            format!("body of {} bytes, Content-Length {n}", body.len()),
+        )),
+        _ => Ok((body, signature)),
     }
 }
 
