@@ -158,14 +158,16 @@ impl Direct {
         let signature = header("x-amz-meta-signature");
         let body = response.into_body();
         if (200..300).contains(&status) {
-            return match read_body(body, expected).await {
+            return match read_body(body, expected, usize::MAX).await {
                 Err(why) => Err((Fault::Transient, format!("reading the body failed: {why}"))),
                 Ok(body) => super::whole(body, expected, signature),
             };
         }
         // An error: S3 says which in an XML body (none to a HEAD, some proxies none at all).
-        let text = read_body(body, None).await.unwrap_or_default();
-        let (code, message) = error_of(&text[..text.len().min(ERROR_BODY_LIMIT)]);
+        let text = read_body(body, None, ERROR_BODY_LIMIT)
+            .await
+            .unwrap_or_default();
+        let (code, message) = error_of(&text);
         let fault = super::classify(status, code.as_deref());
         let why = match (code, message) {
             (Some(c), Some(m)) => format!("{c}: {m}"),
@@ -213,15 +215,23 @@ impl Direct {
     }
 }
 
-/// A body read whole into one buffer, sized by its Content-Length where it says one (up to
-/// [`PREALLOCATE_LIMIT`]): one copy from the connection's buffers.
-async fn read_body(mut body: SdkBody, expected: Option<usize>) -> Result<Vec<u8>, String> {
+/// A body read into one buffer, sized by its Content-Length where it says one (up to
+/// [`PREALLOCATE_LIMIT`]): one copy from the connection's buffers. Reading stops once `limit`
+/// bytes are held (the rest of the body is not wanted).
+async fn read_body(
+    mut body: SdkBody,
+    expected: Option<usize>,
+    limit: usize,
+) -> Result<Vec<u8>, String> {
     use http_body_util::BodyExt;
     let mut out = Vec::with_capacity(expected.unwrap_or(0).min(PREALLOCATE_LIMIT));
     while let Some(frame) = body.frame().await {
         let frame = frame.map_err(|e| innermost(&*e))?;
         if let Ok(data) = frame.into_data() {
-            out.extend_from_slice(&data);
+            out.extend_from_slice(&data[..data.len().min(limit - out.len())]);
+            if out.len() == limit {
+                break;
+            }
         }
     }
     Ok(out)
