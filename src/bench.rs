@@ -35,15 +35,16 @@ fn scan_stats<A: Archive>(
         objects: DEFAULT_CONCURRENCY as usize,
         bytes: DEFAULT_IN_FLIGHT_MIB << 20,
     };
-    let (done, peak) = rt.block_on(scan::fetch::scan(
+    let (done, peak) = scan::fetch::scan(
+        rt,
         archive,
         objects,
-        index.clone(),
+        index,
         pool.current_num_threads(),
         in_flight,
         limits,
         &|_, _| {},
-    ));
+    );
     (ScanResult::of(done).stats, peak)
 }
 

@@ -36,7 +36,6 @@ use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Seek, Write};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::sync::Mutex;
 
 const META: &str = "run.json";
@@ -342,13 +341,14 @@ impl Scanner {
         })
     }
 
-    /// Scans `objects` of `archive`, but those the checkpoint already holds.
-    pub async fn scan<A: Archive>(
+    /// Scans `objects` of `archive`, but those the checkpoint already holds, with `cfg.threads`
+    /// workers, this thread's on `rt`.
+    pub fn scan<A: Archive>(
         &self,
+        rt: &tokio::runtime::Runtime,
         archive: &A,
         objects: &[ObjectRef],
-        index: Arc<KeyIndex>,
-        pool: &rayon::ThreadPool,
+        index: &KeyIndex,
         cfg: &Config,
     ) -> ScanResult {
         let (held, todo) = self.checkpoint.take(objects);
@@ -361,18 +361,18 @@ impl Scanner {
             bytes: cfg.max_in_flight,
         };
         let (fresh, _) = crate::scan::fetch::scan(
+            rt,
             archive,
             &todo,
             index,
-            pool.current_num_threads(),
+            cfg.threads,
             in_flight,
             self.limits,
             &|obj, scanned| {
                 self.checkpoint.record(obj, scanned);
                 progress.object(obj.size);
             },
-        )
-        .await;
+        );
         progress.finish();
         ScanResult::of(held.into_iter().chain(fresh))
     }
@@ -380,21 +380,25 @@ impl Scanner {
     /// The callers' folders that name who made the cross-account uses `first` found
     /// ([`crate::scan::callers`]), added to the plan and read the same way. Returns the plan as
     /// read and the result of both.
-    pub async fn read_callers<A: Archive>(
+    pub fn read_callers<A: Archive>(
         &self,
+        rt: &tokio::runtime::Runtime,
         archive: &A,
         mut plan: Plan,
         first: ScanResult,
-        index: Arc<KeyIndex>,
-        pool: &rayon::ThreadPool,
+        index: &KeyIndex,
         cfg: &Config,
     ) -> Result<(Plan, ScanResult), ListError> {
         let wanted = callers::wanted(&first);
-        let added = crate::plan::list::add_callers(archive, &mut plan, wanted.prefixes).await?;
+        let added = rt.block_on(crate::plan::list::add_callers(
+            archive,
+            &mut plan,
+            wanted.prefixes,
+        ))?;
         if added.is_empty() {
             return Ok((plan, first));
         }
-        let second = self.scan(archive, &added, index, pool, cfg).await;
+        let second = self.scan(rt, archive, &added, index, cfg);
         Ok((
             plan,
             first.merge(callers::keep_wanted(second, &wanted.calls)),

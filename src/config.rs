@@ -281,6 +281,7 @@ pub struct Config {
     pub since: Option<Instant>,
     /// The recent days read for failed attempts (`--watch-days`, `--as-of`).
     pub watch: Option<Watch>,
+    /// The scan's workers, one per core by default ([`cores`]); at least 1.
     pub threads: usize,
     /// S3 objects fetched or being decoded at once.
     pub concurrency: usize,
@@ -371,4 +372,9 @@ mod region_tests {
             .contains("`Mars` is not a region name"));
         assert!(Regions::parse(",").is_err());
     }
+}
+
+/// The cores this process may run on (the default `--threads`).
+pub fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
 }

@@ -223,7 +223,7 @@ impl ShardArgs {
             backfill: BackfillScope::Unknown,
             since: None,
             watch: None,
-            threads: self.threads.unwrap_or(0),
+            threads: self.threads.unwrap_or_else(keytrail::config::cores),
             concurrency: self.concurrency as usize,
             max_in_flight: keytrail::scan::fetch::DEFAULT_IN_FLIGHT_MIB << 20,
             limits: Default::default(),
@@ -530,7 +530,7 @@ impl RunArgs {
             },
             since,
             watch,
-            threads: self.threads.unwrap_or(0),
+            threads: self.threads.unwrap_or_else(keytrail::config::cores),
             concurrency: self.concurrency as usize,
             max_in_flight: self.max_in_flight_mib << 20,
             limits: keytrail::config::DecodeLimits {

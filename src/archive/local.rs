@@ -81,6 +81,9 @@ impl Archive for LocalArchive {
         let r = self.read(key).map(|bytes| (bytes, None));
         async move { r }
     }
+    fn for_worker(&self, _: &tokio::runtime::Handle) -> LocalArchive {
+        self.clone()
+    }
 }
 
 #[cfg(test)]

@@ -62,6 +62,12 @@ pub trait Archive: Sync {
     fn slowdowns(&self) -> u64 {
         0
     }
+    /// The same archive for a scan worker on a thread and runtime of its own: connections of its
+    /// own, so that they live and are driven where they are used; counts, backoff and credentials
+    /// shared. What cannot be per runtime runs on `home`, the runtime that outlives the scan.
+    fn for_worker(&self, home: &tokio::runtime::Handle) -> Self
+    where
+        Self: Sized;
 }
 
 /// The archive of a run: a local directory or an S3 bucket (with the prefix the logs sit under).
@@ -114,6 +120,20 @@ impl Archive for AnyArchive {
         match self {
             AnyArchive::Local(_) => 0,
             AnyArchive::S3 { bucket, .. } => bucket.slowdowns(),
+        }
+    }
+    fn for_worker(&self, home: &tokio::runtime::Handle) -> AnyArchive {
+        match self {
+            AnyArchive::Local(a) => AnyArchive::Local(a.for_worker(home)),
+            AnyArchive::S3 {
+                bucket,
+                prefix,
+                listed,
+            } => AnyArchive::S3 {
+                bucket: bucket.for_worker(home),
+                prefix: prefix.clone(),
+                listed: listed.clone(),
+            },
         }
     }
 }

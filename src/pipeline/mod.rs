@@ -47,13 +47,13 @@ pub fn run(cfg: &Config) -> anyhow::Result<RunOutcome> {
     )?;
     let scanner =
         checkpoint::Scanner::open(cfg, &prepared.dest.logs, &prepared.tracked, &prepared.plan)?;
-    let scanned = engines.rt.block_on(scanner.scan(
+    let scanned = scanner.scan(
+        &engines.rt,
         &prepared.archive,
         &prepared.plan.objects,
-        prepared.index.clone(),
-        &engines.pool,
+        &prepared.index,
         cfg,
-    ));
+    );
     finish(
         cfg,
         &engines,
@@ -186,14 +186,7 @@ pub(crate) fn finish(
     } = prepared;
     let aws = engines.aws.as_ref();
     let rt = &engines.rt;
-    let (plan, mut scanned) = rt.block_on(scanner.read_callers(
-        &archive,
-        plan,
-        scanned,
-        index.clone(),
-        &engines.pool,
-        cfg,
-    ))?;
+    let (plan, mut scanned) = scanner.read_callers(rt, &archive, plan, scanned, &index, cfg)?;
     // Everything is read: alias-only records resolve as their aliases pointed then.
     crate::scan::aliases::resolve(&mut scanned, &index);
     // CloudTrail's public keys are asked for where the digests come from S3.
@@ -227,7 +220,7 @@ pub(crate) fn finish(
             logs: dest.logs.to_string(),
             backfill: cfg.backfill.as_str(),
             since: cfg.since,
-            threads: engines.pool.current_num_threads(),
+            threads: cfg.threads,
             elapsed_seconds: started.elapsed().as_secs_f64(),
             resumed_objects: scanner.resumed_objects(),
             checkpoint_error: scanner.error(),
@@ -256,36 +249,30 @@ pub(crate) fn finish(
     Ok(RunOutcome { summary })
 }
 
-/// The runtime of the network I/O: one thread, the one that drives the run (`block_on`). The
-/// scan's GETs, their connections and the loop that hands bodies to the decoders then share a
-/// thread instead of waking each other across threads: on the `many-small` archive over S3 this
-/// took keytrail's CPU per object from 406 to 259 µs and its rate from 2,990 to 4,487 objects/s
-/// (two decoder threads; 278 → 241 µs with one, pinned) — tests/bench/README.md. One thread of
-/// GETs caps a process at roughly 7,000 small objects a second on the development machine; shards
-/// scale past that.
+/// The run's runtime: one thread, the one that drives the run (`block_on`). Network I/O on one
+/// thread wakes nothing across threads: on the `many-small` archive over S3 this took keytrail's
+/// CPU per object from 406 to 259 µs (tests/bench/README.md). The scan goes further, thread per
+/// core: this thread and one more per core, each with a runtime of its own that gets objects and
+/// decodes them (`scan::fetch`).
 pub fn io_runtime() -> std::io::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
 }
 
-/// What the stages run on: tokio for network I/O, rayon for decoding, and the AWS configuration
-/// when the run talks to AWS (live keys, or an archive in S3).
+/// What the stages run on: the run's runtime ([`io_runtime`]; the scan adds its own workers), and
+/// the AWS configuration when the run talks to AWS (live keys, or an archive in S3).
 pub(crate) struct Engines {
     pub rt: tokio::runtime::Runtime,
-    pub pool: rayon::ThreadPool,
     pub aws: Option<aws::Aws>,
 }
 
 impl Engines {
-    /// The runtimes, and the AWS configuration when `needs_aws`.
+    /// The runtime, and the AWS configuration when `needs_aws`.
     pub fn start(cfg: &Config, needs_aws: bool) -> anyhow::Result<Engines> {
         let rt = io_runtime()?;
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(cfg.threads)
-            .build()?;
         let aws = needs_aws
             .then(|| rt.block_on(aws::load(cfg.profile.as_deref(), cfg.region.as_deref())));
-        Ok(Engines { rt, pool, aws })
+        Ok(Engines { rt, aws })
     }
 }

@@ -374,10 +374,7 @@ pub fn scan(
         eprintln!("keytrail: warning: {c}");
     }
     let scanner = checkpoint::Scanner::open(&cfg, &cfg.logs, &tracked, &p.plan)?;
-    let mut result =
-        engines
-            .rt
-            .block_on(scanner.scan(&archive, &objects, index, &engines.pool, &cfg));
+    let mut result = scanner.scan(&engines.rt, &archive, &objects, &index, &cfg);
     let stats = result.stats.clone();
     let body = serde_json::to_vec(&ShardBody {
         manifest: std::mem::take(&mut result.manifest),

@@ -27,6 +27,7 @@ use aws_sigv4::http_request::{
 use aws_smithy_runtime_api::client::http::{HttpConnector, HttpConnectorSettings};
 use aws_smithy_runtime_api::client::identity::Identity;
 use aws_smithy_types::body::SdkBody;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 /// The key presigned to learn the bucket's URL; never fetched.
@@ -44,13 +45,18 @@ const PREALLOCATE_LIMIT: usize = 64 << 20;
 /// One bucket's GET path.
 pub struct Direct {
     connector: aws_smithy_http_client::Connector,
+    /// What the connector was made with, for a scan worker's own ([`Direct::for_worker`]).
+    settings: HttpConnectorSettings,
     /// The bucket's URL, no trailing `/`: `https://bucket.s3.eu-west-1.amazonaws.com` or, path-style,
     /// `http://127.0.0.1:5000/bucket`.
     base: String,
     /// The signing region and service of the endpoint.
     region: String,
     service: String,
-    credentials: Credentials,
+    credentials: Arc<Credentials>,
+    /// Where credentials are asked for, when this is a scan worker's (the runtime that outlives
+    /// the scan, so the provider's own connections are not left on a worker's).
+    home: Option<tokio::runtime::Handle>,
     /// The whole attempt's limit (the SDK's operation attempt timeout).
     attempt_timeout: Option<Duration>,
 }
@@ -95,23 +101,33 @@ impl Direct {
         if let Some(t) = timeouts.and_then(|t| t.read_timeout()) {
             settings = settings.read_timeout(t);
         }
-        let connector = aws_smithy_http_client::Connector::builder()
-            .tls_provider(aws_smithy_http_client::tls::Provider::Rustls(
-                aws_smithy_http_client::tls::rustls_provider::CryptoMode::AwsLc,
-            ))
-            .connector_settings(settings.build())
-            .sleep_impl(aws_smithy_async::rt::sleep::TokioSleep::new())
-            .proxy_config(aws_smithy_http_client::proxy::ProxyConfig::from_env())
-            .build();
+        let settings = settings.build();
         let provider = credentials.ok_or("no credentials provider")?;
         Ok(Direct {
-            connector,
+            connector: connector(&settings),
+            settings,
             base,
             region,
             service,
-            credentials: Credentials::new(provider),
+            credentials: Arc::new(Credentials::new(provider)),
+            home: None,
             attempt_timeout: timeouts.and_then(|t| t.operation_attempt_timeout()),
         })
+    }
+
+    /// The same path for a scan worker on a runtime of its own: a connector (and so a pool of
+    /// connections) of its own, the credentials shared and asked for on `home`.
+    pub fn for_worker(&self, home: &tokio::runtime::Handle) -> Direct {
+        Direct {
+            connector: connector(&self.settings),
+            settings: self.settings.clone(),
+            base: self.base.clone(),
+            region: self.region.clone(),
+            service: self.service.clone(),
+            credentials: self.credentials.clone(),
+            home: Some(home.clone()),
+            attempt_timeout: self.attempt_timeout,
+        }
     }
 
     /// One GetObject of `key`.
@@ -132,7 +148,7 @@ impl Direct {
 
     async fn attempt(&self, key: &str) -> Attempt {
         let failed = |fault, why: String| Err((fault, format!("GetObject failed: {why}")));
-        let identity = match self.credentials.get().await {
+        let identity = match self.credentials.get(self.home.as_ref()).await {
             Ok(i) => i,
             Err(why) => return failed(Fault::Final, why),
         };
@@ -213,6 +229,19 @@ impl Direct {
         instructions.apply_to_request_http1x(&mut request);
         aws_smithy_runtime_api::http::Request::try_from(request).map_err(|e| e.to_string())
     }
+}
+
+/// The SDK's HTTP connector as the SDK makes it: rustls on aws-lc, the proxy from the
+/// environment, `settings`' timeouts.
+fn connector(settings: &HttpConnectorSettings) -> aws_smithy_http_client::Connector {
+    aws_smithy_http_client::Connector::builder()
+        .tls_provider(aws_smithy_http_client::tls::Provider::Rustls(
+            aws_smithy_http_client::tls::rustls_provider::CryptoMode::AwsLc,
+        ))
+        .connector_settings(settings.clone())
+        .sleep_impl(aws_smithy_async::rt::sleep::TokioSleep::new())
+        .proxy_config(aws_smithy_http_client::proxy::ProxyConfig::from_env())
+        .build()
 }
 
 /// A body read into one buffer, sized by its Content-Length where it says one (up to
@@ -320,7 +349,8 @@ impl Credentials {
             .cloned()
     }
 
-    async fn get(&self) -> Result<Identity, String> {
+    /// Fresh credentials, asked for on `home` when given.
+    async fn get(&self, home: Option<&tokio::runtime::Handle>) -> Result<Identity, String> {
         if let Some(i) = self.fresh() {
             return Ok(i);
         }
@@ -328,11 +358,20 @@ impl Credentials {
         if let Some(i) = self.fresh() {
             return Ok(i);
         }
-        let creds = self
-            .provider
-            .provide_credentials()
-            .await
-            .map_err(|e| innermost(&e))?;
+        let provider = self.provider.clone();
+        let asked = async move {
+            provider
+                .provide_credentials()
+                .await
+                .map_err(|e| innermost(&e))
+        };
+        let creds = match home {
+            None => asked.await?,
+            Some(home) => home
+                .spawn(asked)
+                .await
+                .map_err(|e| format!("asking for credentials: {e}"))??,
+        };
         let identity = Identity::from(creds);
         *self.held.write().unwrap_or_else(|e| e.into_inner()) = Some(identity.clone());
         Ok(identity)
@@ -372,6 +411,8 @@ mod tests {
     struct Counting {
         calls: std::sync::Arc<std::sync::atomic::AtomicUsize>,
         lasting: Option<Duration>,
+        /// The threads it was asked on.
+        on: std::sync::Arc<std::sync::Mutex<Vec<std::thread::ThreadId>>>,
     }
 
     impl ProvideCredentials for Counting {
@@ -382,6 +423,7 @@ mod tests {
             Self: 'a,
         {
             let n = self.calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            self.on.lock().unwrap().push(std::thread::current().id());
             let creds = aws_credential_types::Credentials::new(
                 format!("AKID{n}"),
                 "secret",
@@ -406,9 +448,10 @@ mod tests {
             let creds = Credentials::new(SharedCredentialsProvider::new(Counting {
                 calls: calls.clone(),
                 lasting,
+                on: Default::default(),
             }));
             for _ in 0..5 {
-                creds.get().await.unwrap();
+                creds.get(None).await.unwrap();
             }
             assert_eq!(
                 calls.load(std::sync::atomic::Ordering::SeqCst),
@@ -416,6 +459,49 @@ mod tests {
                 "{lasting:?}"
             );
         }
+    }
+
+    /// A scan worker on a runtime of its own has its credentials asked for on the home runtime
+    /// (here the test's), whose thread keeps driving it.
+    #[tokio::test]
+    async fn a_worker_asks_for_credentials_on_the_home_runtime() {
+        let on = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let creds =
+            std::sync::Arc::new(Credentials::new(SharedCredentialsProvider::new(Counting {
+                calls: Default::default(),
+                lasting: Some(Duration::from_secs(60)),
+                on: on.clone(),
+            })));
+        let home = tokio::runtime::Handle::current();
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let worker = {
+            let creds = creds.clone();
+            std::thread::spawn(move || {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .unwrap();
+                let got = rt.block_on(async {
+                    let a = creds.get(Some(&home)).await.unwrap();
+                    let b = creds.get(Some(&home)).await.unwrap();
+                    (a, b)
+                });
+                let _ = tx.send((got, std::thread::current().id()));
+            })
+        };
+        let ((a, b), worker_thread) = rx.await.unwrap();
+        worker.join().unwrap();
+        let key = |i: &Identity| {
+            i.data::<aws_credential_types::Credentials>()
+                .unwrap()
+                .access_key_id()
+                .to_string()
+        };
+        // Near expiry: asked twice, both times on this thread.
+        assert_eq!((key(&a), key(&b)), ("AKID0".into(), "AKID1".into()));
+        let me = std::thread::current().id();
+        assert_ne!(worker_thread, me);
+        assert_eq!(*on.lock().unwrap(), [me, me]);
     }
 
     /// The SDK's own presigning (no request is sent) decides the URL: virtual-hosted in the

@@ -25,6 +25,9 @@ pub struct S3Archive {
     /// why not.
     direct: Result<Arc<direct::Direct>, String>,
     throttle: Arc<Throttle>,
+    /// Where SDK-path gets run, when this is a scan worker's (the SDK's connections stay on the
+    /// runtime that outlives the scan).
+    home: Option<tokio::runtime::Handle>,
     /// GetObject requests made, retries included.
     requests: Arc<AtomicU64>,
     bucket: String,
@@ -123,6 +126,7 @@ impl S3Archive {
             gets,
             direct,
             throttle: Arc::default(),
+            home: None,
             requests: Arc::default(),
             bucket: bucket.to_string(),
         })
@@ -170,29 +174,40 @@ impl S3Archive {
 }
 
 impl S3Archive {
-    /// One GetObject attempt through the SDK.
+    /// One GetObject attempt through the SDK, on the home runtime when this is a scan worker's.
     async fn sdk_get(&self, key: &str) -> direct::Attempt {
-        let out = self
-            .gets
-            .get_object()
-            .bucket(&self.bucket)
-            .key(key)
-            .send()
-            .await
-            .map_err(|e| {
-                let why = format!("GetObject failed: {}", crate::aws::explain(&e));
-                (fault_of(&e), why)
-            })?;
-        let expected = out.content_length().and_then(|n| usize::try_from(n).ok());
-        let signature = out.metadata().and_then(|m| m.get("signature")).cloned();
-        let body = out
-            .body
-            .collect()
-            .await
-            .map_err(|e| (Fault::Transient, format!("reading the body failed: {e}")))?;
-        // One contiguous body; no second copy when it already is one.
-        whole(Vec::from(body.into_bytes()), expected, signature)
+        let attempt = sdk_attempt(self.gets.clone(), self.bucket.clone(), key.to_string());
+        match &self.home {
+            None => attempt.await,
+            Some(home) => home
+                .spawn(attempt)
+                .await
+                .unwrap_or_else(|e| Err((Fault::Transient, format!("GetObject failed: {e}")))),
+        }
     }
+}
+
+/// One GetObject attempt of `key` with `gets`, the SDK client without retries.
+async fn sdk_attempt(gets: aws_sdk_s3::Client, bucket: String, key: String) -> direct::Attempt {
+    let out = gets
+        .get_object()
+        .bucket(&bucket)
+        .key(&key)
+        .send()
+        .await
+        .map_err(|e| {
+            let why = format!("GetObject failed: {}", crate::aws::explain(&e));
+            (fault_of(&e), why)
+        })?;
+    let expected = out.content_length().and_then(|n| usize::try_from(n).ok());
+    let signature = out.metadata().and_then(|m| m.get("signature")).cloned();
+    let body = out
+        .body
+        .collect()
+        .await
+        .map_err(|e| (Fault::Transient, format!("reading the body failed: {e}")))?;
+    // One contiguous body; no second copy when it already is one.
+    whole(Vec::from(body.into_bytes()), expected, signature)
 }
 
 /// A body read to its end, and its signature metadata — unless it is shorter or longer than its
@@ -321,6 +336,19 @@ impl Archive for S3Archive {
 
     fn slowdowns(&self) -> u64 {
         self.throttle.slowdowns()
+    }
+
+    /// The same archive for a scan worker: the direct path's
+    /// connections its own; the SDK path's gets, the counts, the backoff shared.
+    fn for_worker(&self, home: &tokio::runtime::Handle) -> S3Archive {
+        S3Archive {
+            direct: match &self.direct {
+                Ok(d) => Ok(Arc::new(d.for_worker(home))),
+                Err(why) => Err(why.clone()),
+            },
+            home: Some(home.clone()),
+            ..self.clone()
+        }
     }
 
     #[allow(clippy::manual_async_fn)]
