@@ -18,24 +18,56 @@ use std::time::{Duration, Instant};
 pub struct Moto {
     child: Child,
     pub endpoint: String,
+    /// The CA that signed the server's certificate, when it speaks HTTPS.
+    pub ca: Option<std::path::PathBuf>,
 }
 
 impl Moto {
     pub fn start() -> Moto {
+        Moto::launch(None)
+    }
+
+    /// The server over HTTPS, its certificate (for 127.0.0.1) signed by a test CA made in `dir`
+    /// (`trustme`) and written there as `ca.pem`.
+    pub fn start_tls(dir: &Path) -> Moto {
+        let made = Command::new("python3")
+            .args([
+                "-c",
+                "import sys, trustme; d = sys.argv[1]; ca = trustme.CA(); \
+                 c = ca.issue_cert('127.0.0.1', 'localhost'); \
+                 ca.cert_pem.write_to_path(d + '/ca.pem'); \
+                 c.private_key_pem.write_to_path(d + '/key.pem'); \
+                 c.cert_chain_pems[0].write_to_path(d + '/cert.pem')",
+                dir.to_str().unwrap(),
+            ])
+            .status()
+            .expect("python3 runs (pip install -r tests/requirements.txt)");
+        assert!(made.success(), "trustme made the test certificates");
+        Moto::launch(Some(dir))
+    }
+
+    fn launch(tls: Option<&Path>) -> Moto {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
             .unwrap()
             .port();
+        let mut args = vec![
+            "-m".to_string(),
+            "moto.server".into(),
+            "-H".into(),
+            "127.0.0.1".into(),
+            "-p".into(),
+            port.to_string(),
+        ];
+        if let Some(dir) = tls {
+            for (flag, file) in [("-c", "cert.pem"), ("-k", "key.pem")] {
+                args.push(flag.into());
+                args.push(dir.join(file).to_string_lossy().into_owned());
+            }
+        }
         let child = Command::new("python3")
-            .args([
-                "-m",
-                "moto.server",
-                "-H",
-                "127.0.0.1",
-                "-p",
-                &port.to_string(),
-            ])
+            .args(&args)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -50,7 +82,11 @@ impl Moto {
         }
         Moto {
             child,
-            endpoint: format!("http://127.0.0.1:{port}"),
+            endpoint: format!(
+                "{}://127.0.0.1:{port}",
+                if tls.is_some() { "https" } else { "http" }
+            ),
+            ca: tls.map(|d| d.join("ca.pem")),
         }
     }
 
@@ -60,14 +96,29 @@ impl Moto {
     }
 
     pub fn client(&self) -> aws_sdk_s3::Client {
-        let conf = aws_sdk_s3::Config::builder()
+        let mut conf = aws_sdk_s3::Config::builder()
             .behavior_version(BehaviorVersion::latest())
             .endpoint_url(&self.endpoint)
             .region(Region::new("us-east-1"))
             .credentials_provider(Credentials::new("testing", "testing", None, None, "test"))
-            .force_path_style(true)
-            .build();
-        aws_sdk_s3::Client::from_conf(conf)
+            .force_path_style(true);
+        if let Some(ca) = &self.ca {
+            use aws_smithy_http_client::tls;
+            let trust = tls::TrustStore::empty().with_pem_certificate(std::fs::read(ca).unwrap());
+            let client = aws_smithy_http_client::Builder::new()
+                .tls_provider(tls::Provider::Rustls(
+                    tls::rustls_provider::CryptoMode::AwsLc,
+                ))
+                .tls_context(
+                    tls::TlsContext::builder()
+                        .with_trust_store(trust)
+                        .build()
+                        .unwrap(),
+                )
+                .build_https();
+            conf = conf.http_client(client);
+        }
+        aws_sdk_s3::Client::from_conf(conf.build())
     }
 }
 
@@ -222,6 +273,63 @@ fn s3_archive_gives_the_same_report_as_the_local_directory() {
 
     assert_eq!(read_table(&local.join("key_usage")).len(), 36);
     assert_same_tables(&local, &remote, "local vs s3://");
+}
+
+/// Over HTTPS, as S3 is reached in earnest: the gets take the direct path on the SDK's TLS
+/// connector and scan what the local copy scans (the bench refuses a scan that differs); the
+/// server's certificate is verified — without its CA (`SSL_CERT_FILE`, which the SDK's native
+/// roots read, for both paths) the bucket is not even opened, and the failure says why.
+#[test]
+fn over_https_the_gets_take_the_direct_path_and_the_certificate_is_verified() {
+    let certs = tempfile::tempdir().unwrap();
+    let moto = Moto::start_tls(certs.path());
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("synth");
+    synth(&data, &["--seed", "21"]);
+    rt().block_on(upload(
+        &moto.client(),
+        "tls-logs",
+        &data.join("logs"),
+        |_| None,
+    ));
+    let bench = |trusted: bool| {
+        let mut env = moto.env();
+        if trusted {
+            let ca = moto.ca.as_ref().unwrap();
+            env.push(("SSL_CERT_FILE", ca.to_string_lossy().into_owned()));
+        }
+        keytrail_with_env(
+            &[
+                "bench",
+                "--usage",
+                data.join("usage.jsonl").to_str().unwrap(),
+                "--logs",
+                data.join("logs").to_str().unwrap(),
+                "--threads",
+                "2",
+                "--s3-logs",
+                "s3://tls-logs",
+            ],
+            &env,
+        )
+    };
+    assert!(moto.endpoint.starts_with("https://"));
+    assert_prints(
+        &bench(true),
+        &[
+            "scan over s3://tls-logs: 2 threads",
+            "GET path: direct",
+            "keytrail CPU, s3:// / local",
+        ],
+    );
+    let o = bench(false);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success(), "{err}");
+    assert_eq!(
+        err.trim(),
+        "keytrail: error: --logs s3://tls-logs: cannot open the bucket: invalid peer \
+         certificate: UnknownIssuer"
+    );
 }
 
 /// `bench --s3-logs` scans the same objects over S3 and checks that they scan alike: it prints
