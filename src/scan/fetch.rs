@@ -122,12 +122,12 @@ fn kib(bytes: u64) -> u32 {
 }
 
 /// Scans `objects` of `archive` within the `in_flight` bounds; results in object order, and the
-/// most gets kept in flight. Thread per core: `threads` workers — this thread on `rt`, the
-/// others on runtimes of their own — each takes the next objects from one shared cursor, keeps
-/// its own [`Window`] of gets in flight over its own connections ([`Archive::for_worker`]) and
-/// decodes each body where it lands, so a body never changes threads: handing each small object
-/// to a decoder thread and back cost ~20 µs of CPU (two wake-ups), a fifth of decoding it
-/// (issue 17). An object's share of the byte budget is taken before its get and given back
+/// most gets the workers' windows allowed at once (the sum of their peaks). Thread per core:
+/// `threads` workers — this thread on `rt`, the others on runtimes of their own — each takes the
+/// next objects from one shared cursor, keeps its own [`Window`] of gets in flight over its own
+/// connections ([`Archive::for_worker`]) and decodes each body where it lands, so a body never
+/// changes threads (against handing bodies to decoder threads: −11% CPU per small object over
+/// S3, more objects a second, the local scan faster too — tests/bench/README.md). An object's share of the byte budget is taken before its get and given back
 /// once it is decoded. Objects finish in any order: a slow GET (a large object, a retry waiting
 /// out its backoff) holds one slot, not the whole window behind it. What cannot have a
 /// runtime per thread (the SDK's own connections, credentials) runs on `rt`, which this thread

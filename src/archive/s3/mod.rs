@@ -338,8 +338,8 @@ impl Archive for S3Archive {
         self.throttle.slowdowns()
     }
 
-    /// The same archive for a scan worker: the direct path's
-    /// connections its own; the SDK path's gets, the counts, the backoff shared.
+    /// The same archive for a scan worker: the direct path's connections its own; the SDK
+    /// path's gets (run on `home`), the counts and the backoff shared.
     fn for_worker(&self, home: &tokio::runtime::Handle) -> S3Archive {
         S3Archive {
             direct: match &self.direct {
