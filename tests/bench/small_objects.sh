@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The small-object benchmark of issue 17 (by hand, not in CI): the `many-small` synth archive
 # (~200,000 objects of a few KB), local, over a loopback S3 (s3s-fs) at 0 ms, and through
-# tests/bench/delay_proxy.py at 50 ms of round-trip time. Needs the release binary, s3s-fs
+# the delay proxy (tests/bench/delay_proxy.rs, an example built here) at 50 ms of round-trip
+# time. Needs the release binary, s3s-fs
 # (`cargo install s3s-fs@0.14.1 --features binary`) and the AWS CLI (tests/requirements.txt).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -13,10 +14,12 @@ export AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=testsecret AWS_REGION=us-eas
 ROOT=$(mktemp -d)
 mkdir -p "$ROOT/many-small" && cp -r "$DATA/logs/." "$ROOT/many-small/"   # s3s-fs: a folder is a bucket
 s3s-fs --host 127.0.0.1 --port 9016 --access-key test --secret-key testsecret "$ROOT" & S3=$!
-python3 tests/bench/delay_proxy.py 9017 127.0.0.1:9016 50 & PROXY=$!
+cargo build --release --locked --quiet --example delay_proxy
+P=target/release/examples/delay_proxy
+$P 9017 127.0.0.1:9016 50 & PROXY=$!
 # The same proxy without delay: on a machine of few cores the proxy's own CPU slows a run, so
 # the latency is read between the two runs through a proxy.
-python3 tests/bench/delay_proxy.py 9018 127.0.0.1:9016 0 & PROXY0=$!
+$P 9018 127.0.0.1:9016 0 & PROXY0=$!
 trap 'kill $S3 $PROXY $PROXY0; rm -rf "$ROOT"' EXIT
 sleep 1
 echo "== local + S3 at 0 ms"
