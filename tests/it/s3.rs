@@ -298,20 +298,7 @@ fn over_https_the_gets_take_the_direct_path_and_the_certificate_is_verified() {
             let ca = moto.ca.as_ref().unwrap();
             env.push(("SSL_CERT_FILE", ca.to_string_lossy().into_owned()));
         }
-        keytrail_with_env(
-            &[
-                "bench",
-                "--usage",
-                data.join("usage.jsonl").to_str().unwrap(),
-                "--logs",
-                data.join("logs").to_str().unwrap(),
-                "--threads",
-                "2",
-                "--s3-logs",
-                "s3://tls-logs",
-            ],
-            &env,
-        )
+        bench_over_s3(&data, &data.join("logs"), "s3://tls-logs", &env)
     };
     assert!(moto.endpoint.starts_with("https://"));
     assert_prints(
@@ -334,25 +321,34 @@ fn over_https_the_gets_take_the_direct_path_and_the_certificate_is_verified() {
 
 /// `bench --s3-logs` scans the same objects over S3 and checks that they scan alike: it prints
 /// the S3 phase for the bucket holding the archive, and refuses a bucket holding another.
+/// `keytrail bench` on two threads with the synth archive `data`'s usage, the local copy `logs`
+/// and the same archive at `s3_logs`.
+fn bench_over_s3(
+    data: &Path,
+    logs: &Path,
+    s3_logs: &str,
+    env: &[(&str, String)],
+) -> std::process::Output {
+    keytrail_with_env(
+        &[
+            "bench",
+            "--usage",
+            data.join("usage.jsonl").to_str().unwrap(),
+            "--logs",
+            logs.to_str().unwrap(),
+            "--threads",
+            "2",
+            "--s3-logs",
+            s3_logs,
+        ],
+        env,
+    )
+}
+
 #[test]
 fn bench_measures_the_same_archive_over_s3() {
     let (moto, tmp, data, _) = synth_in_moto(&["--seed", "12"], "bench-logs", |_| None);
-    let bench = |logs: &Path| {
-        keytrail_with_env(
-            &[
-                "bench",
-                "--usage",
-                data.join("usage.jsonl").to_str().unwrap(),
-                "--logs",
-                logs.to_str().unwrap(),
-                "--threads",
-                "2",
-                "--s3-logs",
-                "s3://bench-logs",
-            ],
-            &moto.env(),
-        )
-    };
+    let bench = |logs: &Path| bench_over_s3(&data, logs, "s3://bench-logs", &moto.env());
     assert_prints(
         &bench(&data.join("logs")),
         &[
