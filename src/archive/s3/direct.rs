@@ -132,10 +132,11 @@ impl Direct {
 
     /// One GetObject of `key`.
     pub async fn get(&self, key: &str) -> Attempt {
-        let attempt = self.attempt(key);
         match self.attempt_timeout {
-            None => attempt.await,
-            Some(limit) => tokio::time::timeout(limit, attempt)
+            None => self.attempt(key).await,
+            // Boxed, as the rarer case: the scan makes this future per object and keeps it
+            // small (see `scan::fetch`), and a timer would be a fifth of it.
+            Some(limit) => Box::pin(tokio::time::timeout(limit, self.attempt(key)))
                 .await
                 .unwrap_or_else(|_| {
                     Err((
@@ -148,19 +149,16 @@ impl Direct {
 
     async fn attempt(&self, key: &str) -> Attempt {
         let failed = |fault, why: String| Err((fault, format!("GetObject failed: {why}")));
-        let identity = match self.credentials.get(self.home.as_ref()).await {
-            Ok(i) => i,
-            Err(why) => return failed(Fault::Final, why),
+        let identity = match self.credentials.fresh() {
+            Some(i) => i,
+            // Boxed: asked again only as they near expiry.
+            None => match Box::pin(self.credentials.get(self.home.as_ref())).await {
+                Ok(i) => i,
+                Err(why) => return failed(Fault::Final, why),
+            },
         };
-        let url = format!(
-            "{}/{}?x-id=GetObject",
-            self.base,
-            aws_smithy_http::label::fmt_string(
-                key,
-                aws_smithy_http::label::EncodingStrategy::Greedy
-            )
-        );
-        let request = match self.signed(&url, &identity) {
+        // The identity and the URL are not kept across the request's awaits.
+        let request = match self.request(key, identity) {
             Ok(r) => r,
             Err(why) => return failed(Fault::Final, why),
         };
@@ -191,6 +189,23 @@ impl Direct {
             _ => format!("HTTP {status} without an error code"),
         };
         failed(fault, why)
+    }
+
+    /// The signed GET of `key`.
+    fn request(
+        &self,
+        key: &str,
+        identity: Identity,
+    ) -> Result<aws_smithy_runtime_api::http::Request, String> {
+        let url = format!(
+            "{}/{}?x-id=GetObject",
+            self.base,
+            aws_smithy_http::label::fmt_string(
+                key,
+                aws_smithy_http::label::EncodingStrategy::Greedy
+            )
+        );
+        self.signed(&url, &identity)
     }
 
     /// The GET of `url`, signed as the SDK signs S3's requests: SigV4, the payload's hash in

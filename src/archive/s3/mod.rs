@@ -146,7 +146,8 @@ impl S3Archive {
             self.requests.fetch_add(1, Ordering::Relaxed);
             let attempt = match &self.direct {
                 Ok(direct) => direct.get(key).await,
-                Err(_) => self.sdk_get(key).await,
+                // Boxed: the SDK's future is kilobytes, and this one is made per object.
+                Err(_) => Box::pin(self.sdk_get(key)).await,
             };
             let fault = match attempt {
                 Ok(got) => {
