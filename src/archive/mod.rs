@@ -160,7 +160,7 @@ pub async fn open(
             let listed = match listing {
                 None => None,
                 Some(url) => Some(std::sync::Arc::new(
-                    read_inventory(aws, url, bucket)
+                    read_inventory(aws, url, bucket, prefix)
                         .await
                         .map_err(|e| anyhow::anyhow!("--s3-inventory {url}: {e}"))?,
                 )),
@@ -181,6 +181,7 @@ async fn read_inventory(
     aws: &Aws,
     url: &str,
     bucket: &str,
+    prefix: &str,
 ) -> Result<inventory::Inventory, String> {
     let (dest, key) = url
         .strip_prefix("s3://")
@@ -192,7 +193,7 @@ async fn read_inventory(
         .map_err(|e| e.to_string())?;
     let (manifest, _) = store.get_with_signature(key).await?;
     let store = &store;
-    inventory::read(&manifest, bucket, |k| async move {
+    inventory::read(&manifest, bucket, prefix, |k| async move {
         store.get_with_signature(&k).await.map(|(b, _)| b)
     })
     .await
