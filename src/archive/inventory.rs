@@ -36,8 +36,9 @@ struct DataFile {
 ///
 /// Held compactly, as an organization's archive can be hundreds of millions of objects: every
 /// key in one buffer, and per object its place there, its size and its storage class (one of
-/// the few the bucket has) — ~24 bytes besides the key, against ~100 for a `Vec<Entry>` of
-/// owned strings. Objects outside the archive's prefix are not kept at all.
+/// the few the bucket has) — ~24 bytes besides the key, against ~140 for a `Vec<Entry>` of
+/// owned strings (`inventory_memory`). Objects outside the archive's prefix, and those that are
+/// not CloudTrail's logs or digests, are not kept at all.
 #[derive(Debug, Clone, Default)]
 pub struct Inventory {
     keys: String,
@@ -65,11 +66,17 @@ struct Building {
     inv: Inventory,
     /// Only keys under this are kept.
     prefix: String,
+    /// Only CloudTrail's logs and digests are kept (`.../CloudTrail/...`,
+    /// `.../CloudTrail-Digest/...`): a central log bucket also holds Config snapshots, VPC flow
+    /// logs, load balancers' logs — often more objects than the trails —, and the plan never
+    /// looks into them (an account folder without `CloudTrail/` is skipped either way).
+    trails_only: bool,
 }
 
 impl Building {
     fn push(&mut self, key: &str, size: u64, class: Option<&str>) -> Result<(), String> {
-        if !key.starts_with(&self.prefix) {
+        let trail = || key.contains("/CloudTrail/") || key.contains("/CloudTrail-Digest/");
+        if !key.starts_with(&self.prefix) || (self.trails_only && !trail()) {
             return Ok(());
         }
         let inv = &mut self.inv;
@@ -155,6 +162,7 @@ where
     };
     let mut building = Building {
         prefix: prefix.to_string(),
+        trails_only: true,
         ..Default::default()
     };
     for f in &m.files {
@@ -414,19 +422,25 @@ mod tests {
     }
 
     #[test]
-    fn only_the_archives_prefix_is_kept_and_each_key_once() {
+    fn only_the_trails_under_the_archives_prefix_are_kept_and_each_key_once() {
         let mut b = Building {
             prefix: "trails/AWSLogs/".into(),
+            trails_only: true,
             ..Default::default()
         };
-        // Hand-written: two data files listing one key twice, a key outside the prefix, keys
-        // out of order, two storage classes and none.
+        // Hand-written: two data files listing one key twice, a key outside the prefix, a
+        // Config snapshot beside the trail, keys out of order, two storage classes and none.
         for (k, size, class) in [
-            ("trails/AWSLogs/2/b.gz", 2, Some("GLACIER")),
-            ("other/AWSLogs/1/a.gz", 9, None),
-            ("trails/AWSLogs/1/a.gz", 1, Some("STANDARD")),
-            ("trails/AWSLogs/2/b.gz", 2, Some("GLACIER")),
-            ("trails/AWSLogs/2/c.gz", 3, Some("")),
+            ("trails/AWSLogs/2/CloudTrail/b.gz", 2, Some("GLACIER")),
+            ("other/AWSLogs/1/CloudTrail/a.gz", 9, None),
+            (
+                "trails/AWSLogs/1/CloudTrail-Digest/a.gz",
+                1,
+                Some("STANDARD"),
+            ),
+            ("trails/AWSLogs/1/Config/a.gz", 1, Some("STANDARD")),
+            ("trails/AWSLogs/2/CloudTrail/b.gz", 2, Some("GLACIER")),
+            ("trails/AWSLogs/2/CloudTrail/c.gz", 3, Some("")),
         ] {
             b.push(k, size, class).unwrap();
         }
@@ -437,24 +451,27 @@ mod tests {
             inv.list("trails/AWSLogs/").folders,
             ["trails/AWSLogs/1/", "trails/AWSLogs/2/"]
         );
-        let two = inv.list("trails/AWSLogs/2/").objects;
-        let got: Vec<(&str, u64, Option<&str>)> = two
-            .iter()
-            .map(|e| (e.key.as_str(), e.size, e.storage_class.as_deref()))
+        assert_eq!(
+            inv.list("trails/AWSLogs/1/").folders,
+            ["trails/AWSLogs/1/CloudTrail-Digest/"]
+        );
+        let got: Vec<(String, u64, Option<String>)> = inv
+            .list("trails/AWSLogs/2/CloudTrail/")
+            .objects
+            .into_iter()
+            .map(|e| (e.key, e.size, e.storage_class))
             .collect();
+        let want =
+            |k: &str, size, class: Option<&str>| (k.to_string(), size, class.map(str::to_string));
         assert_eq!(
             got,
             [
-                ("trails/AWSLogs/2/b.gz", 2, Some("GLACIER")),
-                ("trails/AWSLogs/2/c.gz", 3, None)
+                want("trails/AWSLogs/2/CloudTrail/b.gz", 2, Some("GLACIER")),
+                want("trails/AWSLogs/2/CloudTrail/c.gz", 3, None)
             ]
         );
-        assert_eq!(
-            inv.list("trails/AWSLogs/1/").objects[0]
-                .storage_class
-                .as_deref(),
-            Some("STANDARD")
-        );
+        let digest = &inv.list("trails/AWSLogs/1/CloudTrail-Digest/").objects[0];
+        assert_eq!(digest.storage_class.as_deref(), Some("STANDARD"));
     }
 
     /// Resident memory of this process, in bytes (Linux).
