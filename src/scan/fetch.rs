@@ -127,11 +127,13 @@ fn kib(bytes: u64) -> u32 {
 /// next objects from one shared cursor, keeps its own [`Window`] of gets in flight over its own
 /// connections ([`Archive::for_worker`]) and decodes each body where it lands, so a body never
 /// changes threads (against handing bodies to decoder threads: −11% CPU per small object over
-/// S3, more objects a second, the local scan faster too — tests/bench/README.md). An object's share of the byte budget is taken before its get and given back
-/// once it is decoded. Objects finish in any order: a slow GET (a large object, a retry waiting
-/// out its backoff) holds one slot, not the whole window behind it. What cannot have a
-/// runtime per thread (the SDK's own connections, credentials) runs on `rt`, which this thread
-/// keeps driving until every worker is done.
+/// S3, more objects a second, the local scan faster too — tests/bench/README.md). Each object's
+/// future goes into a heap task of its own, so an archive's `get` future is kept small (the
+/// S3 path boxes its rare branches). An object's share of the byte budget is taken before its
+/// get and given back once it is decoded. Objects finish in any order: a slow GET (a large
+/// object, a retry waiting out its backoff) holds one slot, not the whole window behind it. What
+/// cannot have a runtime per thread (the SDK's own connections, credentials) runs on `rt`, which
+/// this thread keeps driving until every worker is done.
 #[allow(clippy::too_many_arguments)]
 pub fn scan<A: Archive>(
     rt: &tokio::runtime::Runtime,
