@@ -32,38 +32,103 @@ struct DataFile {
     md5: String,
 }
 
-/// The objects of the archive's bucket under its prefix that the report lists, sorted by key.
+/// The objects of the archive's bucket under its prefix that the report lists, by folder.
 ///
-/// Held compactly, as an organization's archive can be hundreds of millions of objects: every
-/// key in one buffer, and per object its place there, its size and its storage class (one of
-/// the few the bucket has) — ~24 bytes besides the key, against ~140 for a `Vec<Entry>` of
-/// owned strings (`inventory_memory`). Objects outside the archive's prefix, and those that are
-/// not CloudTrail's logs or digests, are not kept at all.
+/// Held compactly, as an organization's archive can be hundreds of millions of objects: each
+/// folder's path once, and per object only what its name adds to the folder's *stem* — the part
+/// CloudTrail's naming repeats from the folder (`<account>_CloudTrail_<region>_<YYYYMMDD>T` in a
+/// log folder, `<account>_CloudTrail-Digest_<region>_` in a digest folder) —, its size and its
+/// storage class (one of the few the bucket has): ~24 bytes besides the ~30 of a log's name
+/// that are its own, against ~140 for the whole key (`inventory_memory`). A name that does not
+/// start with its folder's stem is kept whole. Objects outside the archive's prefix, and those
+/// that are not CloudTrail's logs or digests, are not kept at all.
 #[derive(Debug, Clone, Default)]
 pub struct Inventory {
-    keys: String,
+    /// Folder paths and stems, one after the other.
+    paths: String,
+    /// Every folder that holds an object, sorted by path.
+    folders: Vec<Folder>,
+    /// What each object's name adds to its folder's stem (or the whole name).
+    tails: String,
+    /// Sorted by folder, then name: `objects[f.first..f.first + f.count]` are folder `f`'s.
     objects: Vec<Row>,
     classes: Vec<String>,
     /// Folders of this day or later are listed live (the day before the report was made).
     pub live_from: Option<NaiveDate>,
 }
 
-/// One object: its key is `keys[start..start + len]`.
+/// A folder: everything of a key up to its last `/` (or nothing, for a key without one).
+#[derive(Debug, Clone, Copy)]
+struct Folder {
+    /// Its path is `paths[at..at + len]`, its stem the `stem` bytes after that.
+    at: usize,
+    len: u32,
+    stem: u16,
+    /// Its objects, once sorted.
+    first: usize,
+    count: u32,
+}
+
+/// One object: its name is its folder's stem and `tails[start..start + len]`, or that alone
+/// when `whole`.
 #[derive(Debug, Clone, Copy)]
 struct Row {
-    start: usize,
-    len: u32,
+    start: u64,
+    size: u64,
+    /// The folder's index: in the order first seen while building, sorted once finished.
+    folder: u32,
+    len: u16,
     /// Index into `classes`, or [`NO_CLASS`].
     class: u8,
-    size: u64,
+    whole: bool,
 }
 
 const NO_CLASS: u8 = u8::MAX;
+
+impl Inventory {
+    fn path(&self, f: &Folder) -> &str {
+        &self.paths[f.at..f.at + f.len as usize]
+    }
+
+    fn stem(&self, f: &Folder) -> &str {
+        let end = f.at + f.len as usize;
+        &self.paths[end..end + f.stem as usize]
+    }
+
+    fn tail(&self, r: &Row) -> &str {
+        &self.tails[r.start as usize..r.start as usize + r.len as usize]
+    }
+
+    /// The name of `r`, an object of folder `f`, in its two parts.
+    fn name(&self, f: &Folder, r: &Row) -> (&str, &str) {
+        (if r.whole { "" } else { self.stem(f) }, self.tail(r))
+    }
+}
+
+/// The CloudTrail name stem of a day folder (`.../<account>/CloudTrail/<region>/YYYY/MM/DD/`
+/// or `.../CloudTrail-Digest/...`): what every name filed there starts with, by CloudTrail's
+/// naming. Nothing for any other folder.
+fn stem_of(folder: &str) -> String {
+    let parts: Vec<&str> = folder.trim_end_matches('/').rsplit('/').take(6).collect();
+    match parts[..] {
+        [d, m, y, region, "CloudTrail", account] => {
+            format!("{account}_CloudTrail_{region}_{y}{m}{d}T")
+        }
+        [_, _, _, region, "CloudTrail-Digest", account] => {
+            format!("{account}_CloudTrail-Digest_{region}_")
+        }
+        _ => String::new(),
+    }
+}
 
 /// An inventory being read: rows appended as they come, sorted once at the end.
 #[derive(Debug, Default)]
 struct Building {
     inv: Inventory,
+    /// Each folder's index in `inv.folders` (in the order first seen).
+    seen: std::collections::HashMap<Box<str>, u32>,
+    /// The last row's folder, looked at before `seen`: a folder's rows mostly come together.
+    last: Option<u32>,
     /// Only keys under this are kept.
     prefix: String,
     /// Only CloudTrail's logs and digests are kept (`.../CloudTrail/...`,
@@ -79,6 +144,8 @@ impl Building {
         if !key.starts_with(&self.prefix) || (self.trails_only && !trail()) {
             return Ok(());
         }
+        let (path, name) = key.split_at(key.rfind('/').map_or(0, |i| i + 1));
+        let folder = self.folder(path)?;
         let inv = &mut self.inv;
         let class = match class.filter(|c| !c.is_empty()) {
             None => NO_CLASS,
@@ -91,36 +158,116 @@ impl Building {
                 None => return Err(format!("more than {NO_CLASS} storage classes")),
             },
         };
-        let len = u32::try_from(key.len()).map_err(|_| format!("a key of {} bytes", key.len()))?;
+        let f = inv.folders[folder as usize];
+        let (tail, whole) = match name.strip_prefix(inv.stem(&f)) {
+            Some(rest) if f.stem > 0 => (rest, false),
+            _ => (name, true),
+        };
+        let len = u16::try_from(tail.len()).map_err(|_| format!("a key of {} bytes", key.len()))?;
         inv.objects.push(Row {
-            start: inv.keys.len(),
+            start: inv.tails.len() as u64,
+            size,
+            folder,
             len,
             class,
-            size,
+            whole,
         });
-        inv.keys.push_str(key);
+        inv.tails.push_str(tail);
         Ok(())
     }
 
-    /// Sorted by key, each key once (a report may list one in two data files: the first listing
-    /// is kept).
-    fn finish(mut self, live_from: Option<NaiveDate>) -> Inventory {
-        let keys = &self.inv.keys;
-        self.inv
-            .objects
-            .sort_by(|a, b| key_of(keys, a).cmp(key_of(keys, b)));
-        self.inv
-            .objects
-            .dedup_by(|a, b| key_of(keys, a) == key_of(keys, b));
-        self.inv.objects.shrink_to_fit();
-        self.inv.keys.shrink_to_fit();
-        self.inv.live_from = live_from;
-        self.inv
+    /// The index of folder `path`, added when new.
+    fn folder(&mut self, path: &str) -> Result<u32, String> {
+        let inv = &mut self.inv;
+        if let Some(i) = self
+            .last
+            .filter(|&i| inv.path(&inv.folders[i as usize]) == path)
+        {
+            return Ok(i);
+        }
+        let i = match self.seen.get(path) {
+            Some(&i) => i,
+            None => {
+                let i = u32::try_from(inv.folders.len()).map_err(|_| "too many folders")?;
+                let stem = stem_of(path);
+                inv.folders.push(Folder {
+                    at: inv.paths.len(),
+                    len: u32::try_from(path.len())
+                        .map_err(|_| format!("a folder of {} bytes", path.len()))?,
+                    stem: stem.len() as u16,
+                    first: 0,
+                    count: 0,
+                });
+                inv.paths.push_str(path);
+                inv.paths.push_str(&stem);
+                self.seen.insert(path.into(), i);
+                i
+            }
+        };
+        self.last = Some(i);
+        Ok(i)
+    }
+
+    /// Sorted by folder and name, each key once (a report may list one in two data files: the
+    /// first listing is kept).
+    fn finish(self, live_from: Option<NaiveDate>) -> Inventory {
+        let Building { mut inv, seen, .. } = self;
+        drop(seen);
+        // Folders sorted by path; each row's folder renumbered to match.
+        let mut order: Vec<u32> = (0..inv.folders.len() as u32).collect();
+        order.sort_unstable_by(|&a, &b| {
+            inv.path(&inv.folders[a as usize])
+                .cmp(inv.path(&inv.folders[b as usize]))
+        });
+        let mut rank = vec![0u32; order.len()];
+        for (r, &f) in order.iter().enumerate() {
+            rank[f as usize] = r as u32;
+        }
+        inv.folders = order.iter().map(|&f| inv.folders[f as usize]).collect();
+        for r in &mut inv.objects {
+            r.folder = rank[r.folder as usize];
+        }
+        drop(rank);
+        // Then the rows by folder and name, a key listed twice in the order it was read (the
+        // arena grows as rows are read), so the first is the one kept.
+        let mut objects = std::mem::take(&mut inv.objects);
+        objects.sort_unstable_by(|a, b| {
+            a.folder
+                .cmp(&b.folder)
+                .then_with(|| inv.compare_names(a, b))
+                .then(a.start.cmp(&b.start))
+        });
+        objects.dedup_by(|a, b| a.folder == b.folder && inv.compare_names(a, b).is_eq());
+        objects.shrink_to_fit();
+        let mut at = 0;
+        for (i, f) in inv.folders.iter_mut().enumerate() {
+            f.first = at;
+            while at < objects.len() && objects[at].folder as usize == i {
+                at += 1;
+            }
+            f.count = (at - f.first) as u32;
+        }
+        inv.objects = objects;
+        inv.tails.shrink_to_fit();
+        inv.paths.shrink_to_fit();
+        inv.live_from = live_from;
+        inv
     }
 }
 
-fn key_of<'a>(keys: &'a str, row: &Row) -> &'a str {
-    &keys[row.start..row.start + row.len as usize]
+impl Inventory {
+    /// The order of two objects' names, both of one folder.
+    fn compare_names(&self, a: &Row, b: &Row) -> std::cmp::Ordering {
+        if !a.whole && !b.whole {
+            return self.tail(a).cmp(self.tail(b));
+        }
+        let f = &self.folders[a.folder as usize];
+        let (sa, ta) = self.name(f, a);
+        let (sb, tb) = self.name(f, b);
+        sa.bytes()
+            .chain(ta.bytes())
+            .cmp(sb.bytes().chain(tb.bytes()))
+    }
 }
 
 /// Reads the report whose `manifest.json` is `manifest` (its bytes), for the archive's `bucket`,
@@ -307,33 +454,34 @@ impl Inventory {
     /// The folder `prefix` (empty, or ending with `/`) as `ListObjectsV2` with a `/` delimiter
     /// lists it: its sub-folders once each, its objects; both sorted.
     pub fn list(&self, prefix: &str) -> Listing {
-        let keys = self.keys.as_str();
-        let objects = &self.objects;
-        let key = |i: usize| key_of(keys, &objects[i]);
-        let mut i = objects.partition_point(|o| key_of(keys, o) < prefix);
+        let folders = &self.folders;
+        let mut i = folders.partition_point(|f| self.path(f) < prefix);
         let mut out = Listing::default();
-        while i < objects.len() {
-            let Some(rest) = key(i).strip_prefix(prefix) else {
+        while i < folders.len() {
+            let f = &folders[i];
+            let Some(rest) = self.path(f).strip_prefix(prefix) else {
                 break;
             };
-            match rest.find('/') {
-                Some(slash) => {
-                    let folder = &key(i)[..prefix.len() + slash + 1];
-                    out.folders.push(folder.to_string());
-                    // Past every key in that folder: the first that sorts after "folder/\u{10FFFF}".
-                    let end = format!("{}0", &folder[..folder.len() - 1]);
-                    i += objects[i..].partition_point(|o| key_of(keys, o) < end.as_str());
-                }
-                None => {
-                    let o = &objects[i];
-                    out.objects.push(Entry {
-                        key: key(i).to_string(),
-                        size: o.size,
-                        storage_class: self.classes.get(o.class as usize).cloned(),
-                    });
-                    i += 1;
-                }
+            if rest.is_empty() {
+                let rows = &self.objects[f.first..f.first + f.count as usize];
+                out.objects.extend(rows.iter().map(|r| {
+                    let (stem, tail) = self.name(f, r);
+                    Entry {
+                        key: [prefix, stem, tail].concat(),
+                        size: r.size,
+                        storage_class: self.classes.get(r.class as usize).cloned(),
+                    }
+                }));
+                i += 1;
+                continue;
             }
+            // A deeper folder: its first level below `prefix` is a sub-folder, listed once.
+            let slash = rest.find('/').expect("a folder path ends with /");
+            let sub = &self.path(f)[..prefix.len() + slash + 1];
+            out.folders.push(sub.to_string());
+            // Past every folder within it: the first that sorts after "sub/\u{10FFFF}".
+            let end = format!("{}0", &sub[..sub.len() - 1]);
+            i += folders[i..].partition_point(|f| self.path(f) < end.as_str());
         }
         out
     }
@@ -384,6 +532,90 @@ mod tests {
         assert_eq!(l.folders, ["a/"]);
         assert_eq!(l.objects[0].key, "z.gz");
         assert!(i.list("nothing/").folders.is_empty());
+    }
+
+    /// `ListObjectsV2` with a `/` delimiter, written plainly over whole keys: the reference the
+    /// compact layout is checked against.
+    fn reference(keys: &std::collections::BTreeMap<String, u64>, prefix: &str) -> Listing {
+        let mut folders = std::collections::BTreeSet::new();
+        let mut out = Listing::default();
+        for (k, &size) in keys.range(prefix.to_string()..) {
+            let Some(rest) = k.strip_prefix(prefix) else {
+                break;
+            };
+            match rest.find('/') {
+                Some(slash) => {
+                    folders.insert(k[..prefix.len() + slash + 1].to_string());
+                }
+                None => out.objects.push(Entry {
+                    key: k.clone(),
+                    size,
+                    storage_class: None,
+                }),
+            }
+        }
+        out.folders = folders.into_iter().collect();
+        out
+    }
+
+    #[test]
+    fn names_held_after_their_folders_stem_list_as_whole_keys_do() {
+        // Log and digest folders whose names mostly start with the stem CloudTrail's naming
+        // gives them, and some that do not: a file of the day before filed late, AWS Config's
+        // write check, a name that is the stem and nothing more, a name sorting between the
+        // stemmed ones, sub-folders inside a day folder, keys listed twice.
+        let mut keys = std::collections::BTreeMap::new();
+        let mut b = Building::default();
+        let mut n = 0u64;
+        for account in ["111122223333", "444455556666"] {
+            for (region, day) in [("us-east-1", "2026/02/14"), ("eu-west-1", "2026/02/15")] {
+                let compact = day.replace('/', "");
+                let logs = format!("AWSLogs/o-1/{account}/CloudTrail/{region}/{day}/");
+                let digests = format!("AWSLogs/o-1/{account}/CloudTrail-Digest/{region}/{day}/");
+                let stem = format!("{account}_CloudTrail_{region}_{compact}T");
+                let mut names: Vec<String> = (0..12)
+                    .map(|i| {
+                        format!(
+                            "{logs}{stem}{:02}{:02}Z_{:016x}.json.gz",
+                            i * 2,
+                            i % 6 * 10,
+                            i * 7919
+                        )
+                    })
+                    .collect();
+                names.extend([
+                    format!("{logs}{account}_CloudTrail_{region}_20260213T2355Z_late.json.gz"),
+                    format!("{logs}ConfigWritabilityCheckFile"),
+                    format!("{logs}{stem}"),
+                    format!("{logs}{stem}0"),
+                    format!("{logs}{account}_CloudTrail_{region}_{compact}S.json.gz"),
+                    format!("{logs}sub/{stem}0000Z_a.json.gz"),
+                    format!("{logs}sub-x/b.json.gz"),
+                    format!("{digests}{account}_CloudTrail-Digest_{region}_org_us-east-1_{compact}T010203Z.json.gz"),
+                    format!("{digests}other.json.gz"),
+                ]);
+                for name in names.iter().chain(names.iter().step_by(5)) {
+                    n += 1;
+                    b.push(name, n, None).unwrap();
+                    keys.entry(name.clone()).or_insert(n);
+                }
+            }
+        }
+        let inv = b.finish(None);
+        assert_eq!(inv.len(), keys.len());
+        // Every folder any key is in, and each of its ancestors.
+        let mut prefixes: std::collections::BTreeSet<String> = [String::new()].into();
+        for k in keys.keys() {
+            for (i, _) in k.match_indices('/') {
+                prefixes.insert(k[..=i].to_string());
+            }
+        }
+        prefixes.insert("AWSLogs/o-1/1".to_string());
+        for p in &prefixes {
+            let (got, want) = (inv.list(p), reference(&keys, p));
+            assert_eq!(got.folders, want.folders, "{p}");
+            assert_eq!(got.objects, want.objects, "{p}");
+        }
     }
 
     #[test]
@@ -481,21 +713,35 @@ mod tests {
         pages * 4096
     }
 
+    /// The most resident memory this process has held so far, in bytes (Linux).
+    fn peak() -> usize {
+        let status = std::fs::read_to_string("/proc/self/status").unwrap();
+        let line = status.lines().find(|l| l.starts_with("VmHWM:")).unwrap();
+        let kib: usize = line.split_whitespace().nth(1).unwrap().parse().unwrap();
+        kib * 1024
+    }
+
     /// By hand (`cargo test --release --lib inventory_memory -- --ignored --nocapture`):
     /// the memory an inventory of a million CloudTrail keys holds, against the same rows as
-    /// `Entry`s (the layout before), measured as resident memory in one run.
+    /// `Entry`s, measured as resident memory in one run; and the most held while reading it
+    /// (arenas grow by doubling).
     #[test]
     #[ignore]
     fn inventory_memory() {
         let rows = 1_000_000;
+        // As CloudTrail names them: 50 accounts, 200 days, 100 files a day in each (one every
+        // five minutes for eight hours), each name repeating its folder's account, region, day.
         let key = |i: usize| {
+            let account = 111122223333u64 + (i % 50) as u64;
+            let slot = i / 50 % 100;
+            let day =
+                NaiveDate::from_ymd_opt(2026, 1, 1).unwrap() + chrono::Days::new((i / 5000) as u64);
             format!(
-                "AWSLogs/o-a1b2c3d4e5/{:012}/CloudTrail/us-east-1/2026/{:02}/{:02}/{:012}_CloudTrail_us-east-1_20260101T{:04}Z_{:016x}.json.gz",
-                111122223333u64 + (i % 500) as u64,
-                1 + i % 12,
-                1 + i % 28,
-                111122223333u64 + (i % 500) as u64,
-                i % 2400,
+                "AWSLogs/o-a1b2c3d4e5/{account:012}/CloudTrail/us-east-1/{}/{account:012}_CloudTrail_us-east-1_{}T{:02}{:02}Z_{:016x}.json.gz",
+                day.format("%Y/%m/%d"),
+                day.format("%Y%m%d"),
+                slot * 5 / 60,
+                slot * 5 % 60,
                 i as u64 * 0x9e37_79b9
             )
         };
@@ -507,6 +753,7 @@ mod tests {
         }
         let inv = b.finish(None);
         let compact = resident() - before;
+        let reading = peak() - before;
         assert_eq!(inv.len(), rows);
         drop(inv);
         let before = resident();
@@ -521,9 +768,11 @@ mod tests {
         let owned = resident() - before;
         assert_eq!(entries.len(), rows);
         println!(
-            "{rows} keys of {:.0} bytes on average: compact {:.0} bytes per object, owned entries {:.0}",
+            "{rows} keys of {:.0} bytes on average: compact {:.0} bytes per object ({:.0} at most \
+             while reading), owned entries {:.0}",
             key_bytes as f64 / rows as f64,
             compact as f64 / rows as f64,
+            reading as f64 / rows as f64,
             owned as f64 / rows as f64
         );
     }
