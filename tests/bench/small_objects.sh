@@ -4,9 +4,10 @@
 # the delay proxy (tests/bench/delay_proxy.rs, an example built here) at 50 ms of round-trip
 # time. Needs the release binary, s3s-fs
 # (`cargo install s3s-fs@0.14.1 --features binary`).
-# The server and the proxies run on the last core (SERVER_CPUS to choose others): left to the
-# scheduler, on a machine of two cores, their hundreds of threads land on keytrail's cores and
-# keytrail's CPU per object is read ~30% higher (2026-11-30: 251 µs against 173–182 pinned).
+# The server runs on the last core (SERVER_CPUS to choose others): left to the scheduler, on a
+# machine of two cores, its hundreds of threads land on keytrail's cores and keytrail's CPU per
+# object is read ~40% higher (2026-11-30: 251 µs against 172–182 pinned). The proxies are left
+# free: pinned beside the server they starve it (tests/bench/README.md, 2026-11-30).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 K=target/release/keytrail
@@ -20,10 +21,10 @@ mkdir -p "$ROOT/many-small" && cp -r "$DATA/logs/." "$ROOT/many-small/"   # s3s-
 taskset -c "$SERVER_CPUS" s3s-fs --host 127.0.0.1 --port 9016 --access-key test --secret-key testsecret "$ROOT" & S3=$!
 cargo build --release --locked --quiet --example delay_proxy
 P=target/release/examples/delay_proxy
-taskset -c "$SERVER_CPUS" $P 9017 127.0.0.1:9016 50 & PROXY=$!
+$P 9017 127.0.0.1:9016 50 & PROXY=$!
 # The same proxy without delay: on a machine of few cores the proxy's own CPU slows a run, so
 # the latency is read between the two runs through a proxy.
-taskset -c "$SERVER_CPUS" $P 9018 127.0.0.1:9016 0 & PROXY0=$!
+$P 9018 127.0.0.1:9016 0 & PROXY0=$!
 trap 'kill $S3 $PROXY $PROXY0; rm -rf "$ROOT"' EXIT
 sleep 1
 echo "== local + S3 at 0 ms"
